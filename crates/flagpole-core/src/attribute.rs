@@ -1,0 +1,117 @@
+//! Attribute references in clauses and rollouts, resolved against a [`Context`].
+
+use serde_json::Value;
+
+use crate::context::Context;
+
+/// Where a clause or rollout reads its value from. Parsed once at compile time.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum AttrRef {
+    /// `key`: the context's targeting key.
+    Key,
+    /// A top-level attribute by name.
+    Top(Box<str>),
+    /// A JSON pointer (`/address/city`): the first token names a top-level attribute,
+    /// the rest walk objects (and arrays by index).
+    Pointer(Box<str>, Box<[Box<str>]>),
+}
+
+/// A value read from a context, borrowed.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum AttrValue<'c> {
+    Str(&'c str),
+    Json(&'c Value),
+}
+
+impl AttrRef {
+    /// Parses an attribute reference; `Err` carries the reason it is invalid.
+    pub(crate) fn parse(attribute: &str) -> Result<AttrRef, String> {
+        if attribute.is_empty() {
+            return Err("attribute is required".into());
+        }
+        if attribute == "key" {
+            return Ok(AttrRef::Key);
+        }
+        let Some(pointer) = attribute.strip_prefix('/') else {
+            return Ok(AttrRef::Top(attribute.into()));
+        };
+        let mut tokens = pointer.split('/').map(unescape_token);
+        let first = tokens.next().filter(|t| !t.is_empty());
+        let Some(first) = first else {
+            return Err("JSON pointer must name an attribute after `/`".into());
+        };
+        let rest: Vec<Box<str>> = tokens.collect();
+        if rest.is_empty() {
+            Ok(AttrRef::Top(first))
+        } else {
+            Ok(AttrRef::Pointer(first, rest.into_boxed_slice()))
+        }
+    }
+
+    /// Reads the value; `None` if absent or null.
+    #[inline]
+    pub(crate) fn lookup<'c>(&self, ctx: &'c Context) -> Option<AttrValue<'c>> {
+        let value = match self {
+            AttrRef::Key => {
+                return (!ctx.key.is_empty()).then_some(AttrValue::Str(&ctx.key));
+            }
+            AttrRef::Top(name) => ctx.attributes.get(&**name)?,
+            AttrRef::Pointer(first, rest) => {
+                let mut current = ctx.attributes.get(&**first)?;
+                for token in rest.iter() {
+                    current = match current {
+                        Value::Object(map) => map.get(&**token)?,
+                        Value::Array(items) => items.get(token.parse::<usize>().ok()?)?,
+                        _ => return None,
+                    };
+                }
+                current
+            }
+        };
+        match value {
+            Value::Null => None,
+            Value::String(s) => Some(AttrValue::Str(s)),
+            other => Some(AttrValue::Json(other)),
+        }
+    }
+}
+
+/// RFC 6901: `~1` is `/`, `~0` is `~`.
+fn unescape_token(token: &str) -> Box<str> {
+    if token.contains('~') {
+        token.replace("~1", "/").replace("~0", "~").into()
+    } else {
+        token.into()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn parses_and_reads_pointers() {
+        let ctx = Context::new("u1")
+            .with(
+                "address",
+                json!({"city": "Oslo", "a/b": 1, "tags": ["x", "y"]}),
+            )
+            .with("plan", "pro");
+        let read = |a: &str| match AttrRef::parse(a).unwrap().lookup(&ctx) {
+            Some(AttrValue::Str(s)) => Some(json!(s)),
+            Some(AttrValue::Json(v)) => Some(v.clone()),
+            None => None,
+        };
+        assert_eq!(read("key"), Some(json!("u1")));
+        assert_eq!(read("plan"), Some(json!("pro")));
+        assert_eq!(read("/plan"), Some(json!("pro")));
+        assert_eq!(read("/address/city"), Some(json!("Oslo")));
+        assert_eq!(read("/address/a~1b"), Some(json!(1)));
+        assert_eq!(read("/address/tags/1"), Some(json!("y")));
+        assert_eq!(read("/address/zip"), None);
+        assert_eq!(read("/plan/x"), None);
+        assert!(AttrRef::parse("").is_err());
+        assert!(AttrRef::parse("/").is_err());
+    }
+}

@@ -1,0 +1,454 @@
+//! Clauses: compiled once from [`model::Clause`], then tested against contexts.
+
+use std::cmp::Ordering;
+use std::collections::HashMap;
+
+use regex::{Regex, RegexBuilder};
+use serde_json::Value;
+
+use crate::attribute::{AttrRef, AttrValue};
+use crate::context::Context;
+use crate::error::Sink;
+use crate::model::{self, Operator};
+use crate::snapshot::CompiledSegment;
+
+/// A regex may compile to at most this much memory; stops pathological patterns from
+/// a dashboard user eating the server and every SDK.
+const REGEX_SIZE_LIMIT: usize = 256 * 1024;
+
+/// A clause ready to test. Values are parsed and typed; nothing is parsed on the hot path
+/// except the context's own semver and date strings.
+#[derive(Debug)]
+pub(crate) struct CompiledClause {
+    attr: AttrRef,
+    negate: bool,
+    test: Test,
+}
+
+#[derive(Debug)]
+enum Test {
+    In {
+        strings: Box<[Box<str>]>,
+        numbers: Box<[f64]>,
+        bools: [bool; 2],
+        ci: bool,
+    },
+    Str {
+        op: StrOp,
+        values: Box<[Box<str>]>,
+        ci: bool,
+    },
+    Regex(Box<[Regex]>),
+    Number(Cmp, Box<[f64]>),
+    Semver(Cmp, Box<[semver::Version]>),
+    /// Epoch milliseconds.
+    Date(Cmp, Box<[i64]>),
+    Exists,
+    Segment(Box<[usize]>),
+}
+
+#[derive(Debug, Clone, Copy)]
+enum StrOp {
+    Contains,
+    StartsWith,
+    EndsWith,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Cmp {
+    Eq,
+    Lt,
+    Lte,
+    Gt,
+    Gte,
+}
+
+impl Cmp {
+    #[inline]
+    fn holds(self, ord: Ordering) -> bool {
+        match self {
+            Cmp::Eq => ord == Ordering::Equal,
+            Cmp::Lt => ord == Ordering::Less,
+            Cmp::Lte => ord != Ordering::Greater,
+            Cmp::Gt => ord == Ordering::Greater,
+            Cmp::Gte => ord != Ordering::Less,
+        }
+    }
+}
+
+/// Compiles one clause, reporting problems under `path` (e.g. `config.rules[0].clauses[1]`).
+pub(crate) fn compile(
+    clause: &model::Clause,
+    path: &str,
+    segments: &HashMap<&str, usize>,
+    sink: &mut Sink<'_>,
+) -> Option<CompiledClause> {
+    let op = clause.op;
+    let attr = if op == Operator::InSegment {
+        AttrRef::Key // unused: membership reads the key and the segment's own clauses
+    } else {
+        match AttrRef::parse(&clause.attribute) {
+            Ok(a) => a,
+            Err(msg) => {
+                sink.push(format!("{path}.attribute"), msg);
+                return None;
+            }
+        }
+    };
+    if op == Operator::Exists {
+        if !clause.values.is_empty() {
+            sink.push(format!("{path}.values"), "`exists` takes no values");
+            return None;
+        }
+        return Some(CompiledClause {
+            attr,
+            negate: clause.negate,
+            test: Test::Exists,
+        });
+    }
+    if op == Operator::Unknown {
+        sink.push(format!("{path}.op"), "unknown operator");
+        return None;
+    }
+    if clause.values.is_empty() {
+        sink.push(format!("{path}.values"), "at least one value is required");
+        return None;
+    }
+    let ci = clause.case_insensitive;
+    let mut ok = true;
+    // Runs `f` over each value, reporting failures at `values[i]`.
+    let mut each = |f: &mut dyn FnMut(&Value) -> Result<(), String>| {
+        for (i, v) in clause.values.iter().enumerate() {
+            if let Err(msg) = f(v) {
+                sink.push(format!("{path}.values[{i}]"), msg);
+                ok = false;
+            }
+        }
+    };
+    let test = match op {
+        Operator::In => {
+            let (mut strings, mut numbers, mut bools) = (Vec::new(), Vec::new(), [false; 2]);
+            each(&mut |v| match v {
+                Value::String(s) => Ok(strings.push(fold(s, ci))),
+                Value::Number(n) => Ok(numbers.push(n.as_f64().unwrap_or(f64::NAN))),
+                Value::Bool(b) => Ok(bools[usize::from(*b)] = true),
+                _ => Err("expected a string, number or boolean".into()),
+            });
+            Test::In {
+                strings: strings.into(),
+                numbers: numbers.into(),
+                bools,
+                ci,
+            }
+        }
+        Operator::Contains | Operator::StartsWith | Operator::EndsWith => {
+            let op = match op {
+                Operator::Contains => StrOp::Contains,
+                Operator::StartsWith => StrOp::StartsWith,
+                _ => StrOp::EndsWith,
+            };
+            let mut values = Vec::new();
+            each(&mut |v| Ok(values.push(fold(expect_str(v)?, ci))));
+            Test::Str {
+                op,
+                values: values.into(),
+                ci,
+            }
+        }
+        Operator::Matches => {
+            let mut regexes = Vec::new();
+            each(&mut |v| {
+                let re = RegexBuilder::new(expect_str(v)?)
+                    .case_insensitive(ci)
+                    .size_limit(REGEX_SIZE_LIMIT)
+                    .build()
+                    .map_err(|e| format!("invalid regex: {}", first_line(&e.to_string())))?;
+                Ok(regexes.push(re))
+            });
+            Test::Regex(regexes.into())
+        }
+        Operator::Eq | Operator::Lt | Operator::Lte | Operator::Gt | Operator::Gte => {
+            let mut numbers = Vec::new();
+            each(&mut |v| {
+                let n = v.as_f64().ok_or("expected a number")?;
+                Ok(numbers.push(n))
+            });
+            Test::Number(numeric_cmp(op), numbers.into())
+        }
+        Operator::SemverEq
+        | Operator::SemverLt
+        | Operator::SemverLte
+        | Operator::SemverGt
+        | Operator::SemverGte => {
+            let mut versions = Vec::new();
+            each(&mut |v| {
+                let s = expect_str(v)?;
+                let parsed = parse_semver(s).ok_or_else(|| format!("invalid semver `{s}`"))?;
+                Ok(versions.push(parsed))
+            });
+            Test::Semver(numeric_cmp(op), versions.into())
+        }
+        Operator::Before | Operator::After => {
+            let mut dates = Vec::new();
+            each(&mut |v| {
+                let ms = parse_date(v)
+                    .ok_or("expected an RFC 3339 date-time string or epoch milliseconds")?;
+                Ok(dates.push(ms))
+            });
+            let cmp = if op == Operator::Before {
+                Cmp::Lt
+            } else {
+                Cmp::Gt
+            };
+            Test::Date(cmp, dates.into())
+        }
+        Operator::InSegment => {
+            let mut idx = Vec::new();
+            each(&mut |v| {
+                let key = expect_str(v)?;
+                let i = segments
+                    .get(key)
+                    .ok_or_else(|| format!("unknown segment `{key}`"))?;
+                Ok(idx.push(*i))
+            });
+            Test::Segment(idx.into())
+        }
+        Operator::Exists | Operator::Unknown => unreachable!("handled above"),
+    };
+    ok.then_some(CompiledClause {
+        attr,
+        negate: clause.negate,
+        test,
+    })
+}
+
+impl CompiledClause {
+    /// Segment indices this clause refers to, for cycle detection.
+    pub(crate) fn segment_refs(&self) -> &[usize] {
+        match &self.test {
+            Test::Segment(s) => s,
+            _ => &[],
+        }
+    }
+
+    /// Does the context satisfy this clause? Never fails: a missing attribute or one of a
+    /// type the operator cannot compare makes the clause not match, negated or not.
+    #[inline]
+    pub(crate) fn matches(&self, ctx: &Context, segments: &[CompiledSegment]) -> bool {
+        let outcome = match &self.test {
+            Test::Exists => Some(self.attr.lookup(ctx).is_some()),
+            Test::Segment(list) => {
+                let mut any_known = false;
+                let mut member = false;
+                for &i in list.iter() {
+                    match segments[i].contains(ctx, segments) {
+                        Some(true) => {
+                            member = true;
+                            break;
+                        }
+                        Some(false) => any_known = true,
+                        None => {}
+                    }
+                }
+                (member || any_known).then_some(member)
+            }
+            _ => match self.attr.lookup(ctx) {
+                None => None,
+                Some(AttrValue::Str(s)) => self.test_scalar(Scalar::Str(s)),
+                Some(AttrValue::Json(Value::Array(items))) => {
+                    // A list attribute matches if any element does.
+                    let mut any_applicable = false;
+                    let mut hit = false;
+                    for item in items {
+                        match Scalar::of(item).and_then(|s| self.test_scalar(s)) {
+                            Some(true) => {
+                                hit = true;
+                                break;
+                            }
+                            Some(false) => any_applicable = true,
+                            None => {}
+                        }
+                    }
+                    (hit || any_applicable).then_some(hit)
+                }
+                Some(AttrValue::Json(v)) => Scalar::of(v).and_then(|s| self.test_scalar(s)),
+            },
+        };
+        match outcome {
+            Some(m) => m != self.negate,
+            None => false,
+        }
+    }
+
+    /// `None` when the value's type cannot be compared by this operator.
+    #[inline]
+    fn test_scalar(&self, value: Scalar<'_>) -> Option<bool> {
+        match (&self.test, value) {
+            (Test::In { strings, ci, .. }, Scalar::Str(s)) => {
+                Some(strings.iter().any(|v| eq_folded(s, v, *ci)))
+            }
+            (Test::In { numbers, .. }, Scalar::Num(n)) => Some(numbers.contains(&n)),
+            (Test::In { bools, .. }, Scalar::Bool(b)) => Some(bools[usize::from(b)]),
+            (Test::Str { op, values, ci }, Scalar::Str(s)) => {
+                Some(values.iter().any(|v| str_test(*op, s, v, *ci)))
+            }
+            (Test::Regex(res), Scalar::Str(s)) => Some(res.iter().any(|re| re.is_match(s))),
+            (Test::Number(cmp, values), Scalar::Num(n)) => Some(
+                values
+                    .iter()
+                    .any(|v| n.partial_cmp(v).is_some_and(|ord| cmp.holds(ord))),
+            ),
+            (Test::Semver(cmp, values), Scalar::Str(s)) => {
+                let version = parse_semver(s)?;
+                Some(values.iter().any(|v| cmp.holds(version.cmp_precedence(v))))
+            }
+            (Test::Date(cmp, values), scalar) => {
+                let ms = match scalar {
+                    Scalar::Str(s) => parse_rfc3339_ms(s)?,
+                    Scalar::Num(n) => finite_ms(n)?,
+                    Scalar::Bool(_) => return None,
+                };
+                Some(values.iter().any(|v| cmp.holds(ms.cmp(v))))
+            }
+            _ => None,
+        }
+    }
+}
+
+/// A context value an operator can compare.
+#[derive(Debug, Clone, Copy)]
+enum Scalar<'c> {
+    Str(&'c str),
+    Num(f64),
+    Bool(bool),
+}
+
+impl<'c> Scalar<'c> {
+    #[inline]
+    fn of(v: &'c Value) -> Option<Scalar<'c>> {
+        match v {
+            Value::String(s) => Some(Scalar::Str(s)),
+            Value::Number(n) => n.as_f64().map(Scalar::Num),
+            Value::Bool(b) => Some(Scalar::Bool(*b)),
+            _ => None,
+        }
+    }
+}
+
+fn numeric_cmp(op: Operator) -> Cmp {
+    match op {
+        Operator::Eq | Operator::SemverEq => Cmp::Eq,
+        Operator::Lt | Operator::SemverLt => Cmp::Lt,
+        Operator::Lte | Operator::SemverLte => Cmp::Lte,
+        Operator::Gt | Operator::SemverGt => Cmp::Gt,
+        _ => Cmp::Gte,
+    }
+}
+
+fn expect_str(v: &Value) -> Result<&str, String> {
+    v.as_str().ok_or_else(|| "expected a string".to_string())
+}
+
+fn first_line(s: &str) -> &str {
+    s.lines().find(|l| !l.trim().is_empty()).unwrap_or(s).trim()
+}
+
+/// Lowercases by Unicode simple case mapping, char by char, when case-insensitive. The same
+/// mapping is applied lazily to context values, so both sides fold identically.
+fn fold(s: &str, ci: bool) -> Box<str> {
+    if ci {
+        s.chars()
+            .flat_map(char::to_lowercase)
+            .collect::<String>()
+            .into()
+    } else {
+        s.into()
+    }
+}
+
+fn lower(s: &str) -> impl DoubleEndedIterator<Item = char> + Clone + '_ {
+    s.chars().flat_map(char::to_lowercase)
+}
+
+#[inline]
+fn eq_folded(attr: &str, folded: &str, ci: bool) -> bool {
+    if ci {
+        lower(attr).eq(folded.chars())
+    } else {
+        attr == folded
+    }
+}
+
+fn str_test(op: StrOp, attr: &str, folded: &str, ci: bool) -> bool {
+    if !ci {
+        return match op {
+            StrOp::Contains => attr.contains(folded),
+            StrOp::StartsWith => attr.starts_with(folded),
+            StrOp::EndsWith => attr.ends_with(folded),
+        };
+    }
+    // Case-insensitive without allocating: compare lowercase char streams.
+    let starts = |haystack: &str| {
+        let mut h = lower(haystack);
+        folded.chars().all(|c| h.next() == Some(c))
+    };
+    match op {
+        StrOp::StartsWith => starts(attr),
+        StrOp::EndsWith => {
+            let mut h = lower(attr).rev();
+            folded.chars().rev().all(|c| h.next() == Some(c))
+        }
+        StrOp::Contains => {
+            folded.is_empty() || attr.char_indices().any(|(i, _)| starts(&attr[i..]))
+        }
+    }
+}
+
+/// Semantic versions, accepting an optional leading `v` (`v1.2.3`) as most tooling does.
+fn parse_semver(s: &str) -> Option<semver::Version> {
+    let s = s.strip_prefix('v').unwrap_or(s);
+    semver::Version::parse(s).ok()
+}
+
+/// Dates in clause values: RFC 3339 strings or epoch milliseconds.
+fn parse_date(v: &Value) -> Option<i64> {
+    match v {
+        Value::String(s) => parse_rfc3339_ms(s),
+        Value::Number(n) => finite_ms(n.as_f64()?),
+        _ => None,
+    }
+}
+
+fn parse_rfc3339_ms(s: &str) -> Option<i64> {
+    let dt = time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).ok()?;
+    i64::try_from(dt.unix_timestamp_nanos().div_euclid(1_000_000)).ok()
+}
+
+fn finite_ms(n: f64) -> Option<i64> {
+    // ±8.64e15 ms is the range of ECMAScript dates; beyond it a number is not a date.
+    (n.is_finite() && n.abs() <= 8.64e15).then_some(n.floor() as i64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn case_insensitive_string_ops() {
+        assert!(str_test(StrOp::Contains, "Hello WORLD", "o wo", true));
+        assert!(!str_test(StrOp::Contains, "Hello WORLD", "o wo", false));
+        assert!(str_test(StrOp::StartsWith, "ÉCOLE", "éc", true));
+        assert!(str_test(StrOp::EndsWith, "straSSE", "sse", true));
+        assert!(!str_test(StrOp::EndsWith, "se", "sse", true));
+        assert!(eq_folded("ÅSE", "åse", true));
+    }
+
+    #[test]
+    fn dates() {
+        assert_eq!(parse_rfc3339_ms("1970-01-01T00:00:01Z"), Some(1000));
+        assert_eq!(parse_rfc3339_ms("1970-01-01T01:00:00+01:00"), Some(0));
+        assert_eq!(parse_rfc3339_ms("1969-12-31T23:59:59.999Z"), Some(-1));
+        assert_eq!(parse_rfc3339_ms("yesterday"), None);
+        assert_eq!(finite_ms(f64::INFINITY), None);
+    }
+}

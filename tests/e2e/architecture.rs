@@ -1,0 +1,58 @@
+//! Architecture invariants that span crates, checked mechanically.
+
+use std::process::Command;
+
+use flagpole_tests::workspace_root;
+
+/// flagpole-core is pure: no async runtime, no database, no HTTP, in its normal
+/// (non-dev) dependency tree. The server and SDK both evaluate through it; if it did IO,
+/// evaluation could block or fail.
+#[test]
+fn core_has_no_io_dependencies() {
+    let out = Command::new(env!("CARGO"))
+        .args([
+            "tree",
+            "-p",
+            "flagpole-core",
+            "-e",
+            "normal",
+            "--prefix",
+            "none",
+            "--format",
+            "{p}",
+        ])
+        .current_dir(workspace_root())
+        .output()
+        .expect("cargo tree runs");
+    assert!(
+        out.status.success(),
+        "cargo tree failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let tree = String::from_utf8(out.stdout).expect("utf-8");
+    let names: Vec<&str> = tree
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    assert!(
+        names.contains(&"flagpole-core"),
+        "unexpected cargo tree output: {tree}"
+    );
+    let forbidden = [
+        "tokio",
+        "sqlx",
+        "axum",
+        "hyper",
+        "reqwest",
+        "tokio-tungstenite",
+        "tungstenite",
+        "mio",
+        "async-std",
+    ];
+    for name in names {
+        assert!(
+            !forbidden.contains(&name),
+            "flagpole-core depends on IO crate `{name}`:\n{tree}"
+        );
+    }
+}
