@@ -129,9 +129,18 @@ pub(crate) fn compile(
         Operator::In => {
             let (mut strings, mut numbers, mut bools) = (Vec::new(), Vec::new(), [false; 2]);
             each(&mut |v| match v {
-                Value::String(s) => Ok(strings.push(fold(s, ci))),
-                Value::Number(n) => Ok(numbers.push(n.as_f64().unwrap_or(f64::NAN))),
-                Value::Bool(b) => Ok(bools[usize::from(*b)] = true),
+                Value::String(s) => {
+                    strings.push(fold(s, ci));
+                    Ok(())
+                }
+                Value::Number(n) => {
+                    numbers.push(n.as_f64().unwrap_or(f64::NAN));
+                    Ok(())
+                }
+                Value::Bool(b) => {
+                    bools[usize::from(*b)] = true;
+                    Ok(())
+                }
                 _ => Err("expected a string, number or boolean".into()),
             });
             Test::In {
@@ -148,7 +157,10 @@ pub(crate) fn compile(
                 _ => StrOp::EndsWith,
             };
             let mut values = Vec::new();
-            each(&mut |v| Ok(values.push(fold(expect_str(v)?, ci))));
+            each(&mut |v| {
+                values.push(fold(expect_str(v)?, ci));
+                Ok(())
+            });
             Test::Str {
                 op,
                 values: values.into(),
@@ -163,7 +175,8 @@ pub(crate) fn compile(
                     .size_limit(REGEX_SIZE_LIMIT)
                     .build()
                     .map_err(|e| format!("invalid regex: {}", first_line(&e.to_string())))?;
-                Ok(regexes.push(re))
+                regexes.push(re);
+                Ok(())
             });
             Test::Regex(regexes.into())
         }
@@ -171,7 +184,8 @@ pub(crate) fn compile(
             let mut numbers = Vec::new();
             each(&mut |v| {
                 let n = v.as_f64().ok_or("expected a number")?;
-                Ok(numbers.push(n))
+                numbers.push(n);
+                Ok(())
             });
             Test::Number(numeric_cmp(op), numbers.into())
         }
@@ -184,7 +198,8 @@ pub(crate) fn compile(
             each(&mut |v| {
                 let s = expect_str(v)?;
                 let parsed = parse_semver(s).ok_or_else(|| format!("invalid semver `{s}`"))?;
-                Ok(versions.push(parsed))
+                versions.push(parsed);
+                Ok(())
             });
             Test::Semver(numeric_cmp(op), versions.into())
         }
@@ -193,7 +208,8 @@ pub(crate) fn compile(
             each(&mut |v| {
                 let ms = parse_date(v)
                     .ok_or("expected an RFC 3339 date-time string or epoch milliseconds")?;
-                Ok(dates.push(ms))
+                dates.push(ms);
+                Ok(())
             });
             let cmp = if op == Operator::Before {
                 Cmp::Lt
@@ -209,7 +225,8 @@ pub(crate) fn compile(
                 let i = segments
                     .get(key)
                     .ok_or_else(|| format!("unknown segment `{key}`"))?;
-                Ok(idx.push(*i))
+                idx.push(*i);
+                Ok(())
             });
             Test::Segment(idx.into())
         }
@@ -269,7 +286,10 @@ impl CompiledClause {
                             None => {}
                         }
                     }
-                    (hit || any_applicable).then_some(hit)
+                    // An empty list is a list in which nothing matches, so a negated
+                    // clause matches it ("none of the groups is admin"); a non-empty list
+                    // with no comparable element is of the wrong type and never matches.
+                    (hit || any_applicable || items.is_empty()).then_some(hit)
                 }
                 Some(AttrValue::Json(v)) => Scalar::of(v).and_then(|s| self.test_scalar(s)),
             },

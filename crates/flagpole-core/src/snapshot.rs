@@ -508,6 +508,9 @@ fn compile_serve(
             let mut total: u64 = 0;
             let mut ok = true;
             for (wi, w) in r.weights.iter().enumerate() {
+                // Counted before the variant is resolved, so an unknown variant is reported
+                // once, not again as a bogus "weights must sum" error.
+                total += u64::from(w.weight);
                 let Some(v) = lookup(
                     sink,
                     format!("{path}.rollout.weights[{wi}].variant"),
@@ -523,7 +526,6 @@ fn compile_serve(
                     );
                     ok = false;
                 }
-                total += u64::from(w.weight);
                 if w.weight > 0 {
                     slices.push((total.min(u64::from(TOTAL_WEIGHT)) as u32, v));
                 }
