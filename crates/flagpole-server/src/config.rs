@@ -1,0 +1,112 @@
+//! Server settings. Every setting is a command-line flag and an environment variable;
+//! the doc comments are the `--help` text.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::str::FromStr;
+
+/// A string that never appears in logs or `Debug` output.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// The secret value. Call only where it is used, never to log.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+impl FromStr for Secret {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Secret(s.to_owned()))
+    }
+}
+
+impl From<&str> for Secret {
+    fn from(s: &str) -> Self {
+        Secret(s.to_owned())
+    }
+}
+
+/// How the server behaves. Shared by `flagpole serve` and tests.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Config {
+    /// Postgres URL (postgres://user:password@host:5432/db). Without it, Flagpole keeps
+    /// everything in an embedded SQLite file under --data-dir (single process only).
+    #[arg(long, env = "FLAGPOLE_DATABASE_URL")]
+    pub database_url: Option<Secret>,
+
+    /// Directory for the embedded SQLite database when no --database-url is given.
+    #[arg(long, env = "FLAGPOLE_DATA_DIR", default_value = ".flagpole-data")]
+    pub data_dir: PathBuf,
+
+    /// Maximum database connections in the pool.
+    #[arg(long, env = "FLAGPOLE_DB_MAX_CONNECTIONS", default_value_t = 16)]
+    pub db_max_connections: u32,
+
+    /// Largest accepted request body, in bytes; larger bodies get 413.
+    #[arg(long, env = "FLAGPOLE_BODY_LIMIT_BYTES", default_value_t = 1024 * 1024)]
+    pub body_limit_bytes: usize,
+
+    /// Email of the admin user created on first start.
+    #[arg(
+        long,
+        env = "FLAGPOLE_ADMIN_EMAIL",
+        default_value = "admin@flagpole.local"
+    )]
+    pub admin_email: String,
+
+    /// Password of the admin user created on first start. Generated and printed once if unset.
+    #[arg(long, env = "FLAGPOLE_ADMIN_PASSWORD")]
+    pub admin_password: Option<Secret>,
+
+    /// Admin API token created on first start. Generated and printed once if unset.
+    #[arg(long, env = "FLAGPOLE_ADMIN_TOKEN")]
+    pub admin_token: Option<Secret>,
+
+    /// Mark session cookies `Secure` (set this when serving over HTTPS).
+    #[arg(long, env = "FLAGPOLE_SECURE_COOKIES", default_value_t = false)]
+    pub secure_cookies: bool,
+
+    /// Session lifetime in hours.
+    #[arg(long, env = "FLAGPOLE_SESSION_HOURS", default_value_t = 12)]
+    pub session_hours: u64,
+
+    /// Log format: `json` (one object per line) or `pretty`.
+    #[arg(long, env = "FLAGPOLE_LOG_FORMAT", default_value = "json")]
+    pub log_format: LogFormat,
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// One JSON object per line, for log pipelines.
+    Json,
+    /// Human-readable, for a terminal.
+    Pretty,
+}
+
+impl Config {
+    /// Settings for tests and embedding: defaults everywhere, SQLite in `data_dir`.
+    pub fn for_tests(data_dir: PathBuf) -> Config {
+        Config {
+            database_url: None,
+            data_dir,
+            db_max_connections: 8,
+            body_limit_bytes: 1024 * 1024,
+            admin_email: "admin@flagpole.local".into(),
+            admin_password: Some("admin-password".into()),
+            admin_token: Some("fp_api_test_admin_token_0000000000000000".into()),
+            secure_cookies: false,
+            session_hours: 12,
+            log_format: LogFormat::Pretty,
+        }
+    }
+}

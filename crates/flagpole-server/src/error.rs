@@ -1,0 +1,347 @@
+//! The HTTP error boundary: one [`ApiError`] type, one JSON shape for every failure.
+//!
+//! ```json
+//! {"error": {"code": "validation_failed", "message": "...", "field": "config.rules[2].clauses[0].values[1]",
+//!            "details": [{"field": "...", "message": "..."}]},
+//!  "current": { ...the resource as it is now, on 409... }}
+//! ```
+//! Internal errors become a bare 500 for the client and a detailed log line for us.
+
+use axum::Json;
+use axum::extract::{FromRequest, Request};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+
+use flagpole_core::{CompileError, CompileErrors};
+
+/// One invalid field.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct FieldError {
+    /// Path of the field in the request body, e.g. `config.rules[0].serve.rollout.weights`.
+    pub field: String,
+    /// What is wrong with it.
+    pub message: String,
+}
+
+/// Every way an API call can fail.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// 400: the request could not be read (malformed JSON, bad query string).
+    #[error("{message}")]
+    BadRequest {
+        /// Explanation.
+        message: String,
+        /// Offending field, if known.
+        field: Option<String>,
+    },
+    /// 401: no valid credentials.
+    #[error("authentication required")]
+    Unauthenticated,
+    /// 403: credentials valid but not allowed to do this.
+    #[error("{0}")]
+    Forbidden(String),
+    /// 404.
+    #[error("{resource} `{key}` not found")]
+    NotFound {
+        /// Kind of resource (`flag`, `project`...).
+        resource: &'static str,
+        /// Its key or id.
+        key: String,
+    },
+    /// 409: a version mismatch or uniqueness conflict; `current` is the resource as stored.
+    #[error("{message}")]
+    Conflict {
+        /// Explanation.
+        message: String,
+        /// The current state, so the client can show what changed.
+        current: Option<Value>,
+    },
+    /// 413.
+    #[error("request body is larger than the limit")]
+    PayloadTooLarge,
+    /// 415.
+    #[error("expected Content-Type: application/json")]
+    UnsupportedMediaType,
+    /// 422: well-formed but invalid; every problem with its field path.
+    #[error("validation failed")]
+    Validation(Vec<FieldError>),
+    /// 429.
+    #[error("too many requests; retry in {retry_after_secs} s")]
+    TooManyRequests {
+        /// Seconds until a retry may succeed.
+        retry_after_secs: u64,
+    },
+    /// 503: the database (or another dependency) is unavailable; retry later.
+    #[error("{0}")]
+    Unavailable(String),
+    /// 500: a bug or an unexpected failure. Details are logged, never sent.
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+impl ApiError {
+    /// A 422 for one field.
+    pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
+        ApiError::Validation(vec![FieldError {
+            field: field.into(),
+            message: message.into(),
+        }])
+    }
+
+    /// A 404.
+    pub fn not_found(resource: &'static str, key: impl Into<String>) -> Self {
+        ApiError::NotFound {
+            resource,
+            key: key.into(),
+        }
+    }
+
+    /// Turns flagpole-core compile errors into a 422, prefixing each path with `prefix`
+    /// (the location of the compiled document inside the request body; may be empty).
+    /// Errors about other subjects than the one written are still reported, named by subject.
+    pub fn from_compile(errors: CompileErrors, field_of: impl Fn(&CompileError) -> String) -> Self {
+        ApiError::Validation(
+            errors
+                .0
+                .iter()
+                .map(|e| FieldError {
+                    field: field_of(e),
+                    message: e.message.clone(),
+                })
+                .collect(),
+        )
+    }
+
+    fn status(&self) -> StatusCode {
+        match self {
+            ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            ApiError::Unauthenticated => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::NotFound { .. } => StatusCode::NOT_FOUND,
+            ApiError::Conflict { .. } => StatusCode::CONFLICT,
+            ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn code(&self) -> &'static str {
+        match self {
+            ApiError::BadRequest { .. } => "bad_request",
+            ApiError::Unauthenticated => "unauthenticated",
+            ApiError::Forbidden(_) => "forbidden",
+            ApiError::NotFound { .. } => "not_found",
+            ApiError::Conflict { .. } => "conflict",
+            ApiError::PayloadTooLarge => "payload_too_large",
+            ApiError::UnsupportedMediaType => "unsupported_media_type",
+            ApiError::Validation(_) => "validation_failed",
+            ApiError::TooManyRequests { .. } => "too_many_requests",
+            ApiError::Unavailable(_) => "unavailable",
+            ApiError::Internal(_) => "internal",
+        }
+    }
+}
+
+/// The JSON error body, for OpenAPI.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    /// The error.
+    pub error: ErrorDetail,
+    /// On 409: the resource as currently stored.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub current: Option<Value>,
+}
+
+/// The `error` member of [`ErrorBody`].
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ErrorDetail {
+    /// Stable machine-readable code: `bad_request`, `unauthenticated`, `forbidden`,
+    /// `not_found`, `conflict`, `payload_too_large`, `unsupported_media_type`,
+    /// `validation_failed`, `too_many_requests`, `unavailable`, `internal`.
+    pub code: String,
+    /// Human-readable explanation.
+    pub message: String,
+    /// The first offending field, when there is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+    /// Every offending field (422).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub details: Vec<FieldError>,
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        let (message, field, details, current) = match &self {
+            ApiError::Internal(err) => {
+                tracing::error!(error = ?err, "internal error");
+                ("internal server error".to_owned(), None, Vec::new(), None)
+            }
+            ApiError::Validation(details) => {
+                let message = match details.as_slice() {
+                    [one] => format!("{}: {}", one.field, one.message),
+                    many => format!("{} fields are invalid", many.len()),
+                };
+                (
+                    message,
+                    details.first().map(|d| d.field.clone()),
+                    details.clone(),
+                    None,
+                )
+            }
+            ApiError::BadRequest { message, field } => {
+                (message.clone(), field.clone(), Vec::new(), None)
+            }
+            ApiError::Conflict { message, current } => {
+                (message.clone(), None, Vec::new(), current.clone())
+            }
+            other => (other.to_string(), None, Vec::new(), None),
+        };
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: self.code().to_owned(),
+                message,
+                field,
+                details,
+            },
+            current,
+        };
+        let mut response = (status, Json(body)).into_response();
+        if let ApiError::TooManyRequests { retry_after_secs } = self {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, retry_after_secs.into());
+        }
+        response
+    }
+}
+
+impl From<sqlx::Error> for ApiError {
+    fn from(err: sqlx::Error) -> Self {
+        match &err {
+            sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => {
+                tracing::warn!(error = %err, "database unavailable");
+                ApiError::Unavailable("the database is unavailable; retry shortly".into())
+            }
+            sqlx::Error::Database(db) if db.is_unique_violation() => ApiError::Conflict {
+                message: format!(
+                    "already exists ({})",
+                    db.constraint().unwrap_or("unique constraint")
+                ),
+                current: None,
+            },
+            _ => ApiError::Internal(err.into()),
+        }
+    }
+}
+
+impl From<serde_json::Error> for ApiError {
+    fn from(err: serde_json::Error) -> Self {
+        ApiError::Internal(err.into())
+    }
+}
+
+/// Result alias for handlers.
+pub type ApiResult<T> = Result<T, ApiError>;
+
+/// `Json<T>` with Flagpole's error format: 400 for malformed JSON (with line and column),
+/// 422 with the exact field path for well-formed JSON of the wrong shape, 413 over the size
+/// limit, 415 without a JSON content type.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ApiJson<T>(pub T);
+
+impl<T, S> FromRequest<S> for ApiJson<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let is_json = req
+            .headers()
+            .get(axum::http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .is_some_and(|mime| {
+                let mime = mime.trim();
+                mime == "application/json"
+                    || (mime.starts_with("application/") && mime.ends_with("+json"))
+            });
+        if !is_json {
+            return Err(ApiError::UnsupportedMediaType);
+        }
+        let bytes = bytes::Bytes::from_request(req, state)
+            .await
+            .map_err(|rejection| {
+                if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    ApiError::PayloadTooLarge
+                } else {
+                    ApiError::BadRequest {
+                        message: rejection.body_text(),
+                        field: None,
+                    }
+                }
+            })?;
+        parse_json(&bytes).map(ApiJson)
+    }
+}
+
+/// Parses a JSON body with Flagpole's error mapping (see [`ApiJson`]).
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let value: T = serde_path_to_error::deserialize(&mut de).map_err(|err| {
+        let path = err.path().to_string();
+        let inner = err.into_inner();
+        match inner.classify() {
+            serde_json::error::Category::Data => {
+                let field = if path == "." { String::new() } else { path };
+                ApiError::invalid(field, strip_position(&inner.to_string()))
+            }
+            _ => ApiError::BadRequest {
+                message: format!("malformed JSON: {inner}"),
+                field: None,
+            },
+        }
+    })?;
+    de.end().map_err(|e| ApiError::BadRequest {
+        message: format!("malformed JSON: {e}"),
+        field: None,
+    })?;
+    Ok(value)
+}
+
+/// serde_json appends " at line 1 column 42" to data errors; the field path says more.
+fn strip_position(message: &str) -> String {
+    match message.rfind(" at line ") {
+        Some(i) => message[..i].to_owned(),
+        None => message.to_owned(),
+    }
+}
+
+impl<T: Serialize> IntoResponse for ApiJson<T> {
+    fn into_response(self) -> Response {
+        Json(self.0).into_response()
+    }
+}
+
+/// Convenience for handlers returning the standard `{"error": ...}` 404 for unknown routes.
+pub async fn fallback_not_found(uri: axum::http::Uri) -> ApiError {
+    ApiError::NotFound {
+        resource: "route",
+        key: uri.path().to_owned(),
+    }
+}
+
+/// Shorthand to build a JSON value for `current` in conflicts.
+pub fn current_of<T: Serialize>(value: &T) -> Option<Value> {
+    serde_json::to_value(value)
+        .ok()
+        .or_else(|| Some(json!(null)))
+}

@@ -1,0 +1,77 @@
+//! Liveness and readiness probes.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use serde::Serialize;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::state::AppState;
+
+pub(crate) fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(healthz))
+        .routes(routes!(readyz))
+}
+
+/// Probe result.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct Health {
+    /// `ok` or `unavailable`.
+    pub(crate) status: &'static str,
+    /// What was checked and how it went.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub(crate) checks: Vec<Check>,
+}
+
+/// One readiness check.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct Check {
+    /// `database`, `migrations`...
+    pub(crate) name: &'static str,
+    /// Whether it passed.
+    pub(crate) ok: bool,
+}
+
+/// Liveness: the process is up and serving HTTP. Never checks dependencies, so a database
+/// outage does not get every replica restarted.
+#[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, body = Health)))]
+async fn healthz() -> Json<Health> {
+    Json(Health {
+        status: "ok",
+        checks: Vec::new(),
+    })
+}
+
+/// Readiness: the database is reachable and migrated; the load balancer should send traffic.
+#[utoipa::path(get, path = "/readyz", tag = "operations", responses(
+    (status = 200, body = Health), (status = 503, body = Health)))]
+async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Health>) {
+    let migrations = state.db.migrations_applied().await;
+    let database = migrations.is_ok();
+    let migrated = migrations.unwrap_or(false);
+    let checks = vec![
+        Check {
+            name: "database",
+            ok: database,
+        },
+        Check {
+            name: "migrations",
+            ok: migrated,
+        },
+    ];
+    let ready = checks.iter().all(|c| c.ok);
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (
+        status,
+        Json(Health {
+            status: if ready { "ok" } else { "unavailable" },
+            checks,
+        }),
+    )
+}

@@ -1,0 +1,47 @@
+//! The HTTP surface: every area exports its own `router()`, merged here with the OpenAPI
+//! document they describe.
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+
+use crate::error::fallback_not_found;
+use crate::state::AppState;
+
+mod health;
+
+/// The OpenAPI document's root; paths and schemas are added by each area's router.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Flagpole API",
+        description = "Feature flags: management REST API, OFREP evaluation and SDK endpoints."
+    ),
+    components(schemas(
+        crate::error::ErrorBody,
+        crate::error::ErrorDetail,
+        crate::error::FieldError
+    ))
+)]
+pub struct ApiDoc;
+
+/// Every route with its OpenAPI description, before state is attached.
+pub fn api() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi()).merge(health::router())
+}
+
+/// The OpenAPI document (what `cargo xtask codegen` writes to openapi/openapi.json).
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    api().into_openapi()
+}
+
+/// The complete application router.
+pub fn router(state: AppState) -> Router {
+    let body_limit = state.config.body_limit_bytes;
+    let (routes, _openapi) = api().split_for_parts();
+    routes
+        .fallback(fallback_not_found)
+        .layer(DefaultBodyLimit::max(body_limit))
+        .with_state(state)
+}

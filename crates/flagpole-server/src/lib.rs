@@ -1,0 +1,90 @@
+//! Flagpole's flag server as a library: [`run`] serves the API on a listener until a
+//! shutdown future completes. The `flagpole` binary is a thin wrapper around it; tests build
+//! an [`App`] over a fresh database and serve it on port 0.
+
+pub mod auth;
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod http;
+pub mod state;
+pub mod testing;
+
+use std::future::Future;
+
+use tokio::net::TcpListener;
+
+pub use config::Config;
+pub use db::Db;
+pub use state::AppState;
+
+/// Why the server could not start. Failures after start are logged, not returned.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// Opening or migrating the database failed.
+    #[error(transparent)]
+    Db(#[from] db::DbError),
+    /// Creating the first admin failed.
+    #[error("bootstrap: {0}")]
+    Bootstrap(#[source] anyhow::Error),
+    /// Serving failed.
+    #[error("serving: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// A configured server, ready to serve.
+pub struct App {
+    state: AppState,
+}
+
+impl App {
+    /// Opens the configured database (Postgres URL or SQLite in the data dir), migrates it
+    /// and prepares the state.
+    pub async fn build(config: Config) -> Result<App, StartError> {
+        let db = match &config.database_url {
+            Some(url) => Db::connect(url.expose(), config.db_max_connections).await?,
+            None => Db::open_sqlite_dir(&config.data_dir, config.db_max_connections).await?,
+        };
+        Self::with_db(db, config).await
+    }
+
+    /// Like [`App::build`] over an already opened database.
+    pub async fn with_db(db: Db, config: Config) -> Result<App, StartError> {
+        db.migrate().await?;
+        Ok(App {
+            state: AppState::new(db, config),
+        })
+    }
+
+    /// The shared state (for tests that want to look inside).
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// The router, for driving handlers in-process (`tower::ServiceExt::oneshot`).
+    pub fn router(&self) -> axum::Router {
+        http::router(self.state.clone())
+    }
+
+    /// Serves until `shutdown` completes, then stops accepting and finishes in-flight requests.
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), StartError> {
+        let router = self.router();
+        axum::serve(listener, router)
+            .with_graceful_shutdown(shutdown)
+            .await?;
+        Ok(())
+    }
+}
+
+/// Builds the app from `config` and serves it on `listener` until `shutdown` completes.
+pub async fn run(
+    config: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), StartError> {
+    App::build(config).await?.serve(listener, shutdown).await
+}

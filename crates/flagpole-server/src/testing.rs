@@ -1,0 +1,62 @@
+//! Test support: fresh databases on real Postgres and SQLite.
+//!
+//! Every call makes a brand-new database, so tests never see each other's data or a
+//! previous run's. Postgres is found through `FLAGPOLE_TEST_PG_URL` (an admin connection,
+//! default `postgres://postgres@127.0.0.1:5432/postgres`); the test command starts a
+//! server when none is reachable.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use sqlx::{Connection, Executor};
+
+use crate::db::{Backend, Db};
+
+/// Admin URL of the test Postgres server.
+pub fn postgres_admin_url() -> String {
+    std::env::var("FLAGPOLE_TEST_PG_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
+}
+
+fn unique_name(prefix: &str) -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    format!(
+        "{prefix}_{}_{}_{nanos}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// URL of a new, empty Postgres database.
+pub async fn fresh_postgres_url() -> anyhow::Result<String> {
+    sqlx::any::install_default_drivers();
+    let admin = postgres_admin_url();
+    let name = unique_name("fp_test");
+    let mut conn = sqlx::AnyConnection::connect(&admin).await?;
+    conn.execute(sqlx::AssertSqlSafe(format!("create database {name}")))
+        .await?;
+    conn.close().await?;
+    let base = admin.rsplit_once('/').map(|(b, _)| b).unwrap_or(&admin);
+    Ok(format!("{base}/{name}"))
+}
+
+/// A new, empty SQLite database file in a fresh temporary directory.
+pub fn fresh_sqlite_dir() -> anyhow::Result<PathBuf> {
+    let dir = std::env::temp_dir().join(unique_name("flagpole_test"));
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}
+
+/// A migrated, empty database of the given backend.
+pub async fn fresh_db(backend: Backend) -> anyhow::Result<Db> {
+    let db = match backend {
+        Backend::Postgres => Db::connect(&fresh_postgres_url().await?, 8).await?,
+        Backend::Sqlite => Db::open_sqlite_dir(&fresh_sqlite_dir()?, 8).await?,
+    };
+    db.migrate().await?;
+    Ok(db)
+}

@@ -1,0 +1,60 @@
+//! The `flagpole` binary: parse settings, start the server, stop on SIGTERM or Ctrl-C.
+
+use anyhow::Context as _;
+use clap::Parser;
+use flagpole_server::Config;
+
+#[derive(Parser)]
+#[command(
+    name = "flagpole",
+    version,
+    about = "Feature flags with real-time push"
+)]
+enum Cli {
+    /// Run the server (API, dashboard, OFREP, SDK stream).
+    Serve(ServeArgs),
+}
+
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "FLAGPOLE_LISTEN", default_value = "127.0.0.1:8080")]
+    listen: std::net::SocketAddr,
+    #[command(flatten)]
+    config: Config,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    match Cli::parse() {
+        Cli::Serve(args) => serve(args).await,
+    }
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("binding {}", args.listen))?;
+    eprintln!("flagpole listening on http://{}", listener.local_addr()?);
+    flagpole_server::run(args.config, listener, shutdown_signal()).await?;
+    Ok(())
+}
+
+/// Completes on SIGTERM (what Kubernetes and systemd send) or Ctrl-C.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { () = ctrl_c => {}, () = term => {} }
+}

@@ -1,0 +1,27 @@
+//! `cargo xtask run`: Flagpole on embedded SQLite, no set-up.
+
+use anyhow::Result;
+
+use crate::util::{cargo, run as sh};
+
+#[derive(clap::Args)]
+pub(crate) struct Args {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    listen: String,
+}
+
+pub(crate) fn run(args: Args) -> Result<()> {
+    sh(cargo().args([
+        "run",
+        "--release",
+        "-p",
+        "flagpole",
+        "--",
+        "serve",
+        "--log-format",
+        "pretty",
+        "--listen",
+        &args.listen,
+    ]))
+}

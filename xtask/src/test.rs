@@ -1,0 +1,52 @@
+//! `cargo xtask test`: every test, as CI runs it, on a fresh machine.
+//!
+//! One build is shared by everything (a single target dir; nextest runs all test binaries
+//! of the workspace from one compilation).
+
+use anyhow::Result;
+
+use crate::postgres;
+use crate::util::{cargo, have, run as sh};
+
+#[derive(clap::Args)]
+pub(crate) struct Args {
+    /// Skip `cargo fmt --check` and clippy (faster local iteration).
+    #[arg(long)]
+    no_lint: bool,
+}
+
+pub(crate) fn run(args: Args) -> Result<()> {
+    let started = std::time::Instant::now();
+    if !args.no_lint {
+        sh(cargo().args(["fmt", "--all", "--", "--check"]))?;
+        sh(cargo().args([
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ]))?;
+    }
+
+    let pg = postgres::ensure()?;
+    postgres::drop_stale_test_databases(&pg)?;
+    eprintln!("postgres: using {pg}");
+
+    if have("cargo-nextest") {
+        sh(cargo()
+            .args(["nextest", "run", "--workspace", "--no-fail-fast"])
+            .env("FLAGPOLE_TEST_PG_URL", &pg))?;
+    } else {
+        sh(cargo()
+            .args(["test", "--workspace", "--no-fail-fast"])
+            .env("FLAGPOLE_TEST_PG_URL", &pg))?;
+    }
+    // nextest does not run doctests.
+    sh(cargo().args(["test", "--workspace", "--doc"]))?;
+    eprintln!(
+        "xtask test: all passed in {} s",
+        started.elapsed().as_secs()
+    );
+    Ok(())
+}
