@@ -7,7 +7,9 @@ pub mod config;
 pub mod db;
 pub mod error;
 pub mod http;
+pub mod snapshots;
 pub mod state;
+pub mod store;
 pub mod testing;
 
 use std::future::Future;
@@ -51,9 +53,17 @@ impl App {
     /// Like [`App::build`] over an already opened database.
     pub async fn with_db(db: Db, config: Config) -> Result<App, StartError> {
         db.migrate().await?;
-        Ok(App {
-            state: AppState::new(db, config),
-        })
+        let state = AppState::new(db, config);
+        // Subscribe before warming: a write committed during warm-up is then still seen.
+        state
+            .snapshots
+            .spawn_follower(&state.changes, &state.tasks, state.shutdown.clone());
+        match state.snapshots.warm().await {
+            Ok(n) => tracing::info!(environments = n, "snapshot cache warmed"),
+            // Not fatal: /readyz reports it and retries; evaluations load on demand.
+            Err(error) => tracing::warn!(%error, "warming the snapshot cache failed"),
+        }
+        Ok(App { state })
     }
 
     /// The shared state (for tests that want to look inside).
@@ -73,9 +83,20 @@ impl App {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), StartError> {
         let router = self.router();
-        axum::serve(listener, router)
-            .with_graceful_shutdown(shutdown)
-            .await?;
+        let token = self.state.shutdown.clone();
+        // Background tasks (and long-lived requests such as streams) are told to stop as
+        // soon as shutdown begins, so the drain below is not held up by them.
+        let signal = async move {
+            shutdown.await;
+            token.cancel();
+        };
+        let served = axum::serve(listener, router)
+            .with_graceful_shutdown(signal)
+            .await;
+        self.state.shutdown.cancel();
+        self.state.tasks.close();
+        self.state.tasks.wait().await;
+        served?;
         Ok(())
     }
 }

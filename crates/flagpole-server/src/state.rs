@@ -16,12 +16,24 @@ pub struct AppState {
     pub config: Arc<Config>,
     /// Committed changes to environments' data, for caches and push.
     pub changes: ChangeFeed,
+    /// Compiled environments for evaluation (OFREP), kept fresh from `changes`.
+    pub snapshots: crate::snapshots::SnapshotCache,
+    /// Cancelled when the server shuts down; every background task watches it.
+    pub shutdown: tokio_util::sync::CancellationToken,
+    /// Background tasks, so shutdown can wait for them to finish.
+    pub tasks: tokio_util::task::TaskTracker,
 }
 
 impl AppState {
     /// State over an opened, migrated database.
     pub fn new(db: Db, config: Config) -> AppState {
         AppState {
+            snapshots: crate::snapshots::SnapshotCache::new(
+                db.clone(),
+                crate::snapshots::DEFAULT_TTL,
+            ),
+            shutdown: tokio_util::sync::CancellationToken::new(),
+            tasks: tokio_util::task::TaskTracker::new(),
             db,
             config: Arc::new(config),
             changes: ChangeFeed::new(),

@@ -10,6 +10,7 @@ use crate::error::fallback_not_found;
 use crate::state::AppState;
 
 mod health;
+mod ofrep;
 
 /// The OpenAPI document's root; paths and schemas are added by each area's router.
 #[derive(OpenApi)]
@@ -28,7 +29,9 @@ pub struct ApiDoc;
 
 /// Every route with its OpenAPI description, before state is attached.
 pub fn api() -> OpenApiRouter<AppState> {
-    OpenApiRouter::with_openapi(ApiDoc::openapi()).merge(health::router())
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(health::router())
+        .merge(ofrep::router())
 }
 
 /// The OpenAPI document (what `cargo xtask codegen` writes to openapi/openapi.json).

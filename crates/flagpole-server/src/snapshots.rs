@@ -1,0 +1,282 @@
+//! The per-environment cache of compiled snapshots that OFREP (and later push) evaluate
+//! against, so the request path never touches the database.
+//!
+//! Freshness comes from two sources:
+//! - the in-process [`ChangeFeed`]: after a write commits, the refresher task reloads the
+//!   changed environment and swaps the new snapshot in;
+//! - a time-to-live, the safety net for writes made by other replicas until push brings
+//!   LISTEN/NOTIFY between them.
+//!
+//! Every insert goes through moka's per-key `and_try_compute_with`, which serialises
+//! loaders of one environment and lets the newest `data_version` win: a slow load that
+//! started before a write can never overwrite the snapshot loaded after it.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use axum::http::HeaderValue;
+use flagpole_core::Snapshot;
+use flagpole_core::model::EnvironmentSnapshot;
+use moka::future::Cache;
+use moka::ops::compute::{CompResult, Op};
+use tokio::sync::broadcast::error::RecvError;
+use tokio_util::sync::CancellationToken;
+
+use crate::db::Db;
+use crate::state::{ChangeFeed, EnvChanged};
+use crate::store::snapshot::{environment_ids, load_environment};
+
+/// How long an entry is trusted without hearing of a change. Other replicas' writes become
+/// visible after at most this long.
+pub const DEFAULT_TTL: Duration = Duration::from_secs(15);
+
+/// One environment, compiled and ready to evaluate.
+#[derive(Debug)]
+pub struct CompiledEnvironment {
+    /// `environment.id`.
+    pub environment_id: i64,
+    /// The environment's `data_version` the snapshot was read at.
+    pub data_version: i64,
+    /// The leniently compiled snapshot (a broken flag evaluates to an error; the rest work).
+    pub snapshot: Snapshot,
+    /// Keys of flags with no targets, prerequisites or rules: what they serve does not
+    /// depend on the context, which OFREP reports as `STATIC`.
+    pub static_flags: HashSet<String>,
+    /// `"<environment id>-<data version>"`: changes whenever anything evaluated changes.
+    pub etag: String,
+}
+
+impl CompiledEnvironment {
+    /// Compiles `env` (read from environment `environment_id`).
+    pub fn compile(environment_id: i64, env: &EnvironmentSnapshot) -> CompiledEnvironment {
+        let snapshot = Snapshot::compile(env);
+        for error in snapshot.errors() {
+            tracing::warn!(environment_id, %error, "stored flag does not compile; it evaluates to an error");
+        }
+        let static_flags = env
+            .flags
+            .iter()
+            .filter(|f| {
+                f.config.targets.is_empty()
+                    && f.config.prerequisites.is_empty()
+                    && f.config.rules.is_empty()
+            })
+            .map(|f| f.flag.key.clone())
+            .collect();
+        let data_version = i64::try_from(env.version).unwrap_or(i64::MAX);
+        CompiledEnvironment {
+            environment_id,
+            data_version,
+            snapshot,
+            static_flags,
+            etag: format!("\"{environment_id}-{data_version}\""),
+        }
+    }
+
+    /// The ETag as a header value.
+    pub fn etag_header(&self) -> HeaderValue {
+        // Built from two integers and quotes: always a valid header value.
+        HeaderValue::from_str(&self.etag).unwrap_or(HeaderValue::from_static("\"0\""))
+    }
+}
+
+/// Why a snapshot could not be produced.
+#[derive(Debug, thiserror::Error)]
+pub enum SnapshotError {
+    /// The environment does not exist (it was deleted).
+    #[error("environment {0} not found")]
+    EnvironmentNotFound(i64),
+    /// Reading the database failed.
+    #[error("loading environment snapshot: {0}")]
+    Db(#[from] sqlx::Error),
+}
+
+/// Compiled environments by `environment.id`. Cheap to clone (shared inside).
+#[derive(Clone)]
+pub struct SnapshotCache {
+    db: Db,
+    cache: Cache<i64, Arc<CompiledEnvironment>>,
+    /// Set once every environment has been loaded (at start); read by /readyz.
+    warmed: Arc<AtomicBool>,
+}
+
+impl SnapshotCache {
+    /// An empty cache over `db` whose entries expire after `ttl`.
+    pub fn new(db: Db, ttl: Duration) -> SnapshotCache {
+        SnapshotCache {
+            db,
+            cache: Cache::builder().time_to_live(ttl).build(),
+            warmed: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    /// The compiled environment, loading it on a miss. Concurrent misses for one
+    /// environment load it once.
+    pub async fn get(
+        &self,
+        environment_id: i64,
+    ) -> Result<Arc<CompiledEnvironment>, Arc<SnapshotError>> {
+        if let Some(hit) = self.cache.get(&environment_id).await {
+            return Ok(hit);
+        }
+        let db = self.db.clone();
+        let result = self
+            .cache
+            .entry(environment_id)
+            .and_try_compute_with(|current| async move {
+                // Another caller may have loaded it while we waited for the entry lock.
+                if current.is_some() {
+                    return Ok(Op::Nop);
+                }
+                Ok(Op::Put(Arc::new(load(&db, environment_id).await?)))
+            })
+            .await
+            .map_err(Arc::new)?;
+        match result {
+            CompResult::Inserted(e) | CompResult::ReplacedWith(e) | CompResult::Unchanged(e) => {
+                Ok(e.into_value())
+            }
+            // Unreachable with the closure above; answer as if the environment vanished.
+            CompResult::StillNone(_) | CompResult::Removed(_) => {
+                Err(Arc::new(SnapshotError::EnvironmentNotFound(environment_id)))
+            }
+        }
+    }
+
+    /// Reloads a cached environment and swaps the result in if it is newer. Environments
+    /// not in the cache are left to load on their next use.
+    pub async fn refresh(&self, environment_id: i64) -> Result<(), SnapshotError> {
+        let db = self.db.clone();
+        self.cache
+            .entry(environment_id)
+            .and_try_compute_with(|current| async move {
+                let Some(current) = current else {
+                    return Ok(Op::Nop);
+                };
+                match load(&db, environment_id).await {
+                    Ok(fresh) if fresh.data_version > current.value().data_version => {
+                        Ok(Op::Put(Arc::new(fresh)))
+                    }
+                    Ok(_) => Ok(Op::Nop),
+                    Err(SnapshotError::EnvironmentNotFound(_)) => Ok(Op::Remove),
+                    Err(e) => Err(e),
+                }
+            })
+            .await?;
+        Ok(())
+    }
+
+    /// Applies a committed change: reloads the environment unless the cache already holds
+    /// that version or a later one.
+    pub async fn apply(&self, change: EnvChanged) -> Result<(), SnapshotError> {
+        match self.cache.get(&change.environment_id).await {
+            Some(cached) if cached.data_version >= change.data_version => Ok(()),
+            Some(_) => self.refresh(change.environment_id).await,
+            None => Ok(()),
+        }
+    }
+
+    /// Reloads every cached environment (after missing change events).
+    pub async fn refresh_all(&self) {
+        let ids: Vec<i64> = self.cache.iter().map(|(id, _)| *id).collect();
+        for id in ids {
+            if let Err(error) = self.refresh(id).await {
+                tracing::warn!(environment_id = id, %error, "refreshing snapshot failed; dropping it");
+                self.cache.invalidate(&id).await;
+            }
+        }
+    }
+
+    /// Loads every environment, so the first evaluations do not wait for the database.
+    /// Returns how many were loaded.
+    pub async fn warm(&self) -> Result<usize, Arc<SnapshotError>> {
+        let ids = environment_ids(&self.db)
+            .await
+            .map_err(|e| Arc::new(e.into()))?;
+        for &id in &ids {
+            match self.get(id).await {
+                Ok(_) => {}
+                // Deleted since we listed it: nothing to warm.
+                Err(e) if matches!(*e, SnapshotError::EnvironmentNotFound(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        self.warmed.store(true, Ordering::Release);
+        Ok(ids.len())
+    }
+
+    /// True once [`SnapshotCache::warm`] has succeeded; otherwise tries to warm now.
+    pub async fn ready(&self) -> bool {
+        if self.warmed.load(Ordering::Acquire) {
+            return true;
+        }
+        match self.warm().await {
+            Ok(_) => true,
+            Err(error) => {
+                tracing::warn!(%error, "snapshot cache is not warm");
+                false
+            }
+        }
+    }
+
+    /// Drops one environment (tests, and callers that know it was deleted).
+    pub async fn invalidate(&self, environment_id: i64) {
+        self.cache.invalidate(&environment_id).await;
+    }
+
+    /// Keeps the cache in step with `changes` until `shutdown` is cancelled. Subscribe
+    /// before spawning so no change committed after start-up is missed.
+    pub async fn follow(
+        self,
+        mut changes: tokio::sync::broadcast::Receiver<EnvChanged>,
+        shutdown: CancellationToken,
+    ) {
+        loop {
+            let received = tokio::select! {
+                () = shutdown.cancelled() => return,
+                received = changes.recv() => received,
+            };
+            match received {
+                Ok(change) => {
+                    if let Err(error) = self.apply(change).await {
+                        tracing::warn!(environment_id = change.environment_id, %error,
+                            "reloading changed environment failed; dropping it from the cache");
+                        self.cache.invalidate(&change.environment_id).await;
+                    }
+                }
+                // Changes were dropped: we cannot tell which environments moved, so every
+                // cached one is reloaded (mini-redis ignores `Lagged`; we must not).
+                Err(RecvError::Lagged(missed)) => {
+                    tracing::warn!(
+                        missed,
+                        "snapshot cache lagged behind the change feed; reloading all"
+                    );
+                    self.refresh_all().await;
+                }
+                Err(RecvError::Closed) => return,
+            }
+        }
+    }
+
+    /// Subscribes to `feed` and spawns [`SnapshotCache::follow`] on `tasks`.
+    pub fn spawn_follower(
+        &self,
+        feed: &ChangeFeed,
+        tasks: &tokio_util::task::TaskTracker,
+        shutdown: CancellationToken,
+    ) {
+        let receiver = feed.subscribe();
+        tasks.spawn(self.clone().follow(receiver, shutdown));
+    }
+}
+
+async fn load(db: &Db, environment_id: i64) -> Result<CompiledEnvironment, SnapshotError> {
+    let env = load_environment(db, environment_id)
+        .await?
+        .ok_or(SnapshotError::EnvironmentNotFound(environment_id))?;
+    // Compiled inline: an environment of a few hundred flags compiles in well under a
+    // millisecond, and this runs on a miss or after a write, never per evaluation.
+    Ok(CompiledEnvironment::compile(environment_id, &env))
+}
