@@ -3,6 +3,7 @@
 //! an [`App`] over a fresh database and serve it on port 0.
 
 pub mod auth;
+pub mod bootstrap;
 pub mod config;
 pub mod db;
 pub mod error;
@@ -53,6 +54,9 @@ impl App {
     /// Like [`App::build`] over an already opened database.
     pub async fn with_db(db: Db, config: Config) -> Result<App, StartError> {
         db.migrate().await?;
+        bootstrap::bootstrap(&db, &config)
+            .await
+            .map_err(StartError::Bootstrap)?;
         let state = AppState::new(db, config);
         // Subscribe before warming: a write committed during warm-up is then still seen.
         state
@@ -90,9 +94,13 @@ impl App {
             shutdown.await;
             token.cancel();
         };
-        let served = axum::serve(listener, router)
-            .with_graceful_shutdown(signal)
-            .await;
+        // Connect info gives handlers the peer address (login rate limiting per client).
+        let served = axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .with_graceful_shutdown(signal)
+        .await;
         self.state.shutdown.cancel();
         self.state.tasks.close();
         self.state.tasks.wait().await;

@@ -16,6 +16,8 @@ pub struct AppState {
     pub config: Arc<Config>,
     /// Committed changes to environments' data, for caches and push.
     pub changes: ChangeFeed,
+    /// Authentication caches and login counters.
+    pub auth: crate::auth::AuthState,
     /// Compiled environments for evaluation (OFREP), kept fresh from `changes`.
     pub snapshots: crate::snapshots::SnapshotCache,
     /// Cancelled when the server shuts down; every background task watches it.
@@ -37,6 +39,7 @@ impl AppState {
             db,
             config: Arc::new(config),
             changes: ChangeFeed::new(),
+            auth: crate::auth::AuthState::new(),
         }
     }
 }

@@ -163,4 +163,5 @@ create table session (
   created_at bigint not null,
   expires_at bigint not null
 );
-create index session_user on session (user_id);
+-- Quoted: session_user is a reserved word (a built-in function) in Postgres.
+create index "session_user" on session (user_id);

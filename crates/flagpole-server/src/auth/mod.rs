@@ -3,21 +3,35 @@
 //! Three kinds of credentials:
 //! - API tokens (`Authorization: Bearer fp_api_…`) for automation, with a role and an
 //!   optional project scope;
-//! - dashboard users, signed in with a password, carried by a session cookie (writes made
-//!   with a cookie also need the CSRF header);
+//! - dashboard users, signed in with a password, carried by the `fp_session` cookie (writes
+//!   made with a cookie also need the `X-CSRF-Token` header, see [`session`]);
 //! - SDK keys (`fp_sdk_…`), read-only and valid for one environment's stream and
-//!   evaluation endpoints only.
+//!   evaluation endpoints only ([`SdkClient`]).
 //!
 //! Handlers take an [`Actor`] (management API) or an [`SdkClient`] (SDK endpoints) as an
 //! extractor and call [`Actor::require`] with the role and project the action needs.
 
-use axum::extract::FromRequestParts;
+mod actor;
+pub(crate) use actor::session_actor;
+pub mod password;
+pub mod rate_limit;
+mod sdk_keys;
+pub mod session;
+
+use std::time::Duration;
+
+use axum::Json;
+use axum::http::StatusCode;
 use axum::http::request::Parts;
+use axum::response::{IntoResponse, Response};
+use moka::future::Cache;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::error::{ApiError, ApiResult};
-use crate::state::AppState;
+use crate::error::{ApiError, ApiResult, ErrorBody, ErrorDetail};
+
+pub use rate_limit::LoginLimiter;
+pub use sdk_keys::{SdkClient, SdkKeyCache};
 
 /// Prefix of API tokens; lets secret scanners and people recognise them.
 pub const API_TOKEN_PREFIX: &str = "fp_api_";
@@ -127,6 +141,97 @@ impl Actor {
     }
 }
 
+/// Authentication state shared by every request: caches and counters that must not hit the
+/// database on every call. Lives in [`crate::AppState::auth`].
+#[derive(Clone)]
+pub struct AuthState {
+    /// SDK key hash → client (or "invalid"), so SDK endpoints never query per request.
+    pub sdk_keys: SdkKeyCache,
+    /// Failed-login counters.
+    pub login_limiter: LoginLimiter,
+    /// API tokens whose `last_used_at` was written within the last minute: the write is
+    /// skipped for them, so a busy token costs one UPDATE a minute, not one per request.
+    token_recently_used: Cache<i64, ()>,
+}
+
+impl AuthState {
+    /// Production settings: SDK keys cached 30 s, 5 failed logins per email (20 per client
+    /// address) in 5 minutes.
+    pub fn new() -> AuthState {
+        AuthState::with_login_limiter(LoginLimiter::new(5, 20, Duration::from_secs(300)))
+    }
+
+    /// Like [`AuthState::new`] with another login limiter (tests use a small one).
+    pub fn with_login_limiter(login_limiter: LoginLimiter) -> AuthState {
+        AuthState {
+            sdk_keys: SdkKeyCache::new(Duration::from_secs(30)),
+            login_limiter,
+            token_recently_used: Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(Duration::from_secs(60))
+                .build(),
+        }
+    }
+}
+
+impl Default for AuthState {
+    fn default() -> Self {
+        AuthState::new()
+    }
+}
+
+/// Why a request was not authenticated: a 401 (with a message saying what to do) or any
+/// other [`ApiError`] (403 for a missing CSRF token, 500/503 when the database fails).
+/// Same JSON shape as every error.
+#[derive(Debug)]
+pub enum AuthError {
+    /// 401 with a specific explanation.
+    Unauthenticated(&'static str),
+    /// Anything else.
+    Api(ApiError),
+}
+
+impl From<ApiError> for AuthError {
+    fn from(err: ApiError) -> Self {
+        AuthError::Api(err)
+    }
+}
+
+impl From<sqlx::Error> for AuthError {
+    fn from(err: sqlx::Error) -> Self {
+        AuthError::Api(err.into())
+    }
+}
+
+impl From<AuthError> for ApiError {
+    fn from(err: AuthError) -> Self {
+        match err {
+            AuthError::Unauthenticated(_) => ApiError::Unauthenticated,
+            AuthError::Api(e) => e,
+        }
+    }
+}
+
+impl IntoResponse for AuthError {
+    fn into_response(self) -> Response {
+        match self {
+            AuthError::Unauthenticated(message) => {
+                let body = ErrorBody {
+                    error: ErrorDetail {
+                        code: "unauthenticated".into(),
+                        message: message.into(),
+                        field: None,
+                        details: Vec::new(),
+                    },
+                    current: None,
+                };
+                (StatusCode::UNAUTHORIZED, Json(body)).into_response()
+            }
+            AuthError::Api(e) => e.into_response(),
+        }
+    }
+}
+
 /// SHA-256 hex of a token, key or session id: what the database stores.
 pub fn hash_secret(secret: &str) -> String {
     hex::encode(Sha256::digest(secret.as_bytes()))
@@ -144,6 +249,12 @@ pub fn generate_secret(prefix: &str) -> String {
     format!("{prefix}{body}")
 }
 
+/// The part of a secret shown in lists so people can tell credentials apart: the
+/// `fp_xxx_` prefix and four characters (24 bits, far too few to help guess the rest).
+pub(crate) fn display_prefix(secret: &str) -> String {
+    secret.chars().take(API_TOKEN_PREFIX.len() + 4).collect()
+}
+
 /// The bearer token of a request, if any.
 pub fn bearer(parts: &Parts) -> Option<&str> {
     parts
@@ -155,76 +266,22 @@ pub fn bearer(parts: &Parts) -> Option<&str> {
         .map(str::trim)
 }
 
-impl FromRequestParts<AppState> for Actor {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
-        if let Some(token) = bearer(parts) {
-            return authenticate_token(state, token).await;
-        }
-        Err(ApiError::Unauthenticated)
-    }
-}
-
-async fn authenticate_token(state: &AppState, token: &str) -> ApiResult<Actor> {
-    if !token.starts_with(API_TOKEN_PREFIX) {
-        return Err(ApiError::Unauthenticated);
-    }
-    let row: Option<(i64, String, String, Option<i64>)> = sqlx::query_as(
-        "select id, name, role, project_id from api_token where token_hash = $1 and revoked_at is null",
-    )
-    .bind(hash_secret(token))
-    .fetch_optional(&state.db.pool)
-    .await?;
-    let Some((id, name, role, project_id)) = row else {
-        return Err(ApiError::Unauthenticated);
+/// True if `email` looks like an address: one `@` with something on both sides, a dot in
+/// the domain, no spaces, at most 254 characters. Deliverability is not our business.
+pub fn is_plausible_email(email: &str) -> bool {
+    let Some((local, domain)) = email.split_once('@') else {
+        return false;
     };
-    let role = Role::parse(&role)
-        .ok_or_else(|| anyhow::anyhow!("api_token {id} has unknown role {role}"))?;
-    Ok(Actor {
-        kind: ActorKind::Token { id },
-        name: format!("token:{name}"),
-        role,
-        project_id,
-    })
+    email.len() <= 254
+        && !local.is_empty()
+        && !domain.contains('@')
+        && domain.contains('.')
+        && !domain.starts_with('.')
+        && !domain.ends_with('.')
+        && !email.chars().any(|c| c.is_whitespace() || c.is_control())
 }
 
-/// An SDK authenticated by its SDK key: may read one environment.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct SdkClient {
-    /// The environment the key belongs to.
-    pub environment_id: i64,
-    /// That environment's project.
-    pub project_id: i64,
-}
-
-impl FromRequestParts<AppState> for SdkClient {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
-        let key = bearer(parts)
-            .or_else(|| parts.headers.get("x-api-key").and_then(|v| v.to_str().ok()))
-            .ok_or(ApiError::Unauthenticated)?;
-        if !key.starts_with(SDK_KEY_PREFIX) {
-            return Err(ApiError::Unauthenticated);
-        }
-        let row: Option<(i64, i64)> = sqlx::query_as(
-            "select e.id, e.project_id from sdk_key k join environment e on e.id = k.environment_id \
-             where k.key_hash = $1 and k.revoked_at is null",
-        )
-        .bind(hash_secret(key))
-        .fetch_optional(&state.db.pool)
-        .await?;
-        let (environment_id, project_id) = row.ok_or(ApiError::Unauthenticated)?;
-        Ok(SdkClient {
-            environment_id,
-            project_id,
-        })
-    }
+/// Compares two secrets in time independent of where they first differ.
+pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }

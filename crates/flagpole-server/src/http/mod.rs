@@ -9,8 +9,12 @@ use utoipa_axum::router::OpenApiRouter;
 use crate::error::fallback_not_found;
 use crate::state::AppState;
 
+mod auth;
 mod health;
 mod ofrep;
+mod sdk_keys;
+mod tokens;
+mod users;
 
 /// The OpenAPI document's root; paths and schemas are added by each area's router.
 #[derive(OpenApi)]
@@ -32,6 +36,10 @@ pub fn api() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(health::router())
         .merge(ofrep::router())
+        .merge(auth::router())
+        .merge(users::router())
+        .merge(tokens::router())
+        .merge(sdk_keys::router())
 }
 
 /// The OpenAPI document (what `cargo xtask codegen` writes to openapi/openapi.json).

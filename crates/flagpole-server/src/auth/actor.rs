@@ -1,0 +1,166 @@
+//! The [`Actor`] extractor: API token or session cookie → who is calling the management API.
+
+use axum::extract::FromRequestParts;
+use axum::http::Method;
+use axum::http::request::Parts;
+
+use super::session::{self, CSRF_HEADER, SessionRow};
+use super::{
+    API_TOKEN_PREFIX, Actor, ActorKind, AuthError, Role, SDK_KEY_PREFIX, bearer, constant_time_eq,
+    hash_secret,
+};
+use crate::db::now_ms;
+use crate::error::ApiError;
+use crate::state::AppState;
+
+const SDK_KEY_REJECTED: &str = "SDK keys are valid only for their environment's evaluation \
+     and stream endpoints; the management API needs an API token or a dashboard session";
+
+impl FromRequestParts<AppState> for Actor {
+    type Rejection = AuthError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        // An Authorization header wins over a cookie: automation never carries the
+        // dashboard's cookie by accident, and a bad token must not silently fall back.
+        if let Some(token) = bearer(parts) {
+            return authenticate_token(state, token).await;
+        }
+        if parts
+            .headers
+            .contains_key(axum::http::header::AUTHORIZATION)
+        {
+            return Err(AuthError::Unauthenticated(
+                "expected `Authorization: Bearer fp_api_…`",
+            ));
+        }
+        if let Some(cookie) = session::cookie_value(&parts.headers) {
+            return authenticate_session(state, cookie, parts).await;
+        }
+        if parts
+            .headers
+            .get("x-api-key")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|k| k.starts_with(SDK_KEY_PREFIX))
+        {
+            return Err(AuthError::Unauthenticated(SDK_KEY_REJECTED));
+        }
+        Err(AuthError::Unauthenticated(
+            "authentication required: an API token (Authorization: Bearer fp_api_…) or a \
+             dashboard session",
+        ))
+    }
+}
+
+async fn authenticate_token(state: &AppState, token: &str) -> Result<Actor, AuthError> {
+    if token.starts_with(SDK_KEY_PREFIX) {
+        return Err(AuthError::Unauthenticated(SDK_KEY_REJECTED));
+    }
+    if !token.starts_with(API_TOKEN_PREFIX) {
+        return Err(AuthError::Unauthenticated("invalid API token"));
+    }
+    // id, name, role, project_id, revoked_at
+    type Row = (i64, String, String, Option<i64>, Option<i64>);
+    let row: Option<Row> = sqlx::query_as(
+        "select id, name, role, project_id, revoked_at from api_token where token_hash = $1",
+    )
+    .bind(hash_secret(token))
+    .fetch_optional(&state.db.pool)
+    .await?;
+    let Some((id, name, role, project_id, revoked_at)) = row else {
+        return Err(AuthError::Unauthenticated("invalid API token"));
+    };
+    if revoked_at.is_some() {
+        return Err(AuthError::Unauthenticated("this API token was revoked"));
+    }
+    let role = Role::parse(&role).ok_or_else(|| {
+        ApiError::Internal(anyhow::anyhow!("api_token {id} has unknown role {role}"))
+    })?;
+    note_token_use(state, id).await;
+    Ok(Actor {
+        kind: ActorKind::Token { id },
+        name: format!("token:{name}"),
+        role,
+        project_id,
+    })
+}
+
+/// Records `last_used_at`, at most once a minute per token per replica: a write per request
+/// would turn every read into a write. A failure is logged, never fails the request.
+async fn note_token_use(state: &AppState, id: i64) {
+    let entry = state.auth.token_recently_used.entry(id).or_insert(()).await;
+    if !entry.is_fresh() {
+        return;
+    }
+    let result = sqlx::query("update api_token set last_used_at = $1 where id = $2")
+        .bind(now_ms())
+        .bind(id)
+        .execute(&state.db.pool)
+        .await;
+    if let Err(err) = result {
+        tracing::warn!(error = %err, token_id = id, "recording token use failed");
+    }
+}
+
+async fn authenticate_session(
+    state: &AppState,
+    cookie: &str,
+    parts: &Parts,
+) -> Result<Actor, AuthError> {
+    let (actor, session) = session_actor(state, cookie).await?;
+    let safe = matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS);
+    if !safe {
+        let sent = parts
+            .headers
+            .get(CSRF_HEADER)
+            .map(|v| v.as_bytes())
+            .unwrap_or_default();
+        if !constant_time_eq(sent, session.csrf_token.as_bytes()) {
+            return Err(ApiError::Forbidden(
+                "missing or wrong X-CSRF-Token header (the csrf_token from login or /api/v1/auth/me)"
+                    .into(),
+            )
+            .into());
+        }
+    }
+    Ok(actor)
+}
+
+/// The actor of a live session cookie, with the session (for its CSRF token). Checks expiry
+/// and that the user is enabled, not CSRF (the caller knows the method).
+pub(crate) async fn session_actor(
+    state: &AppState,
+    cookie: &str,
+) -> Result<(Actor, SessionRow), AuthError> {
+    let Some(session) = session::find(&state.db, cookie).await? else {
+        return Err(AuthError::Unauthenticated(
+            "the session is unknown or has ended; sign in again",
+        ));
+    };
+    if session.expires_at <= now_ms() {
+        return Err(AuthError::Unauthenticated(
+            "the session has expired; sign in again",
+        ));
+    }
+    if session.disabled_at.is_some() {
+        return Err(AuthError::Unauthenticated("this account is disabled"));
+    }
+    let role = Role::parse(&session.role).ok_or_else(|| {
+        ApiError::Internal(anyhow::anyhow!(
+            "app_user {} has unknown role {}",
+            session.user_id,
+            session.role
+        ))
+    })?;
+    let actor = Actor {
+        kind: ActorKind::User {
+            id: session.user_id,
+        },
+        name: format!("user:{}", session.email),
+        role,
+        project_id: session.project_id,
+    };
+    Ok((actor, session))
+}

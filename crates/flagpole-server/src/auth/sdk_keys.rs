@@ -1,0 +1,109 @@
+//! SDK keys: the [`SdkClient`] extractor and the cache that keeps the database off the
+//! evaluation hot path.
+
+use std::time::Duration;
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use moka::future::Cache;
+
+use super::{API_TOKEN_PREFIX, AuthError, SDK_KEY_PREFIX, bearer, hash_secret};
+use crate::db::Db;
+use crate::state::AppState;
+
+/// An SDK authenticated by its SDK key: may read one environment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SdkClient {
+    /// The environment the key belongs to.
+    pub environment_id: i64,
+    /// That environment's project.
+    pub project_id: i64,
+}
+
+/// Key hash → the client it authenticates, or `None` for a key that does not exist or was
+/// revoked (cached too, so a client hammering with a bad key costs no queries).
+///
+/// Entries live a short time: revoking on this replica invalidates at once
+/// ([`SdkKeyCache::invalidate`]); other replicas notice within the TTL.
+#[derive(Clone)]
+pub struct SdkKeyCache {
+    entries: Cache<String, Option<SdkClient>>,
+}
+
+impl SdkKeyCache {
+    /// A cache whose entries expire `ttl` after they were loaded.
+    pub fn new(ttl: Duration) -> SdkKeyCache {
+        SdkKeyCache {
+            entries: Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(ttl)
+                .build(),
+        }
+    }
+
+    /// The client for an SDK key (plaintext), from the cache or the database.
+    pub async fn lookup(&self, db: &Db, key: &str) -> Result<Option<SdkClient>, sqlx::Error> {
+        let hash = hash_secret(key);
+        // try_get_with runs one load per key even when many requests miss at once.
+        self.entries
+            .try_get_with(hash.clone(), load(db, hash))
+            .await
+            .map_err(|e| match std::sync::Arc::try_unwrap(e) {
+                Ok(e) => e,
+                Err(shared) => sqlx::Error::Protocol(format!("loading SDK key: {shared}")),
+            })
+    }
+
+    /// Forgets a key (by its stored hash), after it was revoked.
+    pub async fn invalidate(&self, key_hash: &str) {
+        self.entries.invalidate(key_hash).await;
+    }
+
+    /// Forgets every key, e.g. after an environment or project was deleted.
+    pub fn invalidate_all(&self) {
+        self.entries.invalidate_all();
+    }
+}
+
+async fn load(db: &Db, key_hash: String) -> Result<Option<SdkClient>, sqlx::Error> {
+    let row: Option<(i64, i64)> = sqlx::query_as(
+        "select e.id, e.project_id from sdk_key k join environment e on e.id = k.environment_id \
+         where k.key_hash = $1 and k.revoked_at is null",
+    )
+    .bind(key_hash)
+    .fetch_optional(&db.pool)
+    .await?;
+    Ok(row.map(|(environment_id, project_id)| SdkClient {
+        environment_id,
+        project_id,
+    }))
+}
+
+impl FromRequestParts<AppState> for SdkClient {
+    type Rejection = AuthError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let key = bearer(parts)
+            .or_else(|| parts.headers.get("x-api-key").and_then(|v| v.to_str().ok()))
+            .ok_or(AuthError::Unauthenticated(
+                "this endpoint needs an SDK key (Authorization: Bearer fp_sdk_… or X-API-Key)",
+            ))?;
+        if key.starts_with(API_TOKEN_PREFIX) {
+            return Err(AuthError::Unauthenticated(
+                "this endpoint needs an SDK key (fp_sdk_…), not an API token",
+            ));
+        }
+        if !key.starts_with(SDK_KEY_PREFIX) {
+            return Err(AuthError::Unauthenticated("invalid SDK key"));
+        }
+        state
+            .auth
+            .sdk_keys
+            .lookup(&state.db, key)
+            .await?
+            .ok_or(AuthError::Unauthenticated("invalid or revoked SDK key"))
+    }
+}

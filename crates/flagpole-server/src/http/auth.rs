@@ -1,0 +1,190 @@
+//! Dashboard sign-in: login, logout and "who am I" over the `fp_session` cookie.
+//!
+//! See [`crate::auth::session`] for the cookie and CSRF contract.
+
+use std::convert::Infallible;
+use std::net::{IpAddr, SocketAddr};
+
+use axum::Json;
+use axum::extract::{ConnectInfo, FromRequestParts, State};
+use axum::http::header::SET_COOKIE;
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::users::{User, load_user};
+use crate::auth::session::{self, CSRF_HEADER};
+use crate::auth::{AuthError, constant_time_eq, password, session_actor};
+use crate::db::now_ms;
+use crate::error::{ApiError, ApiJson, ApiResult, ErrorBody};
+use crate::state::AppState;
+
+pub(crate) fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(login))
+        .routes(routes!(logout))
+        .routes(routes!(me))
+}
+
+/// Sign-in request.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct LoginRequest {
+    /// The user's email (case-insensitive).
+    email: String,
+    /// The user's password.
+    password: String,
+}
+
+/// A signed-in dashboard session.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct SessionInfo {
+    /// The signed-in user.
+    user: User,
+    /// Send this in the `X-CSRF-Token` header on every non-GET request made with the cookie.
+    csrf_token: String,
+}
+
+/// The client's address for rate limiting: the socket's peer when the server was started
+/// with connect info ([`crate::App::serve`]); otherwise (in-process tests, embedding) the
+/// first `X-Forwarded-For` entry if there is one. The header is never preferred over the
+/// socket, because a client can write anything in it.
+pub(crate) struct ClientAddr(pub(crate) Option<IpAddr>);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
+    type Rejection = Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        if let Some(ConnectInfo(addr)) = parts.extensions.get::<ConnectInfo<SocketAddr>>() {
+            return Ok(ClientAddr(Some(addr.ip())));
+        }
+        let forwarded = parts
+            .headers
+            .get("x-forwarded-for")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(',').next())
+            .and_then(|first| first.trim().parse().ok());
+        Ok(ClientAddr(forwarded))
+    }
+}
+
+const BAD_CREDENTIALS: &str = "wrong email or password";
+
+/// Signs in. Sets the `fp_session` cookie (HttpOnly, SameSite=Strict) and returns the user
+/// with the CSRF token. Failed attempts are limited per email and per client address.
+#[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", request_body = LoginRequest,
+    responses(
+        (status = 200, body = SessionInfo, description = "Signed in; `Set-Cookie: fp_session=…`",
+            headers(("set-cookie" = String, description = "The session cookie"))),
+        (status = 401, body = ErrorBody, description = "Wrong email or password"),
+        (status = 422, body = ErrorBody),
+        (status = 429, body = ErrorBody, description = "Too many failed attempts; see Retry-After",
+            headers(("retry-after" = u64, description = "Seconds to wait")))))]
+async fn login(
+    State(state): State<AppState>,
+    ClientAddr(client): ClientAddr,
+    ApiJson(body): ApiJson<LoginRequest>,
+) -> Result<Response, AuthError> {
+    if body.password.chars().count() > password::MAX_PASSWORD_LEN {
+        // Bounds the hashing work an anonymous caller can ask for.
+        return Err(ApiError::invalid("password", "too long").into());
+    }
+    let email = body.email.trim().to_lowercase();
+    let limiter = &state.auth.login_limiter;
+    if let Err(retry_after_secs) = limiter.check(&email, client).await {
+        return Err(ApiError::TooManyRequests { retry_after_secs }.into());
+    }
+    let row: Option<(i64, String, Option<i64>)> =
+        sqlx::query_as("select id, password_hash, disabled_at from app_user where email = $1")
+            .bind(&email)
+            .fetch_optional(&state.db.pool)
+            .await?;
+    // Unknown emails are verified against a dummy hash: same work, same answer, so neither
+    // the message nor the timing tells whether the email exists.
+    let (user_id, hash, disabled) = match row {
+        Some((id, hash, disabled_at)) => (Some(id), Some(hash), disabled_at.is_some()),
+        None => (None, None, false),
+    };
+    let matched = password::verify(body.password, hash)
+        .await
+        .map_err(ApiError::Internal)?;
+    let user_id = match user_id {
+        Some(id) if matched && !disabled => id,
+        _ => {
+            limiter.record_failure(&email, client).await;
+            return Err(AuthError::Unauthenticated(BAD_CREDENTIALS));
+        }
+    };
+    limiter.reset(&email).await;
+    let hours = state.config.session_hours;
+    let new = session::create(&state.db, user_id, hours).await?;
+    let mut conn = state.db.pool.acquire().await?;
+    let user = load_user(&mut conn, user_id)
+        .await?
+        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("user {user_id} vanished at login")))?;
+    let cookie = session::set_cookie(
+        &new.cookie_value,
+        hours.saturating_mul(3600),
+        state.config.secure_cookies,
+    );
+    let body = SessionInfo {
+        user,
+        csrf_token: new.csrf_token,
+    };
+    Ok(([(SET_COOKIE, cookie)], Json(body)).into_response())
+}
+
+/// Signs out: ends the session of the cookie (which needs the `X-CSRF-Token` header, like
+/// every cookie write) and clears the cookie. Without a live session it only clears it.
+#[utoipa::path(post, path = "/api/v1/auth/logout", tag = "auth",
+    params(("X-CSRF-Token" = Option<String>, Header, description = "The session's CSRF token")),
+    responses(
+        (status = 204, description = "Signed out; the cookie is cleared"),
+        (status = 403, body = ErrorBody, description = "Missing or wrong CSRF token")))]
+async fn logout(State(state): State<AppState>, headers: HeaderMap) -> ApiResult<Response> {
+    if let Some(cookie) = session::cookie_value(&headers)
+        && let Some(found) = session::find(&state.db, cookie).await?
+    {
+        if found.expires_at > now_ms() {
+            let sent = headers
+                .get(CSRF_HEADER)
+                .map(|v| v.as_bytes())
+                .unwrap_or_default();
+            if !constant_time_eq(sent, found.csrf_token.as_bytes()) {
+                return Err(ApiError::Forbidden(
+                    "missing or wrong X-CSRF-Token header".into(),
+                ));
+            }
+        }
+        session::delete(&state.db, cookie).await?;
+    }
+    let clear = session::clear_cookie(state.config.secure_cookies);
+    Ok((StatusCode::NO_CONTENT, [(SET_COOKIE, clear)]).into_response())
+}
+
+/// The signed-in user and the session's CSRF token (the dashboard calls this after a page
+/// reload). Needs the session cookie; API tokens get 401.
+#[utoipa::path(get, path = "/api/v1/auth/me", tag = "auth",
+    responses(
+        (status = 200, body = SessionInfo),
+        (status = 401, body = ErrorBody, description = "No live session")))]
+async fn me(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Json<SessionInfo>, AuthError> {
+    let cookie = session::cookie_value(&headers).ok_or(AuthError::Unauthenticated(
+        "no dashboard session: sign in with POST /api/v1/auth/login",
+    ))?;
+    let (_, found) = session_actor(&state, cookie).await?;
+    let mut conn = state.db.pool.acquire().await?;
+    let user = load_user(&mut conn, found.user_id)
+        .await?
+        .ok_or(AuthError::Unauthenticated("the session has ended"))?;
+    Ok(Json(SessionInfo {
+        user,
+        csrf_token: found.csrf_token,
+    }))
+}
