@@ -341,7 +341,5 @@ pub async fn fallback_not_found(uri: axum::http::Uri) -> ApiError {
 
 /// Shorthand to build a JSON value for `current` in conflicts.
 pub fn current_of<T: Serialize>(value: &T) -> Option<Value> {
-    serde_json::to_value(value)
-        .ok()
-        .or_else(|| Some(json!(null)))
+    serde_json::to_value(value).ok().or(Some(json!(null)))
 }

@@ -11,6 +11,7 @@ pub mod http;
 pub mod snapshots;
 pub mod state;
 pub mod store;
+pub mod telemetry;
 pub mod testing;
 
 use std::future::Future;
@@ -62,6 +63,7 @@ impl App {
         state
             .snapshots
             .spawn_follower(&state.changes, &state.tasks, state.shutdown.clone());
+        state.tasks.spawn(telemetry::upkeep(state.shutdown.clone()));
         match state.snapshots.warm().await {
             Ok(n) => tracing::info!(environments = n, "snapshot cache warmed"),
             // Not fatal: /readyz reports it and retries; evaluations load on demand.

@@ -221,6 +221,13 @@ impl SnapshotCache {
         }
     }
 
+    /// Number of cached environments (for the metrics gauge).
+    pub async fn cached_environments(&self) -> u64 {
+        // moka counts lazily; settle pending inserts and evictions first.
+        self.cache.run_pending_tasks().await;
+        self.cache.entry_count()
+    }
+
     /// Drops one environment (tests, and callers that know it was deleted).
     pub async fn invalidate(&self, environment_id: i64) {
         self.cache.invalidate(&environment_id).await;

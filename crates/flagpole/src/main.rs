@@ -3,6 +3,7 @@
 use anyhow::Context as _;
 use clap::Parser;
 use flagpole_server::Config;
+use flagpole_server::config::LogFormat;
 
 #[derive(Parser)]
 #[command(
@@ -32,12 +33,36 @@ async fn main() -> anyhow::Result<()> {
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    init_logging(args.config.log_format);
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("binding {}", args.listen))?;
-    eprintln!("flagpole listening on http://{}", listener.local_addr()?);
+    tracing::info!(address = %listener.local_addr()?, "flagpole listening");
     flagpole_server::run(args.config, listener, shutdown_signal()).await?;
     Ok(())
+}
+
+/// Logs to stdout, one JSON object per line (or human-readable with `--log-format pretty`),
+/// filtered by `RUST_LOG` (default `info`). Each request's lines carry its span: request id,
+/// method, route and path.
+fn init_logging(format: LogFormat) {
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let registry = tracing_subscriber::registry().with(filter);
+    match format {
+        LogFormat::Json => registry
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .json()
+                    .flatten_event(true)
+                    .with_current_span(true)
+                    .with_span_list(false),
+            )
+            .init(),
+        LogFormat::Pretty => registry.with(tracing_subscriber::fmt::layer()).init(),
+    }
 }
 
 /// Completes on SIGTERM (what Kubernetes and systemd send) or Ctrl-C.

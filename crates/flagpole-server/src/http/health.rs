@@ -44,7 +44,8 @@ async fn healthz() -> Json<Health> {
     })
 }
 
-/// Readiness: the database is reachable and migrated; the load balancer should send traffic.
+/// Readiness: the database is reachable and migrated and the evaluation caches are warm;
+/// the load balancer should send traffic.
 #[utoipa::path(get, path = "/readyz", tag = "operations", responses(
     (status = 200, body = Health), (status = 503, body = Health)))]
 async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Health>) {
@@ -59,6 +60,11 @@ async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Health>) {
         Check {
             name: "migrations",
             ok: migrated,
+        },
+        Check {
+            // Every environment's snapshot loaded at least once, so OFREP answers from memory.
+            name: "caches",
+            ok: database && state.snapshots.ready().await,
         },
     ];
     let ready = checks.iter().all(|c| c.ok);

@@ -10,8 +10,10 @@ use crate::error::fallback_not_found;
 use crate::state::AppState;
 
 mod auth;
+mod docs;
 mod health;
 mod ofrep;
+mod ops;
 mod sdk_keys;
 mod tokens;
 mod users;
@@ -36,6 +38,7 @@ pub fn api() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(health::router())
         .merge(ofrep::router())
+        .merge(ops::router())
         .merge(auth::router())
         .merge(users::router())
         .merge(tokens::router())
@@ -50,9 +53,12 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 /// The complete application router.
 pub fn router(state: AppState) -> Router {
     let body_limit = state.config.body_limit_bytes;
-    let (routes, _openapi) = api().split_for_parts();
-    routes
+    // Install the metrics recorder before anything records.
+    crate::telemetry::prometheus();
+    let (routes, openapi) = api().split_for_parts();
+    let routes = routes
+        .merge(docs::router(openapi))
         .fallback(fallback_not_found)
-        .layer(DefaultBodyLimit::max(body_limit))
-        .with_state(state)
+        .layer(DefaultBodyLimit::max(body_limit));
+    crate::telemetry::instrument(routes).with_state(state)
 }

@@ -1,0 +1,134 @@
+//! Metrics and request logging: the Prometheus recorder, and the layers that give every
+//! request an id, a log span and its HTTP metrics.
+//!
+//! Metric names:
+//! - `http_requests_total{method, route, status}` and
+//!   `http_request_duration_seconds{method, route, status}` (histogram). `route` is the
+//!   matched route template (`/ofrep/v1/evaluate/flags/{key}`), never the raw path, so
+//!   flag keys and ids cannot blow up the label cardinality; unmatched paths are `unmatched`.
+//! - `flag_evaluations_total{reason}` (OFREP; see `http::ofrep`).
+//! - `db_pool_connections`, `db_pool_idle_connections`, `db_pool_max_connections`,
+//!   `snapshot_cache_environments` (gauges set when `/metrics` is scraped).
+
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::{MatchedPath, Request};
+use axum::http::HeaderName;
+use axum::middleware::Next;
+use axum::response::Response;
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use tokio_util::sync::CancellationToken;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+use tracing::Span;
+
+/// Request id header: taken from the client or load balancer when present, else generated;
+/// echoed in the response and recorded on every log line of the request.
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
+
+/// Latency buckets in seconds: fine-grained below 10 ms, where evaluation lives.
+const LATENCY_BUCKETS: &[f64] = &[
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+    5.0, 10.0,
+];
+
+/// The process-wide Prometheus handle. The recorder is installed globally on first use;
+/// a process (a test binary builds many apps) installs it once.
+pub fn prometheus() -> &'static PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE.get_or_init(|| {
+        let builder = PrometheusBuilder::new();
+        let builder = match builder.set_buckets_for_metric(
+            Matcher::Full("http_request_duration_seconds".into()),
+            LATENCY_BUCKETS,
+        ) {
+            Ok(b) => b,
+            // Only fails for an empty bucket list, which LATENCY_BUCKETS is not.
+            Err(_) => PrometheusBuilder::new(),
+        };
+        let recorder = builder.build_recorder();
+        let handle = recorder.handle();
+        if metrics::set_global_recorder(recorder).is_err() {
+            tracing::warn!("a metrics recorder was already installed; /metrics will be empty");
+        }
+        handle
+    })
+}
+
+/// Drains histogram samples into their buckets periodically, so memory stays bounded
+/// between scrapes (the exporter's own HTTP listener would do this; we serve /metrics
+/// ourselves). Ends when `shutdown` is cancelled.
+pub async fn upkeep(shutdown: CancellationToken) {
+    let mut tick = tokio::time::interval(Duration::from_secs(5));
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            _ = tick.tick() => prometheus().run_upkeep(),
+        }
+    }
+}
+
+/// Wraps every route of `router` (and its fallback) with, from the outside in: request id
+/// (set if absent, then propagated to the response), a tracing span with the request id,
+/// method, route and path plus one log line per response with status and latency, and the
+/// HTTP metrics.
+pub fn instrument<S: Clone + Send + Sync + 'static>(router: Router<S>) -> Router<S> {
+    let request_id = HeaderName::from_static(REQUEST_ID_HEADER);
+    let trace = TraceLayer::new_for_http()
+        .make_span_with(|req: &Request| {
+            let request_id = req
+                .headers()
+                .get(REQUEST_ID_HEADER)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
+            let route = req
+                .extensions()
+                .get::<MatchedPath>()
+                .map_or("unmatched", MatchedPath::as_str);
+            tracing::info_span!(
+                "request",
+                request_id,
+                method = %req.method(),
+                route,
+                path = req.uri().path(),
+            )
+        })
+        .on_request(())
+        .on_response(|res: &Response, latency: Duration, _span: &Span| {
+            tracing::info!(
+                status = res.status().as_u16(),
+                latency_ms = latency.as_secs_f64() * 1000.0,
+                "request finished"
+            );
+        });
+    // `Router::layer` wraps each route after routing, so `MatchedPath` is available to the
+    // span and the metrics. Layers added later run first: the id is set before the span.
+    router
+        .layer(axum::middleware::from_fn(track_http))
+        .layer(PropagateRequestIdLayer::new(request_id.clone()))
+        .layer(trace)
+        .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+}
+
+/// Counts the request and records its latency, labelled by method, route template and
+/// status.
+async fn track_http(req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = req.method().as_str().to_owned();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let response = next.run(req).await;
+    let labels = [
+        ("method", method),
+        ("route", route),
+        ("status", response.status().as_u16().to_string()),
+    ];
+    metrics::counter!("http_requests_total", &labels).increment(1);
+    metrics::histogram!("http_request_duration_seconds", &labels)
+        .record(started.elapsed().as_secs_f64());
+    response
+}
