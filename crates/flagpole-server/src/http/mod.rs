@@ -9,12 +9,20 @@ use utoipa_axum::router::OpenApiRouter;
 use crate::error::fallback_not_found;
 use crate::state::AppState;
 
+mod audit;
 mod auth;
 mod docs;
+mod domain_common;
+mod environments;
+mod flag_configs;
+mod flags;
 mod health;
+mod history;
 mod ofrep;
 mod ops;
+mod projects;
 mod sdk_keys;
+mod segments;
 mod tokens;
 mod users;
 
@@ -37,6 +45,13 @@ pub struct ApiDoc;
 pub fn api() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(health::router())
+        .merge(projects::router())
+        .merge(environments::router())
+        .merge(flags::router())
+        .merge(flag_configs::router())
+        .merge(segments::router())
+        .merge(history::router())
+        .merge(audit::router())
         .merge(ofrep::router())
         .merge(ops::router())
         .merge(auth::router())

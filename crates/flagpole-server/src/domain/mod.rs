@@ -1,0 +1,123 @@
+//! The domain writes: each function is one transaction that checks the expected version,
+//! applies the change in memory, validates every affected environment with
+//! `Snapshot::compile_strict`, writes the change, bumps `data_version` (with `env_change`
+//! rows), records flag history and the audit entry, commits, and only then announces the
+//! new environment versions on the change feed. Any error before the commit drops the
+//! transaction, which rolls everything back.
+//!
+//! HTTP handlers (in `crate::http`) authenticate, authorise and parse; everything that
+//! must hold regardless of the caller lives here.
+
+pub(crate) mod configs;
+pub mod diff;
+pub(crate) mod environments;
+pub(crate) mod flag_write;
+pub(crate) mod flags;
+pub(crate) mod history;
+pub(crate) mod projects;
+pub(crate) mod segments;
+pub(crate) mod validate;
+
+use serde::Serialize;
+
+use crate::error::{ApiError, ApiResult, FieldError};
+use crate::state::{AppState, EnvChanged};
+
+/// Longest accepted name.
+pub const MAX_NAME_LEN: usize = 200;
+/// Longest accepted description or comment.
+pub const MAX_TEXT_LEN: usize = 10_000;
+/// Most tags on one flag.
+pub const MAX_TAGS: usize = 50;
+/// Longest tag.
+pub const MAX_TAG_LEN: usize = 100;
+
+/// Announces committed environment versions. Call only after the commit succeeded.
+pub(crate) fn publish(state: &AppState, bumped: &[EnvChanged]) {
+    for change in bumped {
+        state.changes.publish(*change);
+    }
+}
+
+/// 409 for a stale version, carrying the resource as stored.
+pub(crate) fn stale<T: Serialize>(expected: i64, actual: i64, current: &T) -> ApiError {
+    ApiError::Conflict {
+        message: format!(
+            "version conflict: the request was based on version {expected}, the stored version \
+             is {actual}; reload and reapply your change"
+        ),
+        current: crate::error::current_of(current),
+    }
+}
+
+/// Fails with a stale-version 409 unless `expected` (when given) is `actual`.
+pub(crate) fn check_version<T: Serialize>(
+    expected: Option<i64>,
+    actual: i64,
+    current: impl FnOnce() -> T,
+) -> ApiResult<()> {
+    match expected {
+        Some(e) if e != actual => Err(stale(e, actual, &current())),
+        _ => Ok(()),
+    }
+}
+
+/// Collects field problems before a write is attempted.
+#[derive(Debug, Default)]
+pub(crate) struct Problems(Vec<FieldError>);
+
+impl Problems {
+    /// Records a problem.
+    pub(crate) fn push(&mut self, field: impl Into<String>, message: impl Into<String>) {
+        self.0.push(FieldError {
+            field: field.into(),
+            message: message.into(),
+        });
+    }
+
+    /// A key as flagpole-core accepts it.
+    pub(crate) fn key(&mut self, field: &str, key: &str) {
+        if let Err(message) = flagpole_core::validate_key(key) {
+            self.push(field, message);
+        }
+    }
+
+    /// A bounded piece of text (counted in characters).
+    pub(crate) fn text(&mut self, field: &str, value: &str, max: usize) {
+        if value.chars().count() > max {
+            self.push(field, format!("must be at most {max} characters"));
+        }
+    }
+
+    /// Tags: few, short, non-empty.
+    pub(crate) fn tags(&mut self, field: &str, tags: &[String]) {
+        if tags.len() > MAX_TAGS {
+            self.push(field, format!("at most {MAX_TAGS} tags"));
+        }
+        for (i, tag) in tags.iter().enumerate() {
+            if tag.trim().is_empty() {
+                self.push(format!("{field}[{i}]"), "must not be empty");
+            } else {
+                self.text(&format!("{field}[{i}]"), tag, MAX_TAG_LEN);
+            }
+        }
+    }
+
+    /// `Err(422)` if anything was recorded.
+    pub(crate) fn finish(self) -> ApiResult<()> {
+        if self.0.is_empty() {
+            Ok(())
+        } else {
+            Err(ApiError::Validation(self.0))
+        }
+    }
+}
+
+/// The comment to record: trimmed, bounded.
+pub(crate) fn comment(comment: Option<&str>) -> ApiResult<String> {
+    let comment = comment.unwrap_or("").trim().to_owned();
+    let mut problems = Problems::default();
+    problems.text("comment", &comment, MAX_TEXT_LEN);
+    problems.finish()?;
+    Ok(comment)
+}

@@ -1,0 +1,342 @@
+//! `/api/v1/projects/{project}/flags`: flag definitions, search and lifecycle. Flags are
+//! archived, never deleted: SDKs and history may still refer to them.
+
+use std::collections::BTreeMap;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use flagpole_core::model::{FlagConfig, FlagKind, Variant};
+use serde::{Deserialize, Serialize};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::domain_common::{
+    ApiPath, ApiQuery, MaybeJson, expected_version, project, required_version,
+};
+use crate::auth::{Actor, Role};
+use crate::domain::comment;
+use crate::domain::flag_write::FlagView;
+use crate::domain::flags::{self as domain, FlagPatch, NewFlag};
+use crate::error::{ApiError, ApiJson, ApiResult, ErrorBody};
+use crate::state::AppState;
+use crate::store::environment;
+use crate::store::flag::{self as store, ListFilter};
+
+pub(crate) fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_flags, create_flag))
+        .routes(routes!(get_flag, update_flag))
+        .routes(routes!(archive_flag))
+        .routes(routes!(unarchive_flag))
+}
+
+/// Query of the flag list.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct FlagListQuery {
+    /// Case-insensitive text in key, name or description.
+    q: Option<String>,
+    /// Only flags with this tag.
+    tag: Option<String>,
+    /// List archived flags instead of live ones (default false).
+    archived: Option<bool>,
+    /// Page size (default 50, at most 200).
+    limit: Option<i64>,
+    /// Flags skipped (default 0).
+    offset: Option<i64>,
+}
+
+/// A flag's switch in one environment, for the dashboard's side-by-side view.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct EnvironmentEnabled {
+    /// Environment key.
+    environment: String,
+    /// Whether the flag is on there.
+    enabled: bool,
+}
+
+/// One flag in a list.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct FlagListItem {
+    key: String,
+    name: String,
+    description: String,
+    tags: Vec<String>,
+    #[schema(value_type = String)]
+    kind: FlagKind,
+    archived: bool,
+    version: i64,
+    updated_at: i64,
+    /// Every environment's switch, in environment display order.
+    environments: Vec<EnvironmentEnabled>,
+}
+
+/// A page of flags.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct FlagList {
+    /// The page, by key.
+    items: Vec<FlagListItem>,
+    /// How many flags match in all.
+    total: i64,
+    /// Page size used.
+    limit: i64,
+    /// Offset used.
+    offset: i64,
+}
+
+/// Body of `POST .../flags`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CreateFlag {
+    /// Unique key in the project.
+    key: String,
+    /// Display name; defaults to the key.
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    description: String,
+    #[serde(default)]
+    tags: Vec<String>,
+    /// `boolean` (default), `string`, `number` or `json`.
+    #[serde(default = "boolean")]
+    #[schema(value_type = String)]
+    kind: FlagKind,
+    /// Values; a boolean flag without variants gets `on` (true) and `off` (false).
+    #[serde(default)]
+    #[schema(value_type = Option<Vec<Object>>)]
+    variants: Option<Vec<Variant>>,
+    /// Bucketing salt (default: the key).
+    #[serde(default)]
+    salt: String,
+    /// Configs (`FlagConfig`) by environment key; others start disabled, serving the first
+    /// variant when on and the last when off.
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    environments: BTreeMap<String, FlagConfig>,
+    /// Recorded in the audit log and history.
+    #[serde(default)]
+    comment: Option<String>,
+}
+
+fn boolean() -> FlagKind {
+    FlagKind::Boolean
+}
+
+/// Body of `PATCH .../flags/{flag}`: absent fields are kept. Kind and key never change.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct UpdateFlag {
+    name: Option<String>,
+    description: Option<String>,
+    tags: Option<Vec<String>>,
+    #[schema(value_type = Option<Vec<Object>>)]
+    variants: Option<Vec<Variant>>,
+    salt: Option<String>,
+    /// The version being edited (or send `If-Match`).
+    version: Option<i64>,
+    comment: Option<String>,
+}
+
+/// Body of archive and unarchive (optional).
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ArchiveBody {
+    /// Expected version (optional).
+    version: Option<i64>,
+    comment: Option<String>,
+}
+
+/// Flags of a project: search, tag filter and pagination.
+#[utoipa::path(get, path = "/api/v1/projects/{project}/flags", tag = "flags",
+    params(("project" = String, Path, description = "Project key"), FlagListQuery),
+    responses((status = 200, body = FlagList), (status = 400, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn list_flags(
+    State(state): State<AppState>,
+    actor: Actor,
+    ApiPath(key): ApiPath<String>,
+    ApiQuery(query): ApiQuery<FlagListQuery>,
+) -> ApiResult<Json<FlagList>> {
+    let project = project(&state, &actor, &key, Role::Reader).await?;
+    let limit = query.limit.unwrap_or(50);
+    let offset = query.offset.unwrap_or(0);
+    if !(1..=200).contains(&limit) {
+        return Err(ApiError::invalid("limit", "must be between 1 and 200"));
+    }
+    if offset < 0 {
+        return Err(ApiError::invalid("offset", "must not be negative"));
+    }
+    let filter = ListFilter {
+        q: query.q.filter(|q| !q.is_empty()),
+        tag: query.tag.filter(|t| !t.is_empty()),
+        archived: query.archived.unwrap_or(false),
+        limit,
+        offset,
+    };
+    let mut conn = state.db.pool.acquire().await?;
+    let (rows, total) = store::list(&mut conn, project.id, &filter).await?;
+    let envs = environment::list(&mut conn, project.id).await?;
+    let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
+    let states = store::enabled_states(&mut conn, &ids).await?;
+    let items = rows
+        .into_iter()
+        .map(|row| FlagListItem {
+            environments: envs
+                .iter()
+                .map(|e| EnvironmentEnabled {
+                    environment: e.key.clone(),
+                    enabled: states
+                        .iter()
+                        .any(|&(f, env, on)| f == row.id && env == e.id && on),
+                })
+                .collect(),
+            key: row.key,
+            name: row.definition.name,
+            description: row.definition.description,
+            tags: row.definition.tags,
+            kind: row.definition.kind,
+            archived: row.archived_at.is_some(),
+            version: row.version,
+            updated_at: row.updated_at,
+        })
+        .collect();
+    Ok(Json(FlagList {
+        items,
+        total,
+        limit,
+        offset,
+    }))
+}
+
+/// Creates a flag with a config in every environment (writer).
+#[utoipa::path(post, path = "/api/v1/projects/{project}/flags", tag = "flags",
+    params(("project" = String, Path, description = "Project key")),
+    request_body = CreateFlag,
+    responses((status = 201, body = FlagView), (status = 400, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
+        (status = 422, description = "Invalid; `field` is the path in the body", body = ErrorBody)))]
+async fn create_flag(
+    State(state): State<AppState>,
+    actor: Actor,
+    ApiPath(key): ApiPath<String>,
+    ApiJson(body): ApiJson<CreateFlag>,
+) -> ApiResult<(StatusCode, Json<FlagView>)> {
+    let project = project(&state, &actor, &key, Role::Writer).await?;
+    let input = NewFlag {
+        key: body.key,
+        name: body.name,
+        description: body.description,
+        tags: body.tags,
+        kind: body.kind,
+        variants: body.variants,
+        salt: body.salt,
+        environments: body.environments,
+        comment: comment(body.comment.as_deref())?,
+    };
+    let view = domain::create(&state, &actor, &project, input).await?;
+    Ok((StatusCode::CREATED, Json(view)))
+}
+
+/// A flag: definition, every environment's config, version and archived state.
+#[utoipa::path(get, path = "/api/v1/projects/{project}/flags/{flag}", tag = "flags",
+    params(("project" = String, Path, description = "Project key"),
+        ("flag" = String, Path, description = "Flag key")),
+    responses((status = 200, body = FlagView), (status = 404, body = ErrorBody)))]
+async fn get_flag(
+    State(state): State<AppState>,
+    actor: Actor,
+    ApiPath((project_key, flag)): ApiPath<(String, String)>,
+) -> ApiResult<Json<FlagView>> {
+    let project = project(&state, &actor, &project_key, Role::Reader).await?;
+    let mut conn = state.db.pool.acquire().await?;
+    let row = store::by_key(&mut conn, project.id, &flag)
+        .await?
+        .ok_or_else(|| ApiError::not_found("flag", &flag))?;
+    Ok(Json(FlagView::load(&mut conn, &row).await?))
+}
+
+/// Changes a flag's definition (writer); validated against every environment.
+#[utoipa::path(patch, path = "/api/v1/projects/{project}/flags/{flag}", tag = "flags",
+    params(("project" = String, Path, description = "Project key"),
+        ("flag" = String, Path, description = "Flag key"),
+        ("If-Match" = Option<String>, Header, description = "Expected version")),
+    request_body = UpdateFlag,
+    responses((status = 200, body = FlagView), (status = 404, body = ErrorBody),
+        (status = 409, description = "Stale version or archived; `current` holds the flag", body = ErrorBody),
+        (status = 422, body = ErrorBody)))]
+async fn update_flag(
+    State(state): State<AppState>,
+    actor: Actor,
+    ApiPath((project_key, flag)): ApiPath<(String, String)>,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<UpdateFlag>,
+) -> ApiResult<Json<FlagView>> {
+    let project = project(&state, &actor, &project_key, Role::Writer).await?;
+    let expected = required_version(&headers, body.version)?;
+    let comment = comment(body.comment.as_deref())?;
+    let patch = FlagPatch {
+        name: body.name,
+        description: body.description,
+        tags: body.tags,
+        variants: body.variants,
+        salt: body.salt,
+    };
+    let view = domain::update(&state, &actor, &project, &flag, expected, patch, &comment).await?;
+    Ok(Json(view))
+}
+
+async fn archive(
+    state: AppState,
+    actor: Actor,
+    project_key: String,
+    flag: String,
+    headers: HeaderMap,
+    body: Option<ArchiveBody>,
+    archived: bool,
+) -> ApiResult<Json<FlagView>> {
+    let project = project(&state, &actor, &project_key, Role::Writer).await?;
+    let body = body.unwrap_or_default();
+    let expected = expected_version(&headers, body.version)?;
+    let comment = comment(body.comment.as_deref())?;
+    let view = domain::set_archived(
+        &state, &actor, &project, &flag, expected, archived, &comment,
+    )
+    .await?;
+    Ok(Json(view))
+}
+
+/// Archives a flag (writer): it stops being served. Refused (409) while a live flag uses it
+/// as a prerequisite.
+#[utoipa::path(post, path = "/api/v1/projects/{project}/flags/{flag}/archive", tag = "flags",
+    params(("project" = String, Path, description = "Project key"),
+        ("flag" = String, Path, description = "Flag key")),
+    request_body(content = Option<ArchiveBody>),
+    responses((status = 200, body = FlagView), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody)))]
+async fn archive_flag(
+    State(state): State<AppState>,
+    actor: Actor,
+    ApiPath((project_key, flag)): ApiPath<(String, String)>,
+    headers: HeaderMap,
+    MaybeJson(body): MaybeJson<ArchiveBody>,
+) -> ApiResult<Json<FlagView>> {
+    archive(state, actor, project_key, flag, headers, body, true).await
+}
+
+/// Unarchives a flag (writer); it is validated in every environment again.
+#[utoipa::path(post, path = "/api/v1/projects/{project}/flags/{flag}/unarchive", tag = "flags",
+    params(("project" = String, Path, description = "Project key"),
+        ("flag" = String, Path, description = "Flag key")),
+    request_body(content = Option<ArchiveBody>),
+    responses((status = 200, body = FlagView), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn unarchive_flag(
+    State(state): State<AppState>,
+    actor: Actor,
+    ApiPath((project_key, flag)): ApiPath<(String, String)>,
+    headers: HeaderMap,
+    MaybeJson(body): MaybeJson<ArchiveBody>,
+) -> ApiResult<Json<FlagView>> {
+    archive(state, actor, project_key, flag, headers, body, false).await
+}

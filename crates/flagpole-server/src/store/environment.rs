@@ -1,0 +1,209 @@
+//! The `environment` table, including the data-version bump every data write makes.
+
+use serde::Serialize;
+
+use super::Conn;
+use crate::error::ApiResult;
+use crate::state::EnvChanged;
+
+/// An environment as stored and as the API shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow, utoipa::ToSchema)]
+pub struct Environment {
+    /// Database id.
+    pub id: i64,
+    /// The project it belongs to.
+    pub project_id: i64,
+    /// Unique within the project, used in URLs.
+    pub key: String,
+    /// Human-readable name.
+    pub name: String,
+    /// Free text.
+    pub description: String,
+    /// Display order (ascending).
+    pub sort_order: i64,
+    /// Optimistic-concurrency version of the environment's own fields.
+    pub version: i64,
+    /// Version of what SDKs of this environment see; bumped by every flag or segment write.
+    pub data_version: i64,
+    /// Creation time (epoch ms).
+    pub created_at: i64,
+    /// Last change to the environment's own fields (epoch ms).
+    pub updated_at: i64,
+}
+
+const COLUMNS: &str = "id, project_id, key, name, description, sort_order, version, \
+                       data_version, created_at, updated_at";
+
+/// The environments of a project, in display order.
+pub async fn list(conn: &mut Conn, project_id: i64) -> ApiResult<Vec<Environment>> {
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "select {COLUMNS} from environment where project_id = $1 order by sort_order, key"
+    )))
+    .bind(project_id)
+    .fetch_all(conn)
+    .await?)
+}
+
+/// One environment of a project by key.
+pub async fn by_key(conn: &mut Conn, project_id: i64, key: &str) -> ApiResult<Option<Environment>> {
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "select {COLUMNS} from environment where project_id = $1 and key = $2"
+    )))
+    .bind(project_id)
+    .bind(key)
+    .fetch_optional(conn)
+    .await?)
+}
+
+/// What a new environment is made of.
+#[derive(Debug, Clone)]
+pub struct NewEnvironment<'a> {
+    /// Key.
+    pub key: &'a str,
+    /// Name.
+    pub name: &'a str,
+    /// Description.
+    pub description: &'a str,
+    /// Display order.
+    pub sort_order: i64,
+}
+
+/// Inserts an environment at data version 0.
+pub async fn insert(
+    conn: &mut Conn,
+    project_id: i64,
+    env: &NewEnvironment<'_>,
+    now: i64,
+) -> ApiResult<Environment> {
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "insert into environment (project_id, key, name, description, sort_order, version, \
+         data_version, created_at, updated_at) values ($1, $2, $3, $4, $5, 1, 0, $6, $6) \
+         returning {COLUMNS}"
+    )))
+    .bind(project_id)
+    .bind(env.key)
+    .bind(env.name)
+    .bind(env.description)
+    .bind(env.sort_order)
+    .bind(now)
+    .fetch_one(conn)
+    .await?)
+}
+
+/// Updates the environment's own fields if its version still is `expected`.
+pub async fn update(
+    conn: &mut Conn,
+    id: i64,
+    expected: i64,
+    name: &str,
+    description: &str,
+    sort_order: i64,
+    now: i64,
+) -> ApiResult<Option<Environment>> {
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "update environment set name = $1, description = $2, sort_order = $3, \
+         version = version + 1, updated_at = $4 where id = $5 and version = $6 returning {COLUMNS}"
+    )))
+    .bind(name)
+    .bind(description)
+    .bind(sort_order)
+    .bind(now)
+    .bind(id)
+    .bind(expected)
+    .fetch_optional(conn)
+    .await?)
+}
+
+/// Deletes an environment with its configs, changes and SDK keys (cascade).
+pub async fn delete(conn: &mut Conn, id: i64) -> ApiResult<()> {
+    sqlx::query("delete from environment where id = $1")
+        .bind(id)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Bumps `data_version` of one environment (`Some`) or of every environment of the project
+/// (`None`), returning the new versions in id order.
+///
+/// Writes call this FIRST in their transaction: on Postgres the update takes the rows'
+/// locks, so two writes that could together produce an invalid environment (one removes a
+/// variant while another starts requiring it as a prerequisite) are serialised, and each
+/// validates against the other's committed result. SQLite's `begin immediate` already
+/// serialises all writers.
+pub async fn bump_data_versions(
+    conn: &mut Conn,
+    project_id: i64,
+    only: Option<i64>,
+) -> ApiResult<Vec<EnvChanged>> {
+    let rows: Vec<(i64, i64)> = match only {
+        Some(env_id) => {
+            sqlx::query_as(
+                "update environment set data_version = data_version + 1 \
+                 where project_id = $1 and id = $2 returning id, data_version",
+            )
+            .bind(project_id)
+            .bind(env_id)
+            .fetch_all(&mut *conn)
+            .await?
+        }
+        None => {
+            sqlx::query_as(
+                "update environment set data_version = data_version + 1 \
+                 where project_id = $1 returning id, data_version",
+            )
+            .bind(project_id)
+            .fetch_all(&mut *conn)
+            .await?
+        }
+    };
+    let mut changes: Vec<EnvChanged> = rows
+        .into_iter()
+        .map(|(environment_id, data_version)| EnvChanged {
+            environment_id,
+            data_version,
+        })
+        .collect();
+    changes.sort_by_key(|c| c.environment_id);
+    Ok(changes)
+}
+
+/// Kind of a changed item in `env_change`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChangeKind {
+    /// A flag (definition, config or archived state).
+    Flag,
+    /// A segment.
+    Segment,
+}
+
+impl ChangeKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            ChangeKind::Flag => "flag",
+            ChangeKind::Segment => "segment",
+        }
+    }
+}
+
+/// Records that `key` changed at each environment's new data version.
+pub async fn record_changes(
+    conn: &mut Conn,
+    bumped: &[EnvChanged],
+    kind: ChangeKind,
+    key: &str,
+) -> ApiResult<()> {
+    for change in bumped {
+        sqlx::query(
+            "insert into env_change (environment_id, data_version, kind, key) \
+             values ($1, $2, $3, $4)",
+        )
+        .bind(change.environment_id)
+        .bind(change.data_version)
+        .bind(kind.as_str())
+        .bind(key)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
+}

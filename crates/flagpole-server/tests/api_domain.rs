@@ -1,0 +1,16 @@
+//! The domain REST API (projects, environments, flags, configs, segments, history, audit)
+//! through the router, on Postgres and SQLite, plus a real listener.
+
+#[path = "domain_support/mod.rs"]
+mod domain_support;
+
+#[path = "api_domain/flags.rs"]
+mod flags;
+#[path = "api_domain/history.rs"]
+mod history;
+#[path = "api_domain/listener.rs"]
+mod listener;
+#[path = "api_domain/projects.rs"]
+mod projects;
+#[path = "api_domain/segments.rs"]
+mod segments;
