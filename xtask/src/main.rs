@@ -5,6 +5,10 @@ use anyhow::Result;
 use clap::Parser;
 
 mod bench_eval;
+mod codegen;
+mod load_ofrep;
+mod ofrep_client;
+mod ofrep_server;
 mod postgres;
 mod run;
 mod test;
@@ -20,6 +24,15 @@ enum Cmd {
     Test(test::Args),
     /// Run the evaluation benchmarks (short) and print one JSON line per case.
     BenchEval(bench_eval::Args),
+    /// Regenerate committed generated files (openapi/openapi.json); `--check` fails if
+    /// they are stale.
+    Codegen(codegen::Args),
+    /// Load-test OFREP single-flag evaluation against a trivial axum server with wrk
+    /// (release builds) and print one JSON line.
+    LoadOfrep(load_ofrep::Args),
+    /// Only the OpenFeature-client step of `test`: the Node OFREP provider against a
+    /// running debug server.
+    OfrepClient,
 }
 
 fn main() -> Result<()> {
@@ -27,5 +40,8 @@ fn main() -> Result<()> {
         Cmd::Run(args) => run::run(args),
         Cmd::Test(args) => test::run(args),
         Cmd::BenchEval(args) => bench_eval::run(args),
+        Cmd::Codegen(args) => codegen::run(args),
+        Cmd::LoadOfrep(args) => load_ofrep::run(args),
+        Cmd::OfrepClient => ofrep_client::run(),
     }
 }

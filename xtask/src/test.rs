@@ -28,6 +28,8 @@ pub(crate) fn run(args: Args) -> Result<()> {
             "warnings",
         ]))?;
     }
+    // The committed OpenAPI document must match the code.
+    crate::codegen::check()?;
 
     let pg = postgres::ensure()?;
     postgres::drop_stale_test_databases(&pg)?;
@@ -42,6 +44,8 @@ pub(crate) fn run(args: Args) -> Result<()> {
             .args(["test", "--workspace", "--no-fail-fast"])
             .env("FLAGPOLE_TEST_PG_URL", &pg))?;
     }
+    // A real OpenFeature SDK (Node, OFREP provider) against a running server.
+    crate::ofrep_client::run()?;
     // nextest does not run doctests.
     sh(cargo().args(["test", "--workspace", "--doc"]))?;
     eprintln!(

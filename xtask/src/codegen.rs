@@ -1,0 +1,77 @@
+//! `cargo xtask codegen`: writes generated files that are committed, so reviewers see the
+//! API change in the diff; `--check` (run by `cargo xtask test`) fails when they are stale.
+//!
+//! Today that is `openapi/openapi.json`, produced from the server's own annotations
+//! (`flagpole_server::http::openapi()`), pretty-printed with a trailing newline. Paths and
+//! schemas live in ordered maps, so the output is stable from run to run.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+
+use crate::util::root;
+
+#[derive(clap::Args)]
+pub(crate) struct Args {
+    /// Do not write: fail if the committed files differ from what would be generated.
+    #[arg(long)]
+    check: bool,
+}
+
+/// One generated file: where it goes and what it should contain.
+struct Generated {
+    path: PathBuf,
+    contents: String,
+}
+
+fn generate() -> Result<Vec<Generated>> {
+    let mut openapi = serde_json::to_string_pretty(&flagpole_server::http::openapi())
+        .context("serialising the OpenAPI document")?;
+    openapi.push('\n');
+    Ok(vec![Generated {
+        path: root().join("openapi/openapi.json"),
+        contents: openapi,
+    }])
+}
+
+pub(crate) fn run(args: Args) -> Result<()> {
+    if args.check {
+        return check();
+    }
+    for file in generate()? {
+        if let Some(dir) = file.path.parent() {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        }
+        std::fs::write(&file.path, &file.contents)
+            .with_context(|| format!("writing {}", file.path.display()))?;
+        eprintln!("codegen: wrote {}", relative(&file.path));
+    }
+    Ok(())
+}
+
+/// Fails, naming every stale file, if a committed file differs from its generated form.
+pub(crate) fn check() -> Result<()> {
+    let mut stale = Vec::new();
+    for file in generate()? {
+        let current = std::fs::read_to_string(&file.path).unwrap_or_default();
+        if current != file.contents {
+            stale.push(relative(&file.path));
+        }
+    }
+    if !stale.is_empty() {
+        bail!(
+            "generated files are stale: {}\n  the API changed without regenerating them; run \
+             `cargo xtask codegen` and commit the result",
+            stale.join(", ")
+        );
+    }
+    eprintln!("codegen: generated files are up to date");
+    Ok(())
+}
+
+fn relative(path: &std::path::Path) -> String {
+    path.strip_prefix(root())
+        .unwrap_or(path)
+        .display()
+        .to_string()
+}

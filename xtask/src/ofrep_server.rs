@@ -1,0 +1,248 @@
+//! A real `flagpole` process for end-to-end runs (the OpenFeature client test and the OFREP
+//! load test): start it on SQLite in a temporary directory on a free port, wait for
+//! readiness, seed it through the REST API, stop it with SIGTERM.
+//!
+//! HTTP is spoken with a few lines over `std::net::TcpStream` (one request per connection)
+//! rather than pulling an HTTP client into xtask for a handful of set-up calls.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use serde_json::{Value, json};
+
+use crate::util::root;
+
+/// The admin token the server is started with (first-start bootstrap takes it from the
+/// environment), used only for seeding.
+pub(crate) const ADMIN_TOKEN: &str = "fp_api_xtask_admin_0000000000000000000000000000";
+
+/// Key of the project the seed creates.
+pub(crate) const PROJECT: &str = "ofrep-e2e";
+
+/// A running flagpole process; stopped (SIGTERM, then SIGKILL) when dropped.
+pub(crate) struct Server {
+    child: Option<Child>,
+    /// Where it listens.
+    pub(crate) addr: SocketAddr,
+    /// Its stdout and stderr.
+    pub(crate) log: PathBuf,
+}
+
+/// The debug or release `flagpole` binary in the workspace's target directory.
+pub(crate) fn binary(profile: &str) -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("target"));
+    target.join(profile).join("flagpole")
+}
+
+/// A port nothing listens on right now.
+pub(crate) fn free_port() -> Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+impl Server {
+    /// Starts `binary` on a fresh SQLite data directory and waits until /readyz says ready.
+    /// `rust_log` is its log filter (`warn` keeps load runs from measuring log output).
+    pub(crate) fn start(binary: &Path, rust_log: &str) -> Result<Server> {
+        if !binary.exists() {
+            bail!("{} does not exist; build it first", binary.display());
+        }
+        let dir = std::env::temp_dir().join(format!("flagpole-xtask-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir)?;
+        let log = dir.join("server.log");
+        let addr: SocketAddr = format!("127.0.0.1:{}", free_port()?).parse()?;
+        let out = std::fs::File::create(&log)?;
+        let child = Command::new(binary)
+            .args(["serve", "--listen", &addr.to_string(), "--data-dir"])
+            .arg(dir.join("data"))
+            .env("FLAGPOLE_ADMIN_TOKEN", ADMIN_TOKEN)
+            .env("FLAGPOLE_ADMIN_PASSWORD", "xtask-admin-password")
+            .env("FLAGPOLE_LOG_FORMAT", "json")
+            .env("RUST_LOG", rust_log)
+            .env_remove("FLAGPOLE_DATABASE_URL")
+            .stdin(Stdio::null())
+            .stdout(out.try_clone()?)
+            .stderr(out)
+            .spawn()
+            .with_context(|| format!("starting {}", binary.display()))?;
+        let mut server = Server {
+            child: Some(child),
+            addr,
+            log,
+        };
+        server.wait_ready()?;
+        Ok(server)
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub(crate) fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    fn wait_ready(&mut self) -> Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(child) = self.child.as_mut()
+                && let Some(status) = child.try_wait()?
+            {
+                bail!(
+                    "flagpole exited with {status} before becoming ready; log:\n{}",
+                    std::fs::read_to_string(&self.log).unwrap_or_default()
+                );
+            }
+            if let Ok((200, _)) = request(self.addr, "GET", "/readyz", None, None) {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                bail!("flagpole at {} not ready after 60 s", self.addr);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Stops the server with SIGTERM (a graceful shutdown) and fails if it does not exit
+    /// cleanly within 15 s.
+    pub(crate) fn stop(mut self) -> Result<()> {
+        let Some(mut child) = self.child.take() else {
+            return Ok(());
+        };
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            if let Some(status) = child.try_wait()? {
+                if !status.success() {
+                    bail!("flagpole exited with {status} on SIGTERM");
+                }
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                bail!("flagpole did not stop within 15 s of SIGTERM");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// One HTTP/1.1 request on a new connection; returns the status and body.
+pub(crate) fn request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<&Value>,
+) -> Result<(u16, String)> {
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
+    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+    let body = body.map(Value::to_string).unwrap_or_default();
+    let mut head = format!(
+        "{method} {path} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\ncontent-length: {}\r\n",
+        body.len()
+    );
+    if !body.is_empty() {
+        head.push_str("content-type: application/json\r\n");
+    }
+    if let Some(token) = token {
+        head.push_str(&format!("authorization: Bearer {token}\r\n"));
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes())?;
+    stream.write_all(body.as_bytes())?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response)?;
+    let status = response
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .with_context(|| format!("unreadable HTTP response: {response:.200}"))?;
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    Ok((status, body))
+}
+
+fn post(addr: SocketAddr, path: &str, body: Value) -> Result<Value> {
+    let (status, text) = request(addr, "POST", path, Some(ADMIN_TOKEN), Some(&body))?;
+    if !(200..300).contains(&status) {
+        bail!("POST {path} answered {status}: {text}");
+    }
+    serde_json::from_str(&text).with_context(|| format!("POST {path}: not JSON: {text}"))
+}
+
+fn bool_variants() -> Value {
+    json!([{"key": "on", "value": true}, {"key": "off", "value": false}])
+}
+
+fn half_and_half() -> Value {
+    json!({"rollout": {"weights": [
+        {"variant": "on", "weight": 50_000}, {"variant": "off", "weight": 50_000}]}})
+}
+
+/// Creates project [`PROJECT`] (with its default environments) and these flags in
+/// `production`, then an SDK key for `production`, which it returns:
+/// - `static-on` (boolean, on, nothing to match: `STATIC`), `kill-switch` (off: `DISABLED`);
+/// - `new-checkout` (boolean: target `vip`, rule `nordics` on `country` in no/se, else off);
+/// - `rollout` (boolean, 50/50 on the targeting key);
+/// - `banner-text` (string, `Welcome`), `load-flag` (boolean: rule `pro-plans` on `plan`
+///   serving a 50/50 rollout; what the load test evaluates).
+pub(crate) fn seed(addr: SocketAddr) -> Result<String> {
+    post(addr, "/api/v1/projects", json!({"key": PROJECT}))?;
+    let flags = [
+        json!({"key": "static-on", "kind": "boolean", "variants": bool_variants(),
+            "environments": {"production": {"enabled": true, "off_variant": "off",
+                "default_serve": {"variant": "on"}}}}),
+        json!({"key": "kill-switch", "kind": "boolean", "variants": bool_variants(),
+            "environments": {"production": {"enabled": false, "off_variant": "off",
+                "default_serve": {"variant": "on"}}}}),
+        json!({"key": "new-checkout", "kind": "boolean", "variants": bool_variants(),
+            "environments": {"production": {"enabled": true, "off_variant": "off",
+                "targets": [{"variant": "on", "keys": ["vip"]}],
+                "rules": [{"id": "nordics", "clauses": [
+                    {"attribute": "country", "op": "in", "values": ["no", "se"]}],
+                    "serve": {"variant": "on"}}],
+                "default_serve": {"variant": "off"}}}}),
+        json!({"key": "rollout", "kind": "boolean", "variants": bool_variants(),
+            "environments": {"production": {"enabled": true, "off_variant": "off",
+                "default_serve": half_and_half()}}}),
+        json!({"key": "banner-text", "kind": "string", "variants": [
+                {"key": "welcome", "value": "Welcome"}, {"key": "hello", "value": "Hello"}],
+            "environments": {"production": {"enabled": true, "off_variant": "hello",
+                "default_serve": {"variant": "welcome"}}}}),
+        json!({"key": "load-flag", "kind": "boolean", "variants": bool_variants(),
+            "environments": {"production": {"enabled": true, "off_variant": "off",
+                "rules": [{"id": "pro-plans", "clauses": [
+                    {"attribute": "plan", "op": "in", "values": ["pro", "enterprise"]}],
+                    "serve": half_and_half()}],
+                "default_serve": {"variant": "off"}}}}),
+    ];
+    for flag in flags {
+        post(addr, &format!("/api/v1/projects/{PROJECT}/flags"), flag)?;
+    }
+    let created = post(
+        addr,
+        &format!("/api/v1/projects/{PROJECT}/environments/production/sdk-keys"),
+        json!({"name": "xtask"}),
+    )?;
+    created["key"]
+        .as_str()
+        .map(str::to_owned)
+        .with_context(|| format!("SDK key response without `key`: {created}"))
+}
