@@ -31,6 +31,7 @@
 
 pub mod bucket;
 pub mod model;
+pub mod wire;
 
 mod attribute;
 mod clause;

@@ -1,0 +1,248 @@
+//! The SDK stream protocol's messages (docs/protocol.md), shared by server and SDKs.
+//!
+//! Pure data plus [`EnvironmentSnapshot::apply`], so the rules for moving from one version
+//! to the next live in one place and are tested without a socket.
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::{EnvironmentSnapshot, FlagState, Segment};
+
+/// Largest frame a client may send, in bytes. Client messages are tiny; anything larger is
+/// an attack or a bug and closes the connection with code 1009.
+pub const MAX_CLIENT_FRAME: usize = 16 * 1024;
+
+/// WebSocket close codes used by the protocol.
+pub mod close_code {
+    /// Server shutting down or restarting: reconnect (after the goodbye's hint).
+    pub const GOING_AWAY: u16 = 1001;
+    /// A frame that is not a valid protocol message.
+    pub const UNSUPPORTED: u16 = 1003;
+    /// Authentication failed or the key was revoked.
+    pub const POLICY: u16 = 1008;
+    /// A frame over [`super::MAX_CLIENT_FRAME`].
+    pub const TOO_BIG: u16 = 1009;
+    /// The peer stopped answering heartbeats.
+    pub const TIMEOUT: u16 = 4000;
+    /// The client fell too far behind to be caught up by patches; reconnect.
+    pub const TOO_SLOW: u16 = 4001;
+}
+
+/// Messages from the SDK to the server.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ClientMessage {
+    /// First message after connecting.
+    Hello {
+        /// SDK name and version, for logs and metrics (`flagpole-rust/0.1.0`).
+        #[serde(default)]
+        sdk: String,
+        /// Environment version the client already holds (from memory or its disk cache).
+        #[serde(default)]
+        version: Option<u64>,
+    },
+    /// The client saw a gap (a patch whose `from` is not its version): send a snapshot or
+    /// the patches since `version`.
+    Resync {
+        /// The version the client holds.
+        #[serde(default)]
+        version: Option<u64>,
+    },
+    /// Heartbeat; the server answers with [`ServerMessage::Pong`].
+    Ping,
+    /// Answer to a server [`ServerMessage::Ping`].
+    Pong,
+}
+
+/// Messages from the server to the SDK.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerMessage {
+    /// The whole environment at `environment.version`. Replaces what the client holds.
+    Snapshot {
+        /// Flags and segments.
+        environment: EnvironmentSnapshot,
+    },
+    /// The changes from version `from` to `to`. Apply only if holding exactly `from`;
+    /// otherwise send [`ClientMessage::Resync`].
+    Patch(Patch),
+    /// Heartbeat; answer with [`ClientMessage::Pong`].
+    Ping,
+    /// Answer to a client ping.
+    Pong,
+    /// The server is going away (graceful shutdown); reconnect after the hint, through the
+    /// load balancer, to any replica.
+    Goodbye {
+        /// Why (`shutdown`).
+        reason: String,
+        /// Suggested delay before reconnecting; add jitter.
+        reconnect_after_ms: u64,
+    },
+    /// A protocol error, sent just before the server closes the connection.
+    Error {
+        /// Machine-readable (`unauthorized`, `malformed_message`, `frame_too_large`).
+        code: String,
+        /// For people.
+        message: String,
+    },
+}
+
+/// Changes between two versions of one environment.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Patch {
+    /// Version the patch applies to.
+    pub from: u64,
+    /// Version after applying.
+    pub to: u64,
+    /// Flags added or changed (whole flag state).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub flags: Vec<FlagState>,
+    /// Keys of flags removed (archived).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub removed_flags: Vec<String>,
+    /// Segments added or changed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub segments: Vec<Segment>,
+    /// Keys of segments removed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub removed_segments: Vec<String>,
+}
+
+/// Why a patch could not be applied.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PatchError {
+    /// The patch starts at another version than the one held: resync.
+    #[error("patch from version {from} does not apply to version {held}")]
+    Gap {
+        /// The version held.
+        held: u64,
+        /// The patch's starting version.
+        from: u64,
+    },
+    /// The patch would move backwards or stand still.
+    #[error("patch to version {to} is not after {from}")]
+    NotForward {
+        /// Start.
+        from: u64,
+        /// End.
+        to: u64,
+    },
+}
+
+impl EnvironmentSnapshot {
+    /// Applies a patch in place. Fails, changing nothing, unless the snapshot is exactly at
+    /// `patch.from` and the patch moves forward: versions never go backwards and never skip.
+    pub fn apply(&mut self, patch: &Patch) -> Result<(), PatchError> {
+        if patch.to <= patch.from {
+            return Err(PatchError::NotForward {
+                from: patch.from,
+                to: patch.to,
+            });
+        }
+        if self.version != patch.from {
+            return Err(PatchError::Gap {
+                held: self.version,
+                from: patch.from,
+            });
+        }
+        upsert(&mut self.flags, &patch.flags, &patch.removed_flags, |f| {
+            &f.flag.key
+        });
+        upsert(
+            &mut self.segments,
+            &patch.segments,
+            &patch.removed_segments,
+            |s| &s.key,
+        );
+        self.version = patch.to;
+        Ok(())
+    }
+}
+
+/// Replaces items with the same key, appends new ones, drops removed ones; keeps order.
+fn upsert<T: Clone>(
+    items: &mut Vec<T>,
+    changed: &[T],
+    removed: &[String],
+    key: impl Fn(&T) -> &String,
+) {
+    items.retain(|item| !removed.iter().any(|r| r == key(item)));
+    for new in changed {
+        match items.iter_mut().find(|item| key(item) == key(new)) {
+            Some(slot) => *slot = new.clone(),
+            None => items.push(new.clone()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn flag(key: &str, enabled: bool) -> FlagState {
+        serde_json::from_value(json!({
+            "flag": {"key": key, "kind": "boolean", "variants": [{"key": "on", "value": true}, {"key": "off", "value": false}]},
+            "config": {"enabled": enabled, "off_variant": "off", "default_serve": {"variant": "on"}}
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn applies_forward_patches_and_refuses_gaps() {
+        let mut env = EnvironmentSnapshot {
+            version: 3,
+            flags: vec![flag("a", true), flag("b", true)],
+            segments: vec![],
+        };
+        let patch = Patch {
+            from: 3,
+            to: 5,
+            flags: vec![flag("a", false), flag("c", true)],
+            removed_flags: vec!["b".into()],
+            ..Patch::default()
+        };
+        env.apply(&patch).unwrap();
+        assert_eq!(env.version, 5);
+        let keys: Vec<_> = env
+            .flags
+            .iter()
+            .map(|f| (f.flag.key.as_str(), f.config.enabled))
+            .collect();
+        assert_eq!(keys, [("a", false), ("c", true)]);
+
+        let before = env.clone();
+        assert_eq!(env.apply(&patch), Err(PatchError::Gap { held: 5, from: 3 }));
+        let backwards = Patch {
+            from: 5,
+            to: 5,
+            ..Patch::default()
+        };
+        assert_eq!(
+            env.apply(&backwards),
+            Err(PatchError::NotForward { from: 5, to: 5 })
+        );
+        assert_eq!(env, before, "failed patches change nothing");
+    }
+
+    #[test]
+    fn messages_round_trip_with_type_tags() {
+        let hello: ClientMessage = serde_json::from_str(r#"{"type":"hello","version":7}"#).unwrap();
+        assert_eq!(
+            hello,
+            ClientMessage::Hello {
+                sdk: String::new(),
+                version: Some(7)
+            }
+        );
+        let patch = ServerMessage::Patch(Patch {
+            from: 1,
+            to: 2,
+            ..Patch::default()
+        });
+        assert_eq!(
+            serde_json::to_value(&patch).unwrap(),
+            json!({"type": "patch", "from": 1, "to": 2})
+        );
+        assert!(serde_json::from_str::<ClientMessage>(r#"{"type":"launch_missiles"}"#).is_err());
+    }
+}
