@@ -36,6 +36,7 @@ pub enum Bootstrapped {
 
 /// Creates the first admin if the database has no user. See the module docs.
 pub async fn bootstrap(db: &Db, config: &Config) -> anyhow::Result<Bootstrapped> {
+    password::prepare().await;
     if has_users(db).await? {
         return Ok(Bootstrapped::AlreadyDone);
     }

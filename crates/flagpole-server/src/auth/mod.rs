@@ -17,6 +17,7 @@ pub mod password;
 pub mod rate_limit;
 mod sdk_keys;
 pub mod session;
+pub(crate) mod users;
 
 use std::time::Duration;
 

@@ -38,6 +38,12 @@ fn verify_blocking(password: &str, phc: &str) -> bool {
     }
 }
 
+/// Computes the dummy hash now, so the first login attempt for an unknown email is not
+/// slower than the others (which would tell that the email does not exist).
+pub async fn prepare() {
+    let _ = tokio::task::spawn_blocking(|| LazyLock::force(&DUMMY_HASH).len()).await;
+}
+
 /// Checks a new password's length; `field` names it in the 422.
 pub fn validate(password: &str, field: &str) -> ApiResult<()> {
     let len = password.chars().count();

@@ -15,8 +15,8 @@ use serde::{Deserialize, Serialize};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::users::{User, load_user};
 use crate::auth::session::{self, CSRF_HEADER};
+use crate::auth::users::{User, load_user};
 use crate::auth::{AuthError, constant_time_eq, password, session_actor};
 use crate::db::now_ms;
 use crate::error::{ApiError, ApiJson, ApiResult, ErrorBody};

@@ -4,11 +4,12 @@
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use serde::{Deserialize, Deserializer, Serialize};
-use serde_json::json;
+use serde_json::{Value, json};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::domain_common::required_version;
+use crate::auth::users::{SELECT_USER, User, UserRow, load_user, to_user};
 use crate::auth::{Actor, ActorKind, Role, is_plausible_email, password};
 use crate::db::now_ms;
 use crate::error::{ApiError, ApiJson, ApiResult, ErrorBody, current_of};
@@ -22,73 +23,11 @@ pub(crate) fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(get_user, update_user, delete_user))
 }
 
-/// A dashboard user as the API shows it (never the password hash).
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub(crate) struct User {
-    /// Id, used in URLs.
-    pub(crate) id: i64,
-    /// Sign-in email (lower case).
-    pub(crate) email: String,
-    /// Display name.
-    pub(crate) name: String,
-    /// What the user may do.
-    pub(crate) role: Role,
-    /// Key of the one project the user is limited to; `null` for all projects.
-    pub(crate) project: Option<String>,
-    /// True if the user may not sign in.
-    pub(crate) disabled: bool,
-    /// Optimistic-concurrency version; send it back on update.
-    pub(crate) version: i64,
-    /// Creation time (epoch ms).
-    pub(crate) created_at: i64,
-}
-
 /// A list of users.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct UserList {
     /// Users, by email.
     items: Vec<User>,
-}
-
-type UserRow = (
-    i64,
-    String,
-    String,
-    String,
-    Option<String>,
-    Option<i64>,
-    i64,
-    i64,
-);
-
-const SELECT_USER: &str = "select u.id, u.email, u.name, u.role, p.key, u.disabled_at, u.version, \
-     u.created_at from app_user u left join project p on p.id = u.project_id";
-
-fn to_user(row: UserRow) -> ApiResult<User> {
-    let (id, email, name, role, project, disabled_at, version, created_at) = row;
-    let role = Role::parse(&role)
-        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("app_user {id} has role {role}")))?;
-    Ok(User {
-        id,
-        email,
-        name,
-        role,
-        project,
-        disabled: disabled_at.is_some(),
-        version,
-        created_at,
-    })
-}
-
-/// The user with this id.
-pub(crate) async fn load_user(conn: &mut Conn, id: i64) -> ApiResult<Option<User>> {
-    let row: Option<UserRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "{SELECT_USER} where u.id = $1"
-    )))
-    .bind(id)
-    .fetch_optional(conn)
-    .await?;
-    row.map(to_user).transpose()
 }
 
 /// Resolves an optional project key from a body field to its id (422 if unknown).
@@ -199,30 +138,29 @@ async fn create_user(
     let user = load_user(&mut tx, id)
         .await?
         .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("inserted user missing")))?;
-    record(&mut tx, &actor, "user.create", None, Some(&user), now).await?;
+    let after = serde_json::to_value(&user)?;
+    record(&mut tx, &actor, "user.create", id, (None, Some(after)), now).await?;
     tx.commit().await?;
     Ok((StatusCode::CREATED, axum::Json(user)))
 }
 
+/// Audits a change to user `id` (states as JSON, never with the hash).
 async fn record(
     conn: &mut Conn,
     actor: &Actor,
     action: &str,
-    before: Option<&User>,
-    after: Option<&User>,
+    id: i64,
+    states: (Option<Value>, Option<Value>),
     now: i64,
 ) -> ApiResult<()> {
-    let key = before
-        .or(after)
-        .map(|u| u.id.to_string())
-        .unwrap_or_default();
+    let key = id.to_string();
     let event = NewAuditEvent {
         actor: &actor.name,
         action,
         resource_type: "user",
         resource_key: &key,
-        before: before.map(serde_json::to_value).transpose()?,
-        after: after.map(serde_json::to_value).transpose()?,
+        before: states.0,
+        after: states.1,
         ..NewAuditEvent::default()
     };
     audit::insert(conn, &event, now).await
@@ -381,17 +319,8 @@ async fn update_user(
     if hash.is_some() {
         event_after["password_changed"] = json!(true);
     }
-    let key = id.to_string();
-    let event = NewAuditEvent {
-        actor: &actor.name,
-        action: "user.update",
-        resource_type: "user",
-        resource_key: &key,
-        before: Some(serde_json::to_value(&before)?),
-        after: Some(event_after),
-        ..NewAuditEvent::default()
-    };
-    audit::insert(&mut tx, &event, now).await?;
+    let states = (Some(serde_json::to_value(&before)?), Some(event_after));
+    record(&mut tx, &actor, "user.update", id, states, now).await?;
     tx.commit().await?;
     Ok(axum::Json(after))
 }
@@ -426,7 +355,16 @@ async fn delete_user(
         .bind(id)
         .execute(&mut *tx)
         .await?;
-    record(&mut tx, &actor, "user.delete", Some(&before), None, now).await?;
+    let before = serde_json::to_value(&before)?;
+    record(
+        &mut tx,
+        &actor,
+        "user.delete",
+        id,
+        (Some(before), None),
+        now,
+    )
+    .await?;
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -1,0 +1,232 @@
+//! The table: every operation of the OpenAPI document with who may call it.
+
+use flagpole_server::auth::Role;
+use serde_json::{Value, json};
+
+use crate::{ADMIN_EMAIL, ADMIN_PASSWORD};
+
+/// Who may call an operation.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Access {
+    /// Anyone, with or without credentials.
+    Public,
+    /// Only a dashboard session (cookie); no kind of token.
+    Session,
+    /// Unscoped management credentials with at least this role.
+    Global(Role),
+    /// Any management credentials with at least this role; results are limited to the
+    /// caller's project when it is scoped.
+    Filtered(Role),
+    /// At least this role in the project named by the URL.
+    Project(Role),
+    /// The SDK key of an environment (OFREP).
+    Sdk,
+}
+
+pub(crate) use Access::*;
+use Role::{Admin, Reader, Writer};
+
+/// One operation: method, path template as in the OpenAPI document, who may call it,
+/// query string and body.
+pub(crate) struct Op {
+    pub(crate) method: &'static str,
+    pub(crate) path: &'static str,
+    pub(crate) access: Access,
+    pub(crate) query: &'static str,
+    pub(crate) body: Option<Value>,
+}
+
+fn op(method: &'static str, path: &'static str, access: Access) -> Op {
+    Op {
+        method,
+        path,
+        access,
+        query: "",
+        body: None,
+    }
+}
+
+impl Op {
+    fn body(mut self, body: Value) -> Op {
+        self.body = Some(body);
+        self
+    }
+    fn query(mut self, query: &'static str) -> Op {
+        self.query = query;
+        self
+    }
+}
+
+/// Every operation. Order matters only at the end: deleting the environment and the
+/// project, then logging out, would break the rows after them.
+pub(crate) fn table() -> Vec<Op> {
+    vec![
+        op("get", "/healthz", Public),
+        op("get", "/readyz", Public),
+        op("get", "/metrics", Public),
+        op("post", "/api/v1/auth/login", Public)
+            .body(json!({"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD})),
+        op("get", "/api/v1/auth/me", Session),
+        // Users and tokens: global, unscoped admins only.
+        op("get", "/api/v1/users", Global(Admin)),
+        op("post", "/api/v1/users", Global(Admin)).body(
+            json!({"email": "new@example.com", "password": "long-enough-pw", "role": "reader"}),
+        ),
+        op("get", "/api/v1/users/{id}", Global(Admin)),
+        op("patch", "/api/v1/users/{id}", Global(Admin)).body(json!({"name": "Victim"})),
+        op("get", "/api/v1/tokens", Global(Admin)),
+        op("post", "/api/v1/tokens", Global(Admin)).body(json!({"name": "m", "role": "reader"})),
+        // Projects.
+        op("get", "/api/v1/projects", Filtered(Reader)),
+        op("post", "/api/v1/projects", Global(Admin)).body(json!({"key": "created"})),
+        op("get", "/api/v1/projects/{project}", Project(Reader)),
+        op("patch", "/api/v1/projects/{project}", Project(Admin)).body(json!({"name": "Main"})),
+        // Environments.
+        op(
+            "get",
+            "/api/v1/projects/{project}/environments",
+            Project(Reader),
+        ),
+        op(
+            "post",
+            "/api/v1/projects/{project}/environments",
+            Project(Admin),
+        )
+        .body(json!({"key": "qa"})),
+        op(
+            "get",
+            "/api/v1/projects/{project}/environments/{env}",
+            Project(Reader),
+        ),
+        op(
+            "patch",
+            "/api/v1/projects/{project}/environments/{env}",
+            Project(Admin),
+        )
+        .body(json!({"name": "Prod"})),
+        // SDK keys.
+        op(
+            "get",
+            "/api/v1/projects/{project}/environments/{env}/sdk-keys",
+            Project(Admin),
+        ),
+        op(
+            "post",
+            "/api/v1/projects/{project}/environments/{env}/sdk-keys",
+            Project(Admin),
+        )
+        .body(json!({"name": "m"})),
+        // Flags.
+        op("get", "/api/v1/projects/{project}/flags", Project(Reader)),
+        op("post", "/api/v1/projects/{project}/flags", Project(Writer))
+            .body(json!({"key": "created"})),
+        op(
+            "get",
+            "/api/v1/projects/{project}/flags/{flag}",
+            Project(Reader),
+        ),
+        op(
+            "patch",
+            "/api/v1/projects/{project}/flags/{flag}",
+            Project(Writer),
+        )
+        .body(json!({"name": "F1"})),
+        op(
+            "post",
+            "/api/v1/projects/{project}/flags/{flag}/archive",
+            Project(Writer),
+        ),
+        op(
+            "post",
+            "/api/v1/projects/{project}/flags/{flag}/unarchive",
+            Project(Writer),
+        ),
+        op(
+            "put",
+            "/api/v1/projects/{project}/flags/{flag}/environments/{env}",
+            Project(Writer),
+        )
+        .body(json!({"config": {"enabled": true, "off_variant": "off",
+                "default_serve": {"variant": "on"}}})),
+        op(
+            "post",
+            "/api/v1/projects/{project}/flags/{flag}/environments/{env}/toggle",
+            Project(Writer),
+        )
+        .body(json!({"enabled": false})),
+        // History.
+        op(
+            "get",
+            "/api/v1/projects/{project}/flags/{flag}/versions",
+            Project(Reader),
+        ),
+        op(
+            "get",
+            "/api/v1/projects/{project}/flags/{flag}/versions/{version}",
+            Project(Reader),
+        ),
+        op(
+            "get",
+            "/api/v1/projects/{project}/flags/{flag}/diff",
+            Project(Reader),
+        )
+        .query("?from=1&to=2"),
+        op(
+            "post",
+            "/api/v1/projects/{project}/flags/{flag}/revert",
+            Project(Writer),
+        )
+        .body(json!({"to_version": 1})),
+        // Segments.
+        op(
+            "get",
+            "/api/v1/projects/{project}/segments",
+            Project(Reader),
+        ),
+        op(
+            "post",
+            "/api/v1/projects/{project}/segments",
+            Project(Writer),
+        )
+        .body(json!({"key": "created"})),
+        op(
+            "get",
+            "/api/v1/projects/{project}/segments/{segment}",
+            Project(Reader),
+        ),
+        op(
+            "put",
+            "/api/v1/projects/{project}/segments/{segment}",
+            Project(Writer),
+        )
+        .body(json!({"name": "S1"})),
+        op(
+            "delete",
+            "/api/v1/projects/{project}/segments/{segment}",
+            Project(Writer),
+        ),
+        // Audit: without filters, scoped callers see their project's entries.
+        op("get", "/api/v1/audit", Filtered(Reader)),
+        // OFREP: SDK keys only.
+        op("post", "/ofrep/v1/evaluate/flags/{key}", Sdk)
+            .body(json!({"context": {"targetingKey": "u1"}})),
+        op("post", "/ofrep/v1/evaluate/flags", Sdk)
+            .body(json!({"context": {"targetingKey": "u1"}})),
+        // Deletions and revocations of seeded victims (not of the credentials under test).
+        op("delete", "/api/v1/users/{id}", Global(Admin)),
+        op("delete", "/api/v1/tokens/{id}", Global(Admin)),
+        op(
+            "delete",
+            "/api/v1/projects/{project}/environments/{env}/sdk-keys/{id}",
+            Project(Admin),
+        ),
+        // Destructive: last.
+        op(
+            "delete",
+            "/api/v1/projects/{project}/environments/{env}",
+            Project(Admin),
+        ),
+        op("delete", "/api/v1/projects/{project}", Project(Admin)),
+        op("post", "/api/v1/auth/logout", Public),
+    ]
+}
