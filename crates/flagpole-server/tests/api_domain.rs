@@ -4,6 +4,10 @@
 #[path = "domain_support/mod.rs"]
 mod domain_support;
 
+#[path = "api_domain/concurrency.rs"]
+mod concurrency;
+#[path = "api_domain/flag_lists.rs"]
+mod flag_lists;
 #[path = "api_domain/flags.rs"]
 mod flags;
 #[path = "api_domain/history.rs"]

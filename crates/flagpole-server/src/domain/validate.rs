@@ -76,25 +76,39 @@ fn field_error(error: &CompileError, env: &str, written: Written<'_>) -> FieldEr
             format!("environments.{env}.{config_rest}")
         }
     };
-    let field = match (&error.subject, written) {
-        (Subject::Flag(k), Written::Flag(key, shape)) if k == key => match shape {
+    let written_field = match (&error.subject, written) {
+        (Subject::Flag(k), Written::Flag(key, shape)) if k == key => Some(match shape {
             FlagShape::Config => error.path.clone(),
-            FlagShape::Definition if in_config => under_env(),
+            FlagShape::Definition | FlagShape::State if in_config => under_env(),
             FlagShape::Definition => {
                 let rest = error.path.strip_prefix("flag").unwrap_or(&error.path);
                 rest.trim_start_matches('.').to_owned()
             }
-            FlagShape::State if in_config => under_env(),
             FlagShape::State => error.path.clone(),
+        }),
+        (Subject::Segment(k), Written::Segment(key)) if k == key => Some(error.path.clone()),
+        _ => None,
+    };
+    match written_field {
+        Some(field) => FieldError {
+            field,
+            message: error.message.clone(),
         },
-        (Subject::Segment(k), Written::Segment(key)) if k == key => error.path.clone(),
-        (Subject::Flag(k), _) => format!("flags.{k}.{}", error.path),
-        (Subject::Segment(k), _) => format!("segments.{k}.{}", error.path),
-    };
-    let message = if in_config && !matches!(written, Written::Flag(_, FlagShape::Config)) {
-        format!("in environment `{env}`: {}", error.message)
-    } else {
-        error.message.clone()
-    };
-    FieldError { field, message }
+        // Another flag or segment broken by this change: its path cannot point into the
+        // body, so it is named, with the environment when the problem is in a config.
+        None => {
+            let (kind, key) = match &error.subject {
+                Subject::Flag(k) => ("flags", k),
+                Subject::Segment(k) => ("segments", k),
+            };
+            FieldError {
+                field: format!("{kind}.{key}.{}", error.path),
+                message: if in_config {
+                    format!("in environment `{env}`: {}", error.message)
+                } else {
+                    error.message.clone()
+                },
+            }
+        }
+    }
 }
