@@ -8,6 +8,8 @@ mod support;
 mod bootstrap;
 #[path = "auth/credentials.rs"]
 mod credentials;
+#[path = "auth/listener.rs"]
+mod listener;
 #[path = "auth/sessions.rs"]
 mod sessions;
 #[path = "auth/users.rs"]

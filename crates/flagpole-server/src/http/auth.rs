@@ -23,10 +23,49 @@ use crate::error::{ApiError, ApiJson, ApiResult, ErrorBody};
 use crate::state::AppState;
 
 pub(crate) fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
+    use utoipa::OpenApi as _;
+    OpenApiRouter::with_openapi(AuthDoc::openapi())
         .routes(routes!(login))
         .routes(routes!(logout))
         .routes(routes!(me))
+}
+
+/// The management API's security schemes, merged into the API document. Operations name
+/// them with `security(("api_token" = []), ("session" = []))`.
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    modifiers(&ManagementSecurity),
+    tags((name = "auth", description = "Dashboard sign-in. The `fp_session` cookie authenticates \
+        management calls like an API token; non-GET calls made with it must send the session's \
+        `csrf_token` in the `X-CSRF-Token` header."))
+)]
+struct AuthDoc;
+
+struct ManagementSecurity;
+
+impl utoipa::Modify for ManagementSecurity {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{
+            ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme,
+        };
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "api_token",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("An API token (fp_api_...)"))
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "session",
+            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
+                session::SESSION_COOKIE,
+                "Dashboard session from POST /api/v1/auth/login; writes also need X-CSRF-Token",
+            ))),
+        );
+    }
 }
 
 /// Sign-in request.
@@ -167,7 +206,7 @@ async fn logout(State(state): State<AppState>, headers: HeaderMap) -> ApiResult<
 
 /// The signed-in user and the session's CSRF token (the dashboard calls this after a page
 /// reload). Needs the session cookie; API tokens get 401.
-#[utoipa::path(get, path = "/api/v1/auth/me", tag = "auth",
+#[utoipa::path(get, path = "/api/v1/auth/me", tag = "auth", security(("session" = [])),
     responses(
         (status = 200, body = SessionInfo),
         (status = 401, body = ErrorBody, description = "No live session")))]

@@ -112,7 +112,7 @@ fn to_key(row: KeyRow, environment: &str) -> SdkKey {
 }
 
 /// Lists the environment's SDK keys, revoked ones included.
-#[utoipa::path(get, path = "/api/v1/projects/{project}/environments/{env}/sdk-keys", tag = "sdk-keys",
+#[utoipa::path(get, path = "/api/v1/projects/{project}/environments/{env}/sdk-keys", tag = "sdk-keys", security(("api_token" = []), ("session" = [])),
     params(("project" = String, Path, description = "Project key"), ("env" = String, Path, description = "Environment key")),
     responses((status = 200, body = SdkKeyList), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
         (status = 404, body = ErrorBody)))]
@@ -137,7 +137,7 @@ async fn list_sdk_keys(
 }
 
 /// Creates an SDK key for the environment and returns it, once.
-#[utoipa::path(post, path = "/api/v1/projects/{project}/environments/{env}/sdk-keys", tag = "sdk-keys",
+#[utoipa::path(post, path = "/api/v1/projects/{project}/environments/{env}/sdk-keys", tag = "sdk-keys", security(("api_token" = []), ("session" = [])),
     request_body = CreateSdkKey,
     params(("project" = String, Path, description = "Project key"), ("env" = String, Path, description = "Environment key")),
     responses((status = 201, body = CreatedSdkKey), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
@@ -212,7 +212,7 @@ async fn record(
 
 /// Revokes an SDK key. This replica stops accepting it at once, others within 30 s.
 /// Revoking twice is a no-op.
-#[utoipa::path(delete, path = "/api/v1/projects/{project}/environments/{env}/sdk-keys/{id}", tag = "sdk-keys",
+#[utoipa::path(delete, path = "/api/v1/projects/{project}/environments/{env}/sdk-keys/{id}", tag = "sdk-keys", security(("api_token" = []), ("session" = [])),
     params(("project" = String, Path, description = "Project key"), ("env" = String, Path, description = "Environment key"),
         ("id" = i64, Path, description = "SDK key id")),
     responses((status = 204, description = "Revoked"), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),

@@ -105,7 +105,7 @@ async fn load_token(conn: &mut Conn, id: i64) -> ApiResult<Option<ApiToken>> {
 }
 
 /// Lists API tokens, revoked ones included.
-#[utoipa::path(get, path = "/api/v1/tokens", tag = "tokens",
+#[utoipa::path(get, path = "/api/v1/tokens", tag = "tokens", security(("api_token" = []), ("session" = [])),
     responses((status = 200, body = ApiTokenList), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
 async fn list_tokens(State(state): State<AppState>, actor: Actor) -> ApiResult<Json<ApiTokenList>> {
     actor.require(Role::Admin, None)?;
@@ -132,7 +132,7 @@ pub(crate) struct CreateApiToken {
 }
 
 /// Creates a token and returns it, once.
-#[utoipa::path(post, path = "/api/v1/tokens", tag = "tokens", request_body = CreateApiToken,
+#[utoipa::path(post, path = "/api/v1/tokens", tag = "tokens", security(("api_token" = []), ("session" = [])), request_body = CreateApiToken,
     responses((status = 201, body = CreatedApiToken), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
         (status = 422, body = ErrorBody)))]
 async fn create_token(
@@ -195,7 +195,7 @@ async fn record(
 }
 
 /// Revokes a token: from now on it authenticates nothing. Revoking twice is a no-op.
-#[utoipa::path(delete, path = "/api/v1/tokens/{id}", tag = "tokens",
+#[utoipa::path(delete, path = "/api/v1/tokens/{id}", tag = "tokens", security(("api_token" = []), ("session" = [])),
     params(("id" = i64, Path, description = "Token id")),
     responses((status = 204, description = "Revoked"), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
         (status = 404, body = ErrorBody)))]

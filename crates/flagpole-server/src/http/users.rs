@@ -61,7 +61,7 @@ fn validate_name(name: &str) -> ApiResult<()> {
 }
 
 /// Lists users.
-#[utoipa::path(get, path = "/api/v1/users", tag = "users",
+#[utoipa::path(get, path = "/api/v1/users", tag = "users", security(("api_token" = []), ("session" = [])),
     responses((status = 200, body = UserList), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
 async fn list_users(
     State(state): State<AppState>,
@@ -96,7 +96,7 @@ pub(crate) struct CreateUser {
 }
 
 /// Creates a user.
-#[utoipa::path(post, path = "/api/v1/users", tag = "users", request_body = CreateUser,
+#[utoipa::path(post, path = "/api/v1/users", tag = "users", security(("api_token" = []), ("session" = [])), request_body = CreateUser,
     responses((status = 201, body = User), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
         (status = 409, body = ErrorBody, description = "Email already used"), (status = 422, body = ErrorBody)))]
 async fn create_user(
@@ -167,7 +167,7 @@ async fn record(
 }
 
 /// Reads a user.
-#[utoipa::path(get, path = "/api/v1/users/{id}", tag = "users",
+#[utoipa::path(get, path = "/api/v1/users/{id}", tag = "users", security(("api_token" = []), ("session" = [])),
     params(("id" = i64, Path, description = "User id")),
     responses((status = 200, body = User), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
         (status = 404, body = ErrorBody)))]
@@ -216,7 +216,7 @@ fn own_account(actor: &Actor, id: i64) -> bool {
 }
 
 /// Updates a user (optimistic concurrency on `version`).
-#[utoipa::path(patch, path = "/api/v1/users/{id}", tag = "users", request_body = UpdateUser,
+#[utoipa::path(patch, path = "/api/v1/users/{id}", tag = "users", security(("api_token" = []), ("session" = [])), request_body = UpdateUser,
     params(("id" = i64, Path, description = "User id")),
     responses((status = 200, body = User), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 409, body = ErrorBody, description = "Version conflict or email taken; `current` holds the user"),
@@ -326,7 +326,7 @@ async fn update_user(
 }
 
 /// Deletes a user and ends their sessions. The audit trail keeps their name as actor.
-#[utoipa::path(delete, path = "/api/v1/users/{id}", tag = "users",
+#[utoipa::path(delete, path = "/api/v1/users/{id}", tag = "users", security(("api_token" = []), ("session" = [])),
     params(("id" = i64, Path, description = "User id")),
     responses((status = 204, description = "Deleted"), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 422, body = ErrorBody, description = "Deleting your own account")))]

@@ -34,6 +34,9 @@ pub(crate) struct Op {
     pub(crate) access: Access,
     pub(crate) query: &'static str,
     pub(crate) body: Option<Value>,
+    /// False for WebSocket upgrades: through the router there is no connection to upgrade,
+    /// so an allowed call ends in 400; only who is refused can be checked.
+    pub(crate) completes: bool,
 }
 
 fn op(method: &'static str, path: &'static str, access: Access) -> Op {
@@ -43,6 +46,7 @@ fn op(method: &'static str, path: &'static str, access: Access) -> Op {
         access,
         query: "",
         body: None,
+        completes: true,
     }
 }
 
@@ -53,6 +57,10 @@ impl Op {
     }
     fn query(mut self, query: &'static str) -> Op {
         self.query = query;
+        self
+    }
+    fn websocket(mut self) -> Op {
+        self.completes = false;
         self
     }
 }
@@ -212,6 +220,8 @@ pub(crate) fn table() -> Vec<Op> {
             .body(json!({"context": {"targetingKey": "u1"}})),
         op("post", "/ofrep/v1/evaluate/flags", Sdk)
             .body(json!({"context": {"targetingKey": "u1"}})),
+        // The SDK stream (WebSocket): SDK keys only.
+        op("get", "/sdk/v1/stream", Sdk).websocket(),
         // Deletions and revocations of seeded victims (not of the credentials under test).
         op("delete", "/api/v1/users/{id}", Global(Admin)),
         op("delete", "/api/v1/tokens/{id}", Global(Admin)),
