@@ -301,8 +301,12 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         let inner = err.into_inner();
         match inner.classify() {
             serde_json::error::Category::Data => {
-                let field = if path == "." { String::new() } else { path };
-                ApiError::invalid(field, strip_position(&inner.to_string()))
+                let message = strip_position(&inner.to_string());
+                let parent = if path == "." { String::new() } else { path };
+                ApiError::invalid(
+                    missing_field_path(&parent, &message).unwrap_or(parent),
+                    message,
+                )
             }
             _ => ApiError::BadRequest {
                 message: format!("malformed JSON: {inner}"),
@@ -317,11 +321,67 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     Ok(value)
 }
 
+/// serde reports a missing field at the path of the object that lacks it; name the field
+/// itself, so a client can highlight it.
+fn missing_field_path(parent: &str, message: &str) -> Option<String> {
+    let name = message.strip_prefix("missing field `")?.split('`').next()?;
+    Some(if parent.is_empty() {
+        name.to_owned()
+    } else {
+        format!("{parent}.{name}")
+    })
+}
+
 /// serde_json appends " at line 1 column 42" to data errors; the field path says more.
 fn strip_position(message: &str) -> String {
     match message.rfind(" at line ") {
         Some(i) => message[..i].to_owned(),
         None => message.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, serde::Deserialize)]
+    #[allow(dead_code)] // fields exist to be deserialised
+    struct Body {
+        config: Inner,
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[allow(dead_code)]
+    struct Inner {
+        enabled: bool,
+    }
+
+    fn field_of(json: &str) -> Option<String> {
+        match parse_json::<Body>(json.as_bytes()) {
+            Err(ApiError::Validation(errors)) => Some(errors[0].field.clone()),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn data_errors_name_the_field() {
+        assert_eq!(
+            field_of(r#"{"config": {"enabled": 3}}"#).as_deref(),
+            Some("config.enabled")
+        );
+        assert_eq!(
+            field_of(r#"{"config": {}}"#).as_deref(),
+            Some("config.enabled")
+        );
+        assert_eq!(field_of(r#"{}"#).as_deref(), Some("config"));
+        assert!(matches!(
+            parse_json::<Body>(b"{"),
+            Err(ApiError::BadRequest { .. })
+        ));
+        assert!(matches!(
+            parse_json::<Body>(br#"{"config": {"enabled": true}} x"#),
+            Err(ApiError::BadRequest { .. })
+        ));
     }
 }
 
