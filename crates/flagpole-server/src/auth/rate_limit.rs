@@ -52,7 +52,8 @@ impl LoginLimiter {
     }
 
     fn keys(email: &str, client: Option<IpAddr>) -> impl Iterator<Item = Key> {
-        std::iter::once(Key::Email(email.to_owned())).chain(client.map(Key::Client))
+        std::iter::once(Key::Email(email.to_owned()))
+            .chain(client.map(|ip| Key::Client(network_of(ip))))
     }
 
     fn max(&self, key: &Key) -> u32 {
@@ -123,6 +124,15 @@ impl LoginLimiter {
     }
 }
 
+/// The unit an address is counted by: the address itself for IPv4, its /64 network for
+/// IPv6, since one IPv6 client usually holds a whole /64 and could rotate through it.
+fn network_of(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => IpAddr::V6(std::net::Ipv6Addr::from_bits(v6.to_bits() & !0u128 << 64)),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -162,5 +172,18 @@ mod tests {
         // Three failures from IP across emails: the address is now blocked for any email.
         assert!(limiter.check_at("d@x", IP, t0).await.is_err());
         assert_eq!(limiter.check_at("d@x", None, t0).await, Ok(()));
+    }
+
+    #[tokio::test]
+    async fn ipv6_clients_are_counted_by_their_64_network() {
+        let limiter = LoginLimiter::new(100, 2, Duration::from_secs(60));
+        let t0 = Instant::now();
+        let a: IpAddr = "2001:db8:1:2::1".parse().unwrap();
+        let b: IpAddr = "2001:db8:1:2:ffff::9".parse().unwrap();
+        let elsewhere: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        limiter.record_failure_at("a@x", Some(a), t0).await;
+        limiter.record_failure_at("b@x", Some(b), t0).await;
+        assert!(limiter.check_at("c@x", Some(a), t0).await.is_err());
+        assert_eq!(limiter.check_at("c@x", Some(elsewhere), t0).await, Ok(()));
     }
 }

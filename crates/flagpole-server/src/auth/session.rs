@@ -141,3 +141,42 @@ pub fn set_cookie(value: &str, max_age_secs: u64, secure: bool) -> String {
 pub fn clear_cookie(secure: bool) -> String {
     set_cookie("", 0, secure)
 }
+
+#[cfg(test)]
+mod tests {
+    use axum::http::HeaderValue;
+
+    use super::*;
+
+    #[test]
+    fn finds_the_session_cookie_among_others() {
+        let mut headers = HeaderMap::new();
+        assert_eq!(cookie_value(&headers), None);
+        headers.append(
+            COOKIE,
+            HeaderValue::from_static("theme=dark; fp_session_old=x"),
+        );
+        assert_eq!(cookie_value(&headers), None);
+        headers.append(
+            COOKIE,
+            HeaderValue::from_static("a=1;  fp_session=abc ; b=2"),
+        );
+        assert_eq!(cookie_value(&headers), Some("abc"));
+        let mut empty = HeaderMap::new();
+        empty.insert(COOKIE, HeaderValue::from_static("fp_session="));
+        assert_eq!(cookie_value(&empty), None);
+    }
+
+    #[test]
+    fn cookie_attributes() {
+        assert_eq!(
+            set_cookie("v", 60, false),
+            "fp_session=v; Path=/; HttpOnly; SameSite=Strict; Max-Age=60"
+        );
+        assert!(set_cookie("v", 60, true).ends_with("; Secure"));
+        assert!(
+            clear_cookie(true)
+                .starts_with("fp_session=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0")
+        );
+    }
+}
