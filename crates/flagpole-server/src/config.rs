@@ -79,6 +79,11 @@ pub struct Config {
     #[arg(long, env = "FLAGPOLE_SESSION_HOURS", default_value_t = 12)]
     pub session_hours: u64,
 
+    /// Seconds between the server's heartbeats on SDK streams; a stream silent for two
+    /// intervals is closed (code 4000).
+    #[arg(long, env = "FLAGPOLE_STREAM_HEARTBEAT_SECS", default_value_t = 15)]
+    pub stream_heartbeat_secs: u64,
+
     /// Log format: `json` (one object per line) or `pretty`.
     #[arg(long, env = "FLAGPOLE_LOG_FORMAT", default_value = "json")]
     pub log_format: LogFormat,
@@ -106,6 +111,7 @@ impl Config {
             admin_token: Some("fp_api_test_admin_token_0000000000000000".into()),
             secure_cookies: false,
             session_hours: 12,
+            stream_heartbeat_secs: 15,
             log_format: LogFormat::Pretty,
         }
     }

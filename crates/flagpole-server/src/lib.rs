@@ -9,6 +9,7 @@ pub mod db;
 pub mod domain;
 pub mod error;
 pub mod http;
+pub mod push;
 pub mod snapshots;
 pub mod state;
 pub mod store;
@@ -65,6 +66,7 @@ impl App {
             .snapshots
             .spawn_follower(&state.changes, &state.tasks, state.shutdown.clone());
         state.tasks.spawn(telemetry::upkeep(state.shutdown.clone()));
+        state.push.start(&state.changes);
         match state.snapshots.warm().await {
             Ok(n) => tracing::info!(environments = n, "snapshot cache warmed"),
             // Not fatal: /readyz reports it and retries; evaluations load on demand.

@@ -24,18 +24,28 @@ pub struct AppState {
     pub shutdown: tokio_util::sync::CancellationToken,
     /// Background tasks, so shutdown can wait for them to finish.
     pub tasks: tokio_util::task::TaskTracker,
+    /// Per-environment push hubs for the SDK stream.
+    pub push: crate::push::Push,
 }
 
 impl AppState {
     /// State over an opened, migrated database.
     pub fn new(db: Db, config: Config) -> AppState {
+        let shutdown = tokio_util::sync::CancellationToken::new();
+        let tasks = tokio_util::task::TaskTracker::new();
         AppState {
             snapshots: crate::snapshots::SnapshotCache::new(
                 db.clone(),
                 crate::snapshots::DEFAULT_TTL,
             ),
-            shutdown: tokio_util::sync::CancellationToken::new(),
-            tasks: tokio_util::task::TaskTracker::new(),
+            push: crate::push::Push::new(
+                db.clone(),
+                std::time::Duration::from_secs(config.stream_heartbeat_secs.max(1)),
+                shutdown.clone(),
+                tasks.clone(),
+            ),
+            shutdown,
+            tasks,
             db,
             config: Arc::new(config),
             changes: ChangeFeed::new(),

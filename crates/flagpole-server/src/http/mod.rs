@@ -23,6 +23,7 @@ mod ops;
 mod projects;
 mod sdk_keys;
 mod segments;
+mod stream;
 mod tokens;
 mod users;
 
@@ -58,6 +59,7 @@ pub fn api() -> OpenApiRouter<AppState> {
         .merge(users::router())
         .merge(tokens::router())
         .merge(sdk_keys::router())
+        .merge(stream::router())
 }
 
 /// The OpenAPI document (what `cargo xtask codegen` writes to openapi/openapi.json).

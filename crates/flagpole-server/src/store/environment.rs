@@ -165,6 +165,9 @@ pub async fn bump_data_versions(
         })
         .collect();
     changes.sort_by_key(|c| c.environment_id);
+    // Every write bumps once per transaction, here: announcing the new versions to other
+    // replicas here (delivered by Postgres only if the transaction commits) covers them all.
+    crate::push::notify_committed(conn, &changes).await?;
     Ok(changes)
 }
 

@@ -1,0 +1,109 @@
+//! `GET /sdk/v1/stream`: the SDK's WebSocket (docs/protocol.md), authenticated by its SDK
+//! key before the upgrade.
+
+use axum::Json;
+use axum::extract::State;
+use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
+use axum::response::{IntoResponse, Response};
+use flagpole_core::wire::MAX_CLIENT_FRAME;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::auth::SdkClient;
+use crate::error::{ApiError, ErrorBody, ErrorDetail};
+use crate::push::HubError;
+use crate::push::connection::{self, Settings};
+use crate::state::AppState;
+
+/// Read buffer per connection. tungstenite's default is 128 KiB, which at 10k idle
+/// sockets is over a gigabyte; client frames are at most 16 KiB and usually tiny.
+const READ_BUFFER: usize = 4 * 1024;
+/// The goodbye's reconnect hint; clients add jitter.
+const RECONNECT_AFTER_MS: u64 = 1000;
+
+pub(crate) fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(stream))
+}
+
+/// The SDK stream: a WebSocket carrying snapshots and patches of the SDK key's
+/// environment as they commit (protocol: docs/protocol.md).
+#[utoipa::path(
+    get,
+    path = "/sdk/v1/stream",
+    tag = "sdk",
+    responses(
+        (status = 101, description = "Switching Protocols: the WebSocket of docs/protocol.md. The client sends `hello {version}`; the server answers with a snapshot or patches, then sends every change as it commits."),
+        (status = 400, description = "Not a WebSocket upgrade request", body = ErrorBody),
+        (status = 401, description = "Missing, unknown or revoked SDK key", body = ErrorBody),
+        (status = 503, description = "The environment could not be loaded; retry", body = ErrorBody),
+    ),
+    security(("sdk_key" = []), ("sdk_key_bearer" = []))
+)]
+async fn stream(
+    client: SdkClient,
+    State(state): State<AppState>,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Response {
+    let upgrade = match upgrade {
+        Ok(upgrade) => upgrade,
+        Err(rejection) => return not_an_upgrade(&rejection),
+    };
+    // Loaded before upgrading, so a database outage is a 503 the SDK retries, not a
+    // socket that opens and then says nothing.
+    let lease = match state.push.lease(client.environment_id).await {
+        Ok(lease) => lease,
+        // The key's environment was deleted since the key was cached.
+        Err(HubError::Gone(_)) => return ApiError::Unauthenticated.into_response(),
+        Err(HubError::Db(error)) => {
+            tracing::warn!(%error, environment_id = client.environment_id, "cannot load environment for a stream");
+            return ApiError::Unavailable(
+                "the environment cannot be loaded right now; retry".into(),
+            )
+            .into_response();
+        }
+    };
+    let settings = Settings {
+        heartbeat: state.push.heartbeat(),
+        reconnect_after_ms: RECONNECT_AFTER_MS,
+    };
+    let shutdown = state.push.shutdown().clone();
+    let tasks = state.push.tasks().clone();
+    let db = state.push.db().clone();
+    upgrade
+        .read_buffer_size(READ_BUFFER)
+        // Every send flushes; nothing is gained by letting writes accumulate.
+        .write_buffer_size(0)
+        .max_message_size(MAX_CLIENT_FRAME)
+        .max_frame_size(MAX_CLIENT_FRAME)
+        .on_failed_upgrade(|error| tracing::debug!(%error, "stream upgrade failed"))
+        .on_upgrade(move |socket| {
+            // Tracked, so App::serve waits for every goodbye before returning.
+            tasks.track_future(async move {
+                let hub = lease.hub().clone();
+                let end = connection::serve(socket, hub, Some(db), settings, shutdown).await;
+                tracing::debug!(
+                    environment_id = client.environment_id,
+                    ?end,
+                    "stream closed"
+                );
+                drop(lease);
+            })
+        })
+}
+
+fn not_an_upgrade(rejection: &WebSocketUpgradeRejection) -> Response {
+    let body = ErrorBody {
+        error: ErrorDetail {
+            code: "websocket_upgrade_required".into(),
+            message: format!(
+                "this endpoint is a WebSocket (docs/protocol.md): {}",
+                rejection.body_text()
+            ),
+            field: None,
+            details: Vec::new(),
+        },
+        current: None,
+    };
+    (rejection.status(), Json(body)).into_response()
+}

@@ -1,0 +1,286 @@
+//! Real-time push to SDKs (docs/protocol.md): per-environment hubs that turn committed
+//! versions into patches, serialise each once and fan it out to every WebSocket of the
+//! environment.
+//!
+//! How a change travels:
+//! 1. a write commits; on Postgres the same transaction ran `pg_notify('flagpole_env',
+//!    '<env>:<version>')` ([`notify::notify_committed`]), and the writing replica publishes
+//!    `EnvChanged` on its in-process [`ChangeFeed`];
+//! 2. every replica's listener ([`notify::listen`]) republishes notifications from other
+//!    replicas on its own feed, so the snapshot cache and push see local and remote writes
+//!    through one path (duplicates are harmless: consumers compare versions);
+//! 3. the feed follower pokes the environment's hub; the hub's updater reads what changed
+//!    since its version ([`patch::build_patch`]), publishes one patch (bursts coalesce into
+//!    one) and the connections ([`connection`]) forward it.
+//!
+//! Safety nets: a listener that reconnects, and a periodic version check, compare every
+//! hub with the database (notifications sent while a listener was away are lost).
+
+pub(crate) mod connection;
+pub(crate) mod hub;
+pub(crate) mod notify;
+pub(crate) mod patch;
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::db::Db;
+use crate::state::ChangeFeed;
+use crate::store::snapshot::load_environment;
+use hub::EnvHub;
+use patch::Built;
+
+pub use notify::notify_committed;
+
+/// How often hubs are compared with the database, and idle hubs dropped.
+pub const CHECK_INTERVAL: Duration = Duration::from_secs(5);
+/// A hub with no connection for this long is dropped (its next connection reloads it).
+pub const HUB_IDLE: Duration = Duration::from_secs(60);
+
+/// Why a stream could not be set up for an environment.
+#[derive(Debug, thiserror::Error)]
+pub enum HubError {
+    /// The environment was deleted.
+    #[error("environment {0} not found")]
+    Gone(i64),
+    /// Loading it failed.
+    #[error("loading environment for push: {0}")]
+    Db(#[from] sqlx::Error),
+}
+
+/// The hubs of this replica. Cheap to clone.
+#[derive(Clone)]
+pub struct Push {
+    inner: Arc<Registry>,
+}
+
+struct Registry {
+    db: Db,
+    // std Mutex: held only to look up, insert or remove, never across an await.
+    hubs: Mutex<HashMap<i64, Arc<EnvHub>>>,
+    /// When each hub was first seen without connections.
+    idle_since: Mutex<HashMap<i64, Instant>>,
+    shutdown: CancellationToken,
+    tasks: TaskTracker,
+    /// Server heartbeat interval for connections.
+    heartbeat: Duration,
+}
+
+/// A connection's claim on a hub: while any lease is alive the hub is not dropped.
+pub(crate) struct Lease {
+    hub: Arc<EnvHub>,
+}
+
+impl Lease {
+    /// The hub.
+    pub(crate) fn hub(&self) -> &Arc<EnvHub> {
+        &self.hub
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        self.hub.leases.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+impl Push {
+    /// No hubs yet; hubs' updaters run on `tasks` and stop on `shutdown`.
+    pub fn new(
+        db: Db,
+        heartbeat: Duration,
+        shutdown: CancellationToken,
+        tasks: TaskTracker,
+    ) -> Push {
+        Push {
+            inner: Arc::new(Registry {
+                db,
+                hubs: Mutex::new(HashMap::new()),
+                idle_since: Mutex::new(HashMap::new()),
+                shutdown,
+                tasks,
+                heartbeat,
+            }),
+        }
+    }
+
+    /// Connections' heartbeat interval.
+    pub fn heartbeat(&self) -> Duration {
+        self.inner.heartbeat
+    }
+
+    /// The shutdown token connections watch.
+    pub(crate) fn shutdown(&self) -> &CancellationToken {
+        &self.inner.shutdown
+    }
+
+    /// The task tracker connections are tracked by.
+    pub(crate) fn tasks(&self) -> &TaskTracker {
+        &self.inner.tasks
+    }
+
+    /// The database.
+    pub(crate) fn db(&self) -> &Db {
+        &self.inner.db
+    }
+
+    /// Starts the background tasks: the change-feed follower, the Postgres listener and
+    /// the periodic check. Subscribes to `changes` before returning.
+    pub fn start(&self, changes: &ChangeFeed) {
+        let tasks = &self.inner.tasks;
+        tasks.spawn(notify::follow(
+            self.clone(),
+            changes.subscribe(),
+            self.inner.shutdown.clone(),
+        ));
+        if self.inner.db.backend == crate::db::Backend::Postgres {
+            tasks.spawn(notify::listen(
+                self.clone(),
+                changes.clone(),
+                self.inner.shutdown.clone(),
+            ));
+        }
+        tasks.spawn(notify::check_periodically(
+            self.clone(),
+            changes.clone(),
+            self.inner.shutdown.clone(),
+        ));
+    }
+
+    /// A lease on environment `environment_id`'s hub, loading it first if needed (one
+    /// database read per environment, shared by concurrent first connections).
+    pub(crate) async fn lease(&self, environment_id: i64) -> Result<Lease, HubError> {
+        let hub = {
+            let mut hubs = lock(&self.inner.hubs);
+            // A hub whose environment was deleted is closed; an environment id is never
+            // reused, but a fresh hub answers the question again rather than trusting it.
+            if hubs
+                .get(&environment_id)
+                .is_some_and(|h| h.closed.is_cancelled())
+            {
+                hubs.remove(&environment_id);
+            }
+            let hub = hubs.entry(environment_id).or_insert_with(|| {
+                let hub = Arc::new(EnvHub::new(environment_id));
+                self.inner.tasks.spawn(updater(
+                    hub.clone(),
+                    self.inner.db.clone(),
+                    self.inner.shutdown.clone(),
+                ));
+                hub
+            });
+            // Counted under the map lock: the sweep removes only hubs without leases, so
+            // a hub handed out here cannot be removed underneath its connection.
+            hub.leases.fetch_add(1, Ordering::AcqRel);
+            hub.clone()
+        };
+        let lease = Lease { hub };
+        if lease.hub.version().is_none() {
+            let _loading = lease.hub.load_lock.lock().await;
+            if lease.hub.version().is_none() {
+                let env = load_environment(&self.inner.db, environment_id)
+                    .await?
+                    .ok_or(HubError::Gone(environment_id))?;
+                lease.hub.set_loaded(env);
+                // A change that committed while we read may have poked the updater
+                // before the hub had a version; make it look again.
+                lease.hub.poke(None);
+            }
+        }
+        Ok(lease)
+    }
+
+    /// Tells the hub of `environment_id`, if any, that the database has `version`.
+    pub(crate) fn poke(&self, environment_id: i64, version: Option<u64>) {
+        let hub = lock(&self.inner.hubs).get(&environment_id).cloned();
+        if let Some(hub) = hub {
+            hub.poke(version);
+        }
+    }
+
+    /// Pokes every hub to compare itself with the database.
+    pub(crate) fn poke_all(&self) {
+        for hub in self.hubs() {
+            hub.poke(None);
+        }
+    }
+
+    /// Every hub (a copy of the list).
+    pub(crate) fn hubs(&self) -> Vec<Arc<EnvHub>> {
+        lock(&self.inner.hubs).values().cloned().collect()
+    }
+
+    /// Number of hubs (tests, metrics).
+    pub fn hub_count(&self) -> usize {
+        lock(&self.inner.hubs).len()
+    }
+
+    /// Drops hubs that have had no connection for [`HUB_IDLE`], and the hub of an
+    /// environment that no longer exists.
+    pub(crate) fn sweep(&self, now: Instant, gone: &[i64]) {
+        let mut hubs = lock(&self.inner.hubs);
+        let mut idle = lock(&self.inner.idle_since);
+        hubs.retain(|id, hub| {
+            let keep = if gone.contains(id) || hub.closed.is_cancelled() {
+                false
+            } else if hub.leases.load(Ordering::Acquire) > 0 {
+                idle.remove(id);
+                true
+            } else {
+                let since = *idle.entry(*id).or_insert(now);
+                now.duration_since(since) < HUB_IDLE
+            };
+            if !keep {
+                idle.remove(id);
+                hub.closed.cancel();
+            }
+            keep
+        });
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Keeps one hub in step with the database until it is closed or the server stops.
+/// Pokes that arrive while a patch is being built leave one wake-up, so a burst of
+/// writes becomes one patch.
+async fn updater(hub: Arc<EnvHub>, db: Db, shutdown: CancellationToken) {
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = hub.closed.cancelled() => return,
+            () = hub.wake.notified() => {}
+        }
+        let Some(from) = hub.version() else {
+            // Not loaded yet: the load reads the latest and pokes again.
+            continue;
+        };
+        match patch::build_patch(&db, hub.environment_id, from).await {
+            Ok(Built::UpToDate) => {}
+            Ok(Built::Patch(patch)) => {
+                if let Err(error) = hub.publish(patch) {
+                    tracing::error!(environment_id = hub.environment_id, %error, "publishing patch failed");
+                }
+            }
+            Ok(Built::Gone) => {
+                tracing::info!(
+                    environment_id = hub.environment_id,
+                    "environment deleted; closing its streams"
+                );
+                hub.closed.cancel();
+                return;
+            }
+            // The next poke (or the periodic check) retries.
+            Err(error) => {
+                tracing::warn!(environment_id = hub.environment_id, %error, "building patch failed");
+            }
+        }
+    }
+}

@@ -1,0 +1,233 @@
+//! How hubs hear of committed versions: the in-process change feed, Postgres
+//! LISTEN/NOTIFY between replicas, and a periodic version check as the safety net.
+
+use std::time::{Duration, Instant};
+
+use sqlx::postgres::PgListener;
+use tokio::sync::broadcast::Receiver;
+use tokio::sync::broadcast::error::RecvError;
+use tokio_util::sync::CancellationToken;
+
+use super::Push;
+use super::patch::data_versions;
+use crate::state::{ChangeFeed, EnvChanged};
+use crate::store::Conn;
+
+/// The Postgres channel; payloads are `<environment id>:<data version>`.
+pub(crate) const CHANNEL: &str = "flagpole_env";
+
+/// Announces `bumped` to every replica's listener. Call INSIDE the write's transaction:
+/// Postgres delivers notifications only when (and if) it commits. One statement per
+/// transaction whatever the number of environments, so a project-wide write costs one
+/// round trip; Postgres queues them at commit (which serialises committers briefly, hence
+/// once per transaction, never once per statement). A no-op on SQLite (one process).
+pub async fn notify_committed(conn: &mut Conn, bumped: &[EnvChanged]) -> Result<(), sqlx::Error> {
+    if bumped.is_empty() || conn.backend_name() != <sqlx::Postgres as sqlx::Database>::NAME {
+        return Ok(());
+    }
+    let payloads = bumped
+        .iter()
+        .map(|c| format!("{}:{}", c.environment_id, c.data_version))
+        .collect::<Vec<_>>()
+        .join(",");
+    // `pg_notify` returns void, which sqlx's Any driver cannot decode; counting the rows
+    // keeps the result an integer (a volatile call in a subquery is never optimised away).
+    sqlx::query_scalar::<_, i64>(
+        "select count(*) from (select pg_notify($1, p) \
+         from unnest(string_to_array($2, ',')) as p) as n",
+    )
+    .bind(CHANNEL)
+    .bind(payloads)
+    .fetch_one(conn)
+    .await?;
+    Ok(())
+}
+
+/// Parses a notification payload.
+pub(crate) fn parse_payload(payload: &str) -> Option<EnvChanged> {
+    let (env, version) = payload.split_once(':')?;
+    Some(EnvChanged {
+        environment_id: env.parse().ok()?,
+        data_version: version.parse().ok()?,
+    })
+}
+
+/// Pokes hubs with every change on the in-process feed until shutdown.
+pub(crate) async fn follow(
+    push: Push,
+    mut changes: Receiver<EnvChanged>,
+    shutdown: CancellationToken,
+) {
+    loop {
+        let received = tokio::select! {
+            () = shutdown.cancelled() => return,
+            received = changes.recv() => received,
+        };
+        match received {
+            Ok(change) => push.poke(
+                change.environment_id,
+                Some(u64::try_from(change.data_version).unwrap_or(0)),
+            ),
+            // Some changes were dropped: every hub compares itself with the database.
+            Err(RecvError::Lagged(missed)) => {
+                tracing::warn!(
+                    missed,
+                    "push lagged behind the change feed; checking every hub"
+                );
+                push.poke_all();
+            }
+            Err(RecvError::Closed) => return,
+        }
+    }
+}
+
+/// Listens for other replicas' commits and republishes them on this replica's feed, until
+/// shutdown. After every (re)connection it compares every environment with the database,
+/// because notifications sent while it was not listening are lost.
+pub(crate) async fn listen(push: Push, changes: ChangeFeed, shutdown: CancellationToken) {
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        let connected = tokio::select! {
+            () = shutdown.cancelled() => return,
+            connected = subscribe(push.db().url()) => connected,
+        };
+        let mut listener = match connected {
+            Ok(listener) => listener,
+            Err(error) => {
+                tracing::warn!(%error, retry_in_ms = backoff.as_millis() as u64, "push listener cannot connect");
+                tokio::select! {
+                    () = shutdown.cancelled() => return,
+                    () = tokio::time::sleep(backoff) => {}
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+                continue;
+            }
+        };
+        backoff = Duration::from_millis(100);
+        // LISTEN is in effect now: anything committed from here on is delivered, and what
+        // committed before is visible to this read.
+        resync(&push, &changes, Scope::AllEnvironments).await;
+        loop {
+            let received = tokio::select! {
+                () = shutdown.cancelled() => return,
+                received = listener.try_recv() => received,
+            };
+            match received {
+                Ok(Some(notification)) => match parse_payload(notification.payload()) {
+                    Some(change) => changes.publish(change),
+                    None => tracing::warn!(
+                        payload = notification.payload(),
+                        "ignoring malformed notification"
+                    ),
+                },
+                Ok(None) => {
+                    tracing::warn!("push listener lost its connection; reconnecting");
+                    break;
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "push listener failed; reconnecting");
+                    break;
+                }
+            }
+        }
+    }
+}
+
+async fn subscribe(url: &str) -> Result<PgListener, sqlx::Error> {
+    let mut listener = PgListener::connect(url).await?;
+    listener.listen(CHANNEL).await?;
+    Ok(listener)
+}
+
+/// Every [`super::CHECK_INTERVAL`]: compares hubs with the database and drops idle hubs.
+pub(crate) async fn check_periodically(
+    push: Push,
+    changes: ChangeFeed,
+    shutdown: CancellationToken,
+) {
+    let mut tick = tokio::time::interval(super::CHECK_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await;
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            _ = tick.tick() => resync(&push, &changes, Scope::Hubs).await,
+        }
+    }
+}
+
+/// Which environments [`resync`] reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Scope {
+    /// Those with a hub on this replica (the periodic check: one small query).
+    Hubs,
+    /// All of them, so the snapshot cache catches up too (after a listener reconnect).
+    AllEnvironments,
+}
+
+/// Reads environments' versions in one query and publishes those a hub is behind on (or,
+/// for [`Scope::AllEnvironments`], every one: consumers skip versions they have). Hubs of
+/// environments that no longer exist are dropped, as are idle hubs.
+pub(crate) async fn resync(push: &Push, changes: &ChangeFeed, scope: Scope) {
+    let hubs = push.hubs();
+    let result = match scope {
+        Scope::Hubs => {
+            let ids: Vec<i64> = hubs.iter().map(|h| h.environment_id).collect();
+            data_versions(push.db(), &ids).await
+        }
+        Scope::AllEnvironments => all_versions(push).await,
+    };
+    let versions = match result {
+        Ok(v) => v,
+        Err(error) => {
+            tracing::warn!(%error, "push version check failed");
+            return;
+        }
+    };
+    for &(environment_id, version) in &versions {
+        let behind = hubs
+            .iter()
+            .find(|h| h.environment_id == environment_id)
+            .is_some_and(|h| h.version().is_some_and(|held| held < version));
+        if behind || scope == Scope::AllEnvironments {
+            changes.publish(EnvChanged {
+                environment_id,
+                data_version: i64::try_from(version).unwrap_or(i64::MAX),
+            });
+        }
+    }
+    let gone: Vec<i64> = hubs
+        .iter()
+        .map(|h| h.environment_id)
+        .filter(|id| !versions.iter().any(|(v, _)| v == id))
+        .collect();
+    push.sweep(Instant::now(), &gone);
+}
+
+async fn all_versions(push: &Push) -> Result<Vec<(i64, u64)>, sqlx::Error> {
+    let rows: Vec<(i64, i64)> = sqlx::query_as("select id, data_version from environment")
+        .fetch_all(&push.db().pool)
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(id, v)| (id, u64::try_from(v).unwrap_or(0)))
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn payloads_parse() {
+        assert_eq!(
+            parse_payload("12:345"),
+            Some(EnvChanged {
+                environment_id: 12,
+                data_version: 345
+            })
+        );
+        assert_eq!(parse_payload("12"), None);
+        assert_eq!(parse_payload("a:1"), None);
+    }
+}
