@@ -144,5 +144,8 @@ async fn delete_project(
     project(&state, &actor, &key, Role::Admin).await?;
     let expected = expected_version(&headers, None)?;
     domain::delete(&state, &actor, &key, expected).await?;
+    // Cached SDK keys of the deleted environment(s) must stop working now, not when
+    // their cache entries expire.
+    state.auth.sdk_keys.invalidate_all();
     Ok(StatusCode::NO_CONTENT)
 }
