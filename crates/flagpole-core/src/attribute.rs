@@ -3,6 +3,7 @@
 use serde_json::Value;
 
 use crate::context::Context;
+use crate::index::bytes_eq;
 
 /// Where a clause or rollout reads its value from. Parsed once at compile time.
 #[derive(Debug, Clone, PartialEq)]
@@ -48,25 +49,16 @@ impl AttrRef {
         }
     }
 
-    /// Reads the value; `None` if absent or null.
-    #[inline]
+    /// Reads the value; `None` if absent or null. Inlined into the clause and rollout
+    /// code, with JSON pointers (rare) out of line.
+    #[inline(always)]
     pub(crate) fn lookup<'c>(&self, ctx: &'c Context) -> Option<AttrValue<'c>> {
         let value = match self {
             AttrRef::Key => {
                 return (!ctx.key.is_empty()).then_some(AttrValue::Str(&ctx.key));
             }
-            AttrRef::Top(name) => ctx.attributes.get(&**name)?,
-            AttrRef::Pointer(first, rest) => {
-                let mut current = ctx.attributes.get(&**first)?;
-                for token in rest.iter() {
-                    current = match current {
-                        Value::Object(map) => map.get(&**token)?,
-                        Value::Array(items) => items.get(token.parse::<usize>().ok()?)?,
-                        _ => return None,
-                    };
-                }
-                current
-            }
+            AttrRef::Top(name) => top_level(ctx, name)?,
+            AttrRef::Pointer(first, rest) => walk(ctx, first, rest)?,
         };
         match value {
             Value::Null => None,
@@ -74,6 +66,44 @@ impl AttrRef {
             other => Some(AttrValue::Json(other)),
         }
     }
+}
+
+#[inline(never)]
+fn walk<'c>(ctx: &'c Context, first: &str, rest: &[Box<str>]) -> Option<&'c Value> {
+    let mut current = top_level(ctx, first)?;
+    for token in rest.iter() {
+        current = match current {
+            Value::Object(map) => map.get(&**token)?,
+            Value::Array(items) => items.get(token.parse::<usize>().ok()?)?,
+            _ => return None,
+        };
+    }
+    Some(current)
+}
+
+/// Contexts with at most this many attributes are scanned instead of hashed.
+const SCAN_MAX: usize = 4;
+
+/// A top-level attribute. A small map (the usual server-side context: a key and a few
+/// attributes) is scanned, comparing lengths before bytes, which is cheaper than hashing
+/// the name with the map's seeded hasher and probing; larger maps use the hash.
+#[inline(always)]
+fn top_level<'c>(ctx: &'c Context, name: &str) -> Option<&'c Value> {
+    if ctx.attributes.len() <= SCAN_MAX {
+        for (k, v) in &ctx.attributes {
+            if bytes_eq(k.as_bytes(), name.as_bytes()) {
+                return Some(v);
+            }
+        }
+        None
+    } else {
+        hashed(ctx, name)
+    }
+}
+
+#[inline(never)]
+fn hashed<'c>(ctx: &'c Context, name: &str) -> Option<&'c Value> {
+    ctx.attributes.get(name)
 }
 
 /// RFC 6901: `~1` is `/`, `~0` is `~`.

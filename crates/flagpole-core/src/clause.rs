@@ -1,5 +1,6 @@
 //! Clauses: compiled once from [`model::Clause`], then tested against contexts.
 
+use std::borrow::Cow;
 use std::cmp::Ordering;
 use std::collections::HashMap;
 
@@ -8,7 +9,7 @@ use serde_json::Value;
 
 use crate::attribute::{AttrRef, AttrValue};
 use crate::context::Context;
-use crate::error::Sink;
+use crate::error::{Path, Sink};
 use crate::model::{self, Operator};
 use crate::snapshot::CompiledSegment;
 
@@ -28,14 +29,14 @@ pub(crate) struct CompiledClause {
 #[derive(Debug)]
 enum Test {
     In {
-        strings: Box<[Box<str>]>,
+        strings: StrList,
         numbers: Box<[f64]>,
         bools: [bool; 2],
         ci: bool,
     },
     Str {
         op: StrOp,
-        values: Box<[Box<str>]>,
+        values: StrList,
         ci: bool,
     },
     Regex(Box<[Regex]>),
@@ -79,7 +80,7 @@ impl Cmp {
 /// Compiles one clause, reporting problems under `path` (e.g. `config.rules[0].clauses[1]`).
 pub(crate) fn compile(
     clause: &model::Clause,
-    path: &str,
+    path: &Path<'_>,
     segments: &HashMap<&str, usize>,
     sink: &mut Sink<'_>,
 ) -> Option<CompiledClause> {
@@ -127,10 +128,11 @@ pub(crate) fn compile(
     };
     let test = match op {
         Operator::In => {
-            let (mut strings, mut numbers, mut bools) = (Vec::new(), Vec::new(), [false; 2]);
+            let (mut strings, mut numbers, mut bools) =
+                (StrList::builder(&clause.values), Vec::new(), [false; 2]);
             each(&mut |v| match v {
                 Value::String(s) => {
-                    strings.push(fold(s, ci));
+                    strings.push(&fold(s, ci));
                     Ok(())
                 }
                 Value::Number(n) => {
@@ -144,7 +146,7 @@ pub(crate) fn compile(
                 _ => Err("expected a string, number or boolean".into()),
             });
             Test::In {
-                strings: strings.into(),
+                strings: strings.finish(),
                 numbers: numbers.into(),
                 bools,
                 ci,
@@ -156,14 +158,14 @@ pub(crate) fn compile(
                 Operator::StartsWith => StrOp::StartsWith,
                 _ => StrOp::EndsWith,
             };
-            let mut values = Vec::new();
+            let mut values = StrList::builder(&clause.values);
             each(&mut |v| {
-                values.push(fold(expect_str(v)?, ci));
+                values.push(&fold(expect_str(v)?, ci));
                 Ok(())
             });
             Test::Str {
                 op,
-                values: values.into(),
+                values: values.finish(),
                 ci,
             }
         }
@@ -250,53 +252,68 @@ impl CompiledClause {
 
     /// Does the context satisfy this clause? Never fails: a missing attribute or one of a
     /// type the operator cannot compare makes the clause not match, negated or not.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn matches(&self, ctx: &Context, segments: &[CompiledSegment]) -> bool {
+        // The commonest path (a string attribute) is inlined into evaluation; segments
+        // and JSON attributes are out of line.
         let outcome = match &self.test {
             Test::Exists => Some(self.attr.lookup(ctx).is_some()),
-            Test::Segment(list) => {
-                let mut any_known = false;
-                let mut member = false;
-                for &i in list.iter() {
-                    match segments[i].contains(ctx, segments) {
-                        Some(true) => {
-                            member = true;
-                            break;
-                        }
-                        Some(false) => any_known = true,
-                        None => {}
-                    }
-                }
-                (member || any_known).then_some(member)
-            }
+            Test::Segment(list) => segment_outcome(list, ctx, segments),
             _ => match self.attr.lookup(ctx) {
                 None => None,
-                Some(AttrValue::Str(s)) => self.test_scalar(Scalar::Str(s)),
-                Some(AttrValue::Json(Value::Array(items))) => {
-                    // A list attribute matches if any element does.
-                    let mut any_applicable = false;
-                    let mut hit = false;
-                    for item in items {
-                        match Scalar::of(item).and_then(|s| self.test_scalar(s)) {
-                            Some(true) => {
-                                hit = true;
-                                break;
-                            }
-                            Some(false) => any_applicable = true,
-                            None => {}
-                        }
-                    }
-                    // An empty list is a list in which nothing matches, so a negated
-                    // clause matches it ("none of the groups is admin"); a non-empty list
-                    // with no comparable element is of the wrong type and never matches.
-                    (hit || any_applicable || items.is_empty()).then_some(hit)
-                }
-                Some(AttrValue::Json(v)) => Scalar::of(v).and_then(|s| self.test_scalar(s)),
+                Some(AttrValue::Str(s)) => self.test_str(s),
+                Some(AttrValue::Json(v)) => self.test_json(v),
             },
         };
         match outcome {
             Some(m) => m != self.negate,
             None => false,
+        }
+    }
+
+    /// [`Self::matches`] for a non-string attribute value.
+    #[inline(never)]
+    fn test_json(&self, value: &Value) -> Option<bool> {
+        match value {
+            Value::Array(items) => {
+                // A list attribute matches if any element does.
+                let mut any_applicable = false;
+                let mut hit = false;
+                for item in items {
+                    match Scalar::of(item).and_then(|s| self.test_scalar(s)) {
+                        Some(true) => {
+                            hit = true;
+                            break;
+                        }
+                        Some(false) => any_applicable = true,
+                        None => {}
+                    }
+                }
+                // An empty list is a list in which nothing matches, so a negated
+                // clause matches it ("none of the groups is admin"); a non-empty list
+                // with no comparable element is of the wrong type and never matches.
+                (hit || any_applicable || items.is_empty()).then_some(hit)
+            }
+            v => Scalar::of(v).and_then(|s| self.test_scalar(s)),
+        }
+    }
+
+    /// [`Self::test_scalar`] for a string attribute, with the commonest clause (a
+    /// case-sensitive `in` over strings) inlined into [`Self::matches`].
+    #[inline(always)]
+    fn test_str(&self, s: &str) -> Option<bool> {
+        match &self.test {
+            Test::In {
+                strings, ci: false, ..
+            } => {
+                for v in strings.iter_bytes() {
+                    if crate::index::bytes_eq(s.as_bytes(), v) {
+                        return Some(true);
+                    }
+                }
+                Some(false)
+            }
+            _ => self.test_scalar(Scalar::Str(s)),
         }
     }
 
@@ -333,6 +350,24 @@ impl CompiledClause {
             _ => None,
         }
     }
+}
+
+/// Membership in any of the segments: `None` when all of them are invalid.
+#[inline(never)]
+fn segment_outcome(list: &[usize], ctx: &Context, segments: &[CompiledSegment]) -> Option<bool> {
+    let mut any_known = false;
+    let mut member = false;
+    for &i in list.iter() {
+        match segments[i].contains(ctx, segments) {
+            Some(true) => {
+                member = true;
+                break;
+            }
+            Some(false) => any_known = true,
+            None => {}
+        }
+    }
+    (member || any_known).then_some(member)
 }
 
 /// A context value an operator can compare.
@@ -375,14 +410,73 @@ fn first_line(s: &str) -> &str {
 
 /// Lowercases by Unicode simple case mapping, char by char, when case-insensitive. The same
 /// mapping is applied lazily to context values, so both sides fold identically.
-fn fold(s: &str, ci: bool) -> Box<str> {
+fn fold(s: &str, ci: bool) -> Cow<'_, str> {
     if ci {
-        s.chars()
-            .flat_map(char::to_lowercase)
-            .collect::<String>()
-            .into()
+        Cow::Owned(s.chars().flat_map(char::to_lowercase).collect())
     } else {
-        s.into()
+        Cow::Borrowed(s)
+    }
+}
+
+/// A clause's strings packed into one buffer: two allocations per clause rather than one
+/// per value (allocation dominated compiling), and matching scans contiguous memory.
+#[derive(Debug)]
+struct StrList {
+    text: Box<str>,
+    /// Where each string ends in `text`; each starts where the previous one ends.
+    ends: Box<[usize]>,
+}
+
+struct StrListBuilder {
+    text: String,
+    ends: Vec<usize>,
+}
+
+impl StrList {
+    /// A builder with room for the string values among `values`.
+    fn builder(values: &[Value]) -> StrListBuilder {
+        let (count, bytes) = values
+            .iter()
+            .filter_map(Value::as_str)
+            .fold((0, 0), |(n, b), s| (n + 1, b + s.len()));
+        StrListBuilder {
+            text: String::with_capacity(bytes),
+            ends: Vec::with_capacity(count),
+        }
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &str> {
+        let mut start = 0;
+        self.ends.iter().map(move |&end| {
+            let s = &self.text[start..end];
+            start = end;
+            s
+        })
+    }
+
+    /// [`Self::iter`] as bytes, skipping the char-boundary checks of slicing a `str`.
+    #[inline]
+    fn iter_bytes(&self) -> impl Iterator<Item = &[u8]> {
+        let mut start = 0;
+        self.ends.iter().map(move |&end| {
+            let s = &self.text.as_bytes()[start..end];
+            start = end;
+            s
+        })
+    }
+}
+
+impl StrListBuilder {
+    fn push(&mut self, s: &str) {
+        self.text.push_str(s);
+        self.ends.push(self.text.len());
+    }
+
+    fn finish(self) -> StrList {
+        StrList {
+            text: self.text.into_boxed_str(),
+            ends: self.ends.into_boxed_slice(),
+        }
     }
 }
 
@@ -395,7 +489,8 @@ fn eq_folded(attr: &str, folded: &str, ci: bool) -> bool {
     if ci {
         lower(attr).eq(folded.chars())
     } else {
-        attr == folded
+        // Inlined word compares: `in` over a few short strings is the commonest clause.
+        crate::index::bytes_eq(attr.as_bytes(), folded.as_bytes())
     }
 }
 

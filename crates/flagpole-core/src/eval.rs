@@ -8,7 +8,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::attribute::{AttrRef, AttrValue};
-use crate::bucket::hash_salted;
+use crate::bucket::SaltedPrefix;
 use crate::context::Context;
 use crate::model::FlagKind;
 use crate::snapshot::{CompiledServe, FlagBody, Snapshot};
@@ -135,91 +135,154 @@ pub struct Detail<'s, T> {
     pub reason: Reason<'s>,
 }
 
-/// Variant index chosen, or the error.
-type Outcome<'s> = (Result<usize, ErrorKind>, Reason<'s>);
+/// Why a variant was chosen, compactly. [`Snapshot::decide`] returns this rather than a
+/// [`Reason`] (whose borrowed ids make it several words) so that the value-only calls
+/// (`bool_value`, ...) never build a reason; [`Snapshot::reason`] expands it on demand.
+#[derive(Debug, Clone, Copy)]
+enum Why {
+    Off,
+    Target,
+    /// Index of the rule that matched.
+    Rule(usize),
+    /// Flag index of the prerequisite that failed.
+    Prerequisite(usize),
+    Fallthrough,
+}
+
+/// Variant index chosen and why, or the error.
+type Decision = Result<(usize, Why), ErrorKind>;
 
 impl Snapshot {
     /// Evaluates a flag for a context.
     #[inline]
     pub fn evaluate<'s>(&'s self, flag_key: &str, ctx: &Context) -> Evaluation<'s> {
         match self.index.get(flag_key) {
-            Some(&i) => self.evaluate_index(i, ctx),
+            Some(i) => self.evaluate_index(i, ctx),
             None => Evaluation::error(ErrorKind::FlagNotFound),
         }
     }
 
+    #[inline]
     fn evaluate_index<'s>(&'s self, i: usize, ctx: &Context) -> Evaluation<'s> {
         let Some(body) = &self.flags[i].body else {
             return Evaluation::error(ErrorKind::InvalidFlag);
         };
         match self.decide(body, ctx) {
-            (Ok(v), reason) => Evaluation {
-                value: Some(&body.values[v]),
-                variant: Some(&body.variant_keys[v]),
-                reason,
+            Ok((v, why)) => Evaluation {
+                value: Some(self.store.value(body.variants, v)),
+                variant: Some(self.store.variant_key(body.variants, v)),
+                reason: self.reason(body, why),
             },
-            (Err(error), _) => Evaluation::error(error),
+            Err(error) => Evaluation::error(error),
         }
     }
 
-    fn decide<'s>(&'s self, body: &'s FlagBody, ctx: &Context) -> Outcome<'s> {
+    fn reason<'s>(&'s self, body: &'s FlagBody, why: Why) -> Reason<'s> {
+        match why {
+            Why::Off => Reason::Off,
+            Why::Target => Reason::TargetMatch,
+            Why::Rule(rule_index) => {
+                let rule = &self.store.rules(body.rules)[rule_index];
+                Reason::RuleMatch {
+                    rule_index,
+                    rule_id: self.store.text(rule.id),
+                    in_rollout: matches!(rule.serve, CompiledServe::Rollout { .. }),
+                }
+            }
+            Why::Prerequisite(flag) => Reason::PrerequisiteFailed {
+                prerequisite: self.index.key(flag),
+            },
+            Why::Fallthrough => Reason::Fallthrough {
+                in_rollout: matches!(body.default, CompiledServe::Rollout { .. }),
+            },
+        }
+    }
+
+    /// The evaluation order itself. Inlined into every entry point, so a flag without
+    /// prerequisites is evaluated without a call; recursion into prerequisites goes
+    /// through the out-of-line [`Snapshot::prerequisite_holds`].
+    #[inline(always)]
+    fn decide(&self, body: &FlagBody, ctx: &Context) -> Decision {
         if !body.enabled {
-            return (Ok(body.off), Reason::Off);
+            return Ok((body.off, Why::Off));
         }
         for (flag, accepted) in body.prerequisites.iter() {
             if !self.prerequisite_holds(*flag, accepted, ctx) {
-                let prerequisite = &*self.flags[*flag].key;
-                return (Ok(body.off), Reason::PrerequisiteFailed { prerequisite });
+                return Ok((body.off, Why::Prerequisite(*flag)));
             }
         }
         if !body.targets.is_empty()
             && !ctx.key.is_empty()
             && let Some(&v) = body.targets.get(ctx.key.as_str())
         {
-            return (Ok(v), Reason::TargetMatch);
+            return Ok((v, Why::Target));
         }
-        for (rule_index, rule) in body.rules.iter().enumerate() {
-            if rule.clauses.iter().all(|c| c.matches(ctx, &self.segments)) {
-                let served = serve(body, &rule.serve, ctx);
-                let in_rollout = matches!(rule.serve, CompiledServe::Rollout { .. });
-                return (
-                    served,
-                    Reason::RuleMatch {
-                        rule_index,
-                        rule_id: &rule.id,
-                        in_rollout,
-                    },
-                );
+        // Plain loops rather than `all`, and one place that serves: the clause and
+        // rollout code is inlined once.
+        let (serve, why) = 'found: {
+            'rules: for (rule_index, rule) in self.store.rules(body.rules).iter().enumerate() {
+                for clause in self.store.clauses(rule.clauses) {
+                    if !clause.matches(ctx, &self.segments) {
+                        continue 'rules;
+                    }
+                }
+                break 'found (&rule.serve, Why::Rule(rule_index));
             }
-        }
-        let in_rollout = matches!(body.default, CompiledServe::Rollout { .. });
-        (
-            serve(body, &body.default, ctx),
-            Reason::Fallthrough { in_rollout },
-        )
+            (&body.default, Why::Fallthrough)
+        };
+        self.serve(body, serve, ctx).map(|v| (v, why))
     }
 
     /// A prerequisite holds when that flag is on, evaluates without error and serves one
     /// of the accepted variants. Compilation guarantees the graph is acyclic.
+    #[inline(never)]
     fn prerequisite_holds(&self, flag: usize, accepted: &[usize], ctx: &Context) -> bool {
         let Some(body) = &self.flags[flag].body else {
             return false;
         };
         match self.decide(body, ctx) {
-            (_, Reason::Off) | (Err(_), _) => false,
-            (Ok(v), _) => accepted.contains(&v),
+            Ok((_, Why::Off)) | Err(_) => false,
+            Ok((v, _)) => accepted.contains(&v),
+        }
+    }
+
+    /// The flag's index, unless it is missing or not of `kind` (JSON accepts any).
+    #[inline(always)]
+    fn typed_index(&self, flag_key: &str, kind: FlagKind) -> Result<usize, ErrorKind> {
+        match self.index.get(flag_key) {
+            None => Err(ErrorKind::FlagNotFound),
+            Some(i) if kind != FlagKind::Json && self.flags[i].kind != kind => {
+                Err(ErrorKind::WrongType)
+            }
+            Some(i) => Ok(i),
         }
     }
 
     /// Typed evaluation: `Err(WrongType)` unless the flag is of `kind` (JSON accepts any).
     fn typed<'s>(&'s self, flag_key: &str, ctx: &Context, kind: FlagKind) -> Evaluation<'s> {
-        match self.index.get(flag_key) {
-            None => Evaluation::error(ErrorKind::FlagNotFound),
-            Some(&i) if kind != FlagKind::Json && self.flags[i].kind != kind => {
-                Evaluation::error(ErrorKind::WrongType)
-            }
-            Some(&i) => self.evaluate_index(i, ctx),
+        match self.typed_index(flag_key, kind) {
+            Ok(i) => self.evaluate_index(i, ctx),
+            Err(error) => Evaluation::error(error),
         }
+    }
+
+    /// The served value of a flag of `kind`, or `None` on any error: what the `*_value`
+    /// calls need, without building a reason.
+    #[inline(always)]
+    fn typed_value(&self, flag_key: &str, ctx: &Context, kind: FlagKind) -> Option<&Value> {
+        let i = self.typed_index(flag_key, kind).ok()?;
+        let body = self.flags[i].body.as_ref()?;
+        let v = match body.constant {
+            Some(v) => v,
+            None => self.decide_variant(body, ctx).ok()?,
+        };
+        Some(self.store.value(body.variants, v))
+    }
+
+    /// [`Snapshot::decide`] out of line, so the callers' fast path stays small.
+    #[inline(never)]
+    fn decide_variant(&self, body: &FlagBody, ctx: &Context) -> Result<usize, ErrorKind> {
+        self.decide(body, ctx).map(|(v, _)| v)
     }
 
     /// A boolean flag's value with details; `default` on any error.
@@ -267,28 +330,44 @@ impl Snapshot {
     }
 
     /// A boolean flag's value, or `default`.
+    ///
+    /// Inlined into the caller (as are the other `*_value` calls): the fast path is a
+    /// hash, one probe and a few loads, and the call itself was a fifth of its cost.
+    #[inline]
     pub fn bool_value(&self, flag_key: &str, ctx: &Context, default: bool) -> bool {
-        self.bool_detail(flag_key, ctx, default).value
+        // Compilation checks variant values against the kind, so only errors convert to
+        // `None` here, exactly as in the `*_detail` calls.
+        self.typed_value(flag_key, ctx, FlagKind::Boolean)
+            .and_then(Value::as_bool)
+            .unwrap_or(default)
     }
 
     /// A string flag's value, or `default`.
+    #[inline]
     pub fn string_value<'s>(&'s self, flag_key: &str, ctx: &Context, default: &'s str) -> &'s str {
-        self.string_detail(flag_key, ctx, default).value
+        self.typed_value(flag_key, ctx, FlagKind::String)
+            .and_then(Value::as_str)
+            .unwrap_or(default)
     }
 
     /// A number flag's value, or `default`.
+    #[inline]
     pub fn number_value(&self, flag_key: &str, ctx: &Context, default: f64) -> f64 {
-        self.number_detail(flag_key, ctx, default).value
+        self.typed_value(flag_key, ctx, FlagKind::Number)
+            .and_then(Value::as_f64)
+            .unwrap_or(default)
     }
 
     /// Any flag's value as JSON, or `default`.
+    #[inline]
     pub fn json_value<'s>(
         &'s self,
         flag_key: &str,
         ctx: &Context,
         default: &'s Value,
     ) -> &'s Value {
-        self.json_detail(flag_key, ctx, default).value
+        self.typed_value(flag_key, ctx, FlagKind::Json)
+            .unwrap_or(default)
     }
 }
 
@@ -313,42 +392,66 @@ fn detail<'s, T>(
     }
 }
 
-#[inline]
-fn serve(body: &FlagBody, serve: &CompiledServe, ctx: &Context) -> Result<usize, ErrorKind> {
-    match serve {
-        CompiledServe::Variant(v) => Ok(*v),
-        CompiledServe::Rollout { bucket_by, slices } => {
-            if let [(_, only)] = **slices {
-                return Ok(only); // 100% to one variant: no bucketing key needed
+impl Snapshot {
+    #[inline(always)]
+    fn serve(
+        &self,
+        body: &FlagBody,
+        serve: &CompiledServe,
+        ctx: &Context,
+    ) -> Result<usize, ErrorKind> {
+        match serve {
+            CompiledServe::Variant(v) => Ok(*v),
+            CompiledServe::Rollout { bucket_by, slices } => {
+                rollout(body, bucket_by, self.store.slices(*slices), ctx)
             }
-            let bucket =
-                bucket_for(&body.salt, bucket_by, ctx).ok_or(ErrorKind::MissingBucketKey)?;
-            let (_, v) = slices
-                .iter()
-                .find(|(upper, _)| bucket < *upper)
-                .unwrap_or(&slices[slices.len() - 1]);
-            Ok(*v)
         }
     }
 }
 
+#[inline(always)]
+fn rollout(
+    body: &FlagBody,
+    bucket_by: &AttrRef,
+    slices: &[(u32, usize)],
+    ctx: &Context,
+) -> Result<usize, ErrorKind> {
+    if let [(_, only)] = *slices {
+        return Ok(only); // 100% to one variant: no bucketing key needed
+    }
+    let bucket = bucket_for(&body.salt, bucket_by, ctx).ok_or(ErrorKind::MissingBucketKey)?;
+    let (_, v) = slices
+        .iter()
+        .find(|(upper, _)| bucket < *upper)
+        .unwrap_or(&slices[slices.len() - 1]);
+    Ok(*v)
+}
+
 /// The bucket of the context's `bucket_by` value. Numbers and booleans bucket by their
 /// canonical JSON text (`42`, `1.5`, `true`), formatted on the stack.
-#[inline]
-fn bucket_for(salt: &[u8], attr: &AttrRef, ctx: &Context) -> Option<u32> {
+#[inline(always)]
+fn bucket_for(salt: &SaltedPrefix, attr: &AttrRef, ctx: &Context) -> Option<u32> {
     let hash = match attr.lookup(ctx)? {
-        AttrValue::Str(s) => hash_salted(salt, s.as_bytes()),
-        AttrValue::Json(Value::Number(n)) => {
-            if let Some(i) = n.as_i64() {
-                hash_salted(salt, itoa::Buffer::new().format(i).as_bytes())
-            } else if let Some(u) = n.as_u64() {
-                hash_salted(salt, itoa::Buffer::new().format(u).as_bytes())
-            } else {
-                hash_salted(salt, ryu::Buffer::new().format(n.as_f64()?).as_bytes())
-            }
-        }
-        AttrValue::Json(Value::Bool(b)) => hash_salted(salt, if *b { b"true" } else { b"false" }),
-        AttrValue::Json(_) => return None,
+        AttrValue::Str(s) => salt.hash(s.as_bytes()),
+        AttrValue::Json(value) => hash_json(salt, value)?,
     };
     Some(crate::bucket::bucket_of_hash(hash))
+}
+
+/// [`bucket_for`] a non-string value, out of line: strings are the usual bucketing key.
+#[inline(never)]
+fn hash_json(salt: &SaltedPrefix, value: &Value) -> Option<u32> {
+    Some(match value {
+        Value::Number(n) => {
+            if let Some(i) = n.as_i64() {
+                salt.hash(itoa::Buffer::new().format(i).as_bytes())
+            } else if let Some(u) = n.as_u64() {
+                salt.hash(itoa::Buffer::new().format(u).as_bytes())
+            } else {
+                salt.hash(ryu::Buffer::new().format(n.as_f64()?).as_bytes())
+            }
+        }
+        Value::Bool(b) => salt.hash(if *b { b"true" } else { b"false" }),
+        _ => return None,
+    })
 }

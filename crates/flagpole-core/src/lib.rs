@@ -38,6 +38,7 @@ mod clause;
 mod context;
 mod error;
 mod eval;
+mod index;
 mod snapshot;
 
 pub use context::{Attributes, Context};
