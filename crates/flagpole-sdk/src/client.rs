@@ -1,0 +1,348 @@
+//! [`Client`]: evaluation on the current flags, readiness, status, subscriptions, shutdown.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::Guard;
+use flagpole_core::model::EnvironmentSnapshot;
+use flagpole_core::{Context, Detail, ErrorKind, Evaluation, Reason, Snapshot};
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::builder::ClientBuilder;
+use crate::cache;
+use crate::changes::{Changes, FlagChanges};
+use crate::detail::EvaluationDetail;
+use crate::error::{NotReady, OfflineError};
+use crate::shared::{ConnectionState, Shared, Source, State, Status};
+
+/// A Flagpole client for one environment. Cheap to clone; all clones share one connection.
+///
+/// Evaluations read the current compiled flags lock-free and never touch the network. The
+/// connection task stops when [`Client::close`] is called or the last clone is dropped.
+#[derive(Clone)]
+pub struct Client {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    shared: Arc<Shared>,
+    shutdown: CancellationToken,
+    tasks: TaskTracker,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // Dropping the last handle stops the tasks without waiting for them.
+        self.shutdown.cancel();
+        self.shared.mark_closed();
+    }
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("status", &self.status())
+            .finish()
+    }
+}
+
+impl Client {
+    /// Starts configuring a client for the server at `url` (`http[s]://host[:port]`, or
+    /// the `ws[s]://…/sdk/v1/stream` URL itself) with an SDK key (`fp_sdk_…`).
+    pub fn builder(url: impl Into<String>, sdk_key: impl Into<String>) -> ClientBuilder {
+        ClientBuilder::new(url.into(), sdk_key.into())
+    }
+
+    /// An offline client: flags from a JSON `EnvironmentSnapshot` file (or a cache file),
+    /// no network, ready at once. Needs no async runtime.
+    pub fn offline_from_file(path: impl AsRef<Path>) -> Result<Client, OfflineError> {
+        let env = cache::load_offline(path.as_ref())?;
+        Ok(Client::offline(env))
+    }
+
+    /// An offline client serving `env`, for tests.
+    pub fn offline(env: EnvironmentSnapshot) -> Client {
+        let shared = Arc::new(Shared::new(ConnectionState::Offline));
+        shared.publish(env, Source::File);
+        let tasks = TaskTracker::new();
+        tasks.close();
+        Client::from_parts(shared, CancellationToken::new(), tasks)
+    }
+
+    pub(crate) fn from_parts(
+        shared: Arc<Shared>,
+        shutdown: CancellationToken,
+        tasks: TaskTracker,
+    ) -> Client {
+        Client {
+            inner: Arc::new(Inner {
+                shared,
+                shutdown,
+                tasks,
+            }),
+        }
+    }
+
+    /// Waits until flags from the server (or the offline file) are available, for at most
+    /// `timeout`. Flags from the disk cache do not count: they are served meanwhile, and
+    /// [`NotReady::status`] says so.
+    pub async fn wait_until_ready(&self, timeout: Duration) -> Result<(), NotReady> {
+        let mut status = self.inner.shared.watch_status();
+        let ready = tokio::time::timeout(timeout, async {
+            status
+                .wait_for(|s| s.is_ready() || s.connection == ConnectionState::Closed)
+                .await
+                .map(|s| s.is_ready())
+                .unwrap_or(false)
+        })
+        .await;
+        match ready {
+            Ok(true) => Ok(()),
+            _ => Err(NotReady {
+                status: self.status(),
+            }),
+        }
+    }
+
+    /// Connection state, where the flags came from and their version.
+    pub fn status(&self) -> Status {
+        self.inner.shared.status()
+    }
+
+    #[inline]
+    fn state(&self) -> Guard<Arc<State>> {
+        self.inner.shared.state.load()
+    }
+
+    /// A boolean flag's value, or `default` (also before the first flags). Lock-free, and
+    /// allocates nothing when `ctx` is reused.
+    #[inline]
+    pub fn bool_value(&self, flag_key: &str, ctx: &Context, default: bool) -> bool {
+        self.state().snapshot.bool_value(flag_key, ctx, default)
+    }
+
+    /// A number flag's value, or `default`. Lock-free and allocation-free, as
+    /// [`Client::bool_value`].
+    #[inline]
+    pub fn number_value(&self, flag_key: &str, ctx: &Context, default: f64) -> f64 {
+        self.state().snapshot.number_value(flag_key, ctx, default)
+    }
+
+    /// A string flag's value, or `default`. Allocates the returned `String`; borrow it
+    /// through [`Client::flags`] to avoid that.
+    pub fn string_value(&self, flag_key: &str, ctx: &Context, default: &str) -> String {
+        self.state()
+            .snapshot
+            .string_value(flag_key, ctx, default)
+            .to_owned()
+    }
+
+    /// Any flag's value as JSON, or `default`. Clones the served value.
+    pub fn json_value(&self, flag_key: &str, ctx: &Context, default: Value) -> Value {
+        let state = self.state();
+        match state.snapshot.evaluate(flag_key, ctx).value {
+            Some(value) => value.clone(),
+            None => default,
+        }
+    }
+
+    /// A boolean flag's value, variant and reason. Allocation-free: the variant and rule
+    /// ids are shared strings.
+    pub fn bool_detail(
+        &self,
+        flag_key: &str,
+        ctx: &Context,
+        default: bool,
+    ) -> EvaluationDetail<bool> {
+        let state = self.state();
+        if state.env.is_none() {
+            return EvaluationDetail::error(default, ErrorKind::NotReady);
+        }
+        let d = state.snapshot.bool_detail(flag_key, ctx, default);
+        state.names.detail(flag_key, d.value, d.variant, d.reason)
+    }
+
+    /// A number flag's value, variant and reason. Allocation-free, as [`Client::bool_detail`].
+    pub fn number_detail(
+        &self,
+        flag_key: &str,
+        ctx: &Context,
+        default: f64,
+    ) -> EvaluationDetail<f64> {
+        let state = self.state();
+        if state.env.is_none() {
+            return EvaluationDetail::error(default, ErrorKind::NotReady);
+        }
+        let d = state.snapshot.number_detail(flag_key, ctx, default);
+        state.names.detail(flag_key, d.value, d.variant, d.reason)
+    }
+
+    /// A string flag's value (owned), variant and reason.
+    pub fn string_detail(
+        &self,
+        flag_key: &str,
+        ctx: &Context,
+        default: &str,
+    ) -> EvaluationDetail<String> {
+        let state = self.state();
+        if state.env.is_none() {
+            return EvaluationDetail::error(default.to_owned(), ErrorKind::NotReady);
+        }
+        let d = state.snapshot.string_detail(flag_key, ctx, default);
+        state
+            .names
+            .detail(flag_key, d.value.to_owned(), d.variant, d.reason)
+    }
+
+    /// Any flag's value as JSON (cloned), variant and reason.
+    pub fn json_detail(
+        &self,
+        flag_key: &str,
+        ctx: &Context,
+        default: Value,
+    ) -> EvaluationDetail<Value> {
+        let state = self.state();
+        if state.env.is_none() {
+            return EvaluationDetail::error(default, ErrorKind::NotReady);
+        }
+        let e = state.snapshot.evaluate(flag_key, ctx);
+        let value = e.value.cloned().unwrap_or(default);
+        state.names.detail(flag_key, value, e.variant, e.reason)
+    }
+
+    /// The current flags, borrowed: `flagpole-core`'s own [`Detail`] and [`Evaluation`]
+    /// without any copying. Hold it briefly (for one request): it pins one version of the
+    /// flags in memory.
+    pub fn flags(&self) -> Flags {
+        Flags {
+            state: self.state(),
+        }
+    }
+
+    /// Every change to any flag from now on.
+    pub fn subscribe(&self) -> Changes {
+        Changes::new(self.inner.shared.clone(), self.inner.shutdown.clone())
+    }
+
+    /// Changes to one flag from now on (including changes through its segments and
+    /// prerequisites, and its removal).
+    pub fn subscribe_flag(&self, flag_key: impl Into<String>) -> FlagChanges {
+        FlagChanges::new(self.subscribe(), flag_key.into())
+    }
+
+    /// Stops the connection (sending a close frame) and the cache writer, flushing a
+    /// pending cache write, and waits for them. Evaluations keep serving the last flags.
+    pub async fn close(&self) {
+        self.inner.shutdown.cancel();
+        self.inner.tasks.wait().await;
+        self.inner.shared.mark_closed();
+    }
+}
+
+/// One version of the flags, borrowed lock-free from a [`Client`] by [`Client::flags`].
+///
+/// Its methods return `flagpole-core`'s borrowed results, so string and JSON values are
+/// not copied. Before the first flags they report [`ErrorKind::NotReady`].
+pub struct Flags {
+    state: Guard<Arc<State>>,
+}
+
+impl Flags {
+    /// True if flags have been loaded (from the server, the cache or a file).
+    pub fn has_flags(&self) -> bool {
+        self.state.env.is_some()
+    }
+
+    /// The version of the environment, if any.
+    pub fn version(&self) -> Option<u64> {
+        self.state.env.as_ref().map(|e| e.version)
+    }
+
+    /// The environment as received: flags and segments.
+    pub fn environment(&self) -> Option<&EnvironmentSnapshot> {
+        self.state.env.as_deref()
+    }
+
+    /// The compiled snapshot (empty before the first flags).
+    pub fn snapshot(&self) -> &Snapshot {
+        &self.state.snapshot
+    }
+
+    /// Evaluates any flag.
+    pub fn evaluate(&self, flag_key: &str, ctx: &Context) -> Evaluation<'_> {
+        if !self.has_flags() {
+            return Evaluation::error(ErrorKind::NotReady);
+        }
+        self.state.snapshot.evaluate(flag_key, ctx)
+    }
+
+    /// A boolean flag's value with details.
+    pub fn bool_detail(&self, flag_key: &str, ctx: &Context, default: bool) -> Detail<'_, bool> {
+        match self.has_flags() {
+            true => self.state.snapshot.bool_detail(flag_key, ctx, default),
+            false => not_ready(default),
+        }
+    }
+
+    /// A number flag's value with details.
+    pub fn number_detail(&self, flag_key: &str, ctx: &Context, default: f64) -> Detail<'_, f64> {
+        match self.has_flags() {
+            true => self.state.snapshot.number_detail(flag_key, ctx, default),
+            false => not_ready(default),
+        }
+    }
+
+    /// A string flag's value, borrowed, with details.
+    pub fn string_detail<'a>(
+        &'a self,
+        flag_key: &str,
+        ctx: &Context,
+        default: &'a str,
+    ) -> Detail<'a, &'a str> {
+        match self.has_flags() {
+            true => self.state.snapshot.string_detail(flag_key, ctx, default),
+            false => not_ready(default),
+        }
+    }
+
+    /// Any flag's value as borrowed JSON, with details.
+    pub fn json_detail<'a>(
+        &'a self,
+        flag_key: &str,
+        ctx: &Context,
+        default: &'a Value,
+    ) -> Detail<'a, &'a Value> {
+        match self.has_flags() {
+            true => self.state.snapshot.json_detail(flag_key, ctx, default),
+            false => not_ready(default),
+        }
+    }
+
+    /// A string flag's value, borrowed, or `default`.
+    pub fn string_value<'a>(&'a self, flag_key: &str, ctx: &Context, default: &'a str) -> &'a str {
+        self.state.snapshot.string_value(flag_key, ctx, default)
+    }
+
+    /// Any flag's value as borrowed JSON, or `default`.
+    pub fn json_value<'a>(
+        &'a self,
+        flag_key: &str,
+        ctx: &Context,
+        default: &'a Value,
+    ) -> &'a Value {
+        self.state.snapshot.json_value(flag_key, ctx, default)
+    }
+}
+
+fn not_ready<'s, T>(value: T) -> Detail<'s, T> {
+    Detail {
+        value,
+        variant: None,
+        reason: Reason::Error {
+            error: ErrorKind::NotReady,
+        },
+    }
+}

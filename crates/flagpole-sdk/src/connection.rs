@@ -1,0 +1,135 @@
+//! The background task: connect, run a session, wait, reconnect, until shutdown.
+//!
+//! Connecting is behind the small [`Connect`] trait so the reconnect policy is tested with
+//! a fake connector and a paused clock; [`Endpoint`] is the real one (tokio-tungstenite).
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::{Sink, Stream};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::tungstenite::http::header::AUTHORIZATION;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+use tokio_util::sync::CancellationToken;
+
+use crate::backoff::{self, Backoff};
+use crate::session::{self, SessionEnd};
+use crate::shared::{ConnectionState, Shared};
+
+/// Read buffer per connection. Client frames are tiny and server frames are read in
+/// chunks into a growing buffer, so a few KiB is plenty; tungstenite's default is 128 KiB.
+const READ_BUFFER: usize = 4 * 1024;
+
+/// Opens one WebSocket connection.
+pub(crate) trait Connect: Send + Sync + 'static {
+    type Stream: Stream<Item = Result<Message, WsError>>
+        + Sink<Message, Error = WsError>
+        + Unpin
+        + Send;
+
+    fn connect(&self) -> impl Future<Output = Result<Self::Stream, WsError>> + Send;
+}
+
+/// Timing of the connection task.
+#[derive(Debug, Clone)]
+pub(crate) struct Options {
+    pub(crate) heartbeat: Duration,
+    pub(crate) backoff_initial: Duration,
+    pub(crate) backoff_max: Duration,
+    pub(crate) connect_timeout: Duration,
+}
+
+/// The server's stream endpoint.
+pub(crate) struct Endpoint {
+    pub(crate) url: String,
+    pub(crate) authorization: HeaderValue,
+    #[cfg(feature = "rustls")]
+    pub(crate) tls: Option<Arc<rustls::ClientConfig>>,
+}
+
+impl Connect for Endpoint {
+    type Stream = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+    async fn connect(&self) -> Result<Self::Stream, WsError> {
+        let mut request = self.url.as_str().into_client_request()?;
+        request
+            .headers_mut()
+            .insert(AUTHORIZATION, self.authorization.clone());
+        let config = WebSocketConfig::default().read_buffer_size(READ_BUFFER);
+        // Nagle off: messages are small and latency is the point.
+        #[cfg(feature = "rustls")]
+        let (ws, _response) = {
+            let connector = self.tls.clone().map(tokio_tungstenite::Connector::Rustls);
+            tokio_tungstenite::connect_async_tls_with_config(request, Some(config), true, connector)
+                .await?
+        };
+        #[cfg(not(feature = "rustls"))]
+        let (ws, _response) =
+            tokio_tungstenite::connect_async_with_config(request, Some(config), true).await?;
+        Ok(ws)
+    }
+}
+
+/// Connects and reconnects until `shutdown`.
+pub(crate) async fn run<C: Connect>(
+    connector: C,
+    shared: Arc<Shared>,
+    options: Options,
+    shutdown: CancellationToken,
+) {
+    let mut backoff = Backoff::new(options.backoff_initial, options.backoff_max);
+    loop {
+        let attempt = tokio::select! {
+            biased;
+            () = shutdown.cancelled() => return,
+            r = tokio::time::timeout(options.connect_timeout, connector.connect()) => r,
+        };
+        let delay = match attempt {
+            Ok(Ok(ws)) => {
+                shared.set_connection(ConnectionState::Connected);
+                let end = session::run(ws, &shared, options.heartbeat, &shutdown).await;
+                shared.set_connection(ConnectionState::Disconnected);
+                match end {
+                    SessionEnd::Shutdown => return,
+                    SessionEnd::Goodbye(hint) => {
+                        backoff.reset();
+                        backoff::after_goodbye(hint)
+                    }
+                    SessionEnd::Lost { heard } => {
+                        // Reset only after a connection the server actually talked on, so
+                        // a server that accepts and immediately drops still backs off.
+                        if heard {
+                            backoff.reset();
+                        }
+                        backoff.next_delay()
+                    }
+                }
+            }
+            Ok(Err(error)) => {
+                shared.set_connection(ConnectionState::Disconnected);
+                tracing::warn!(%error, "flagpole: could not connect");
+                backoff.next_delay()
+            }
+            Err(_elapsed) => {
+                shared.set_connection(ConnectionState::Disconnected);
+                tracing::warn!(timeout = ?options.connect_timeout, "flagpole: connecting timed out");
+                backoff.next_delay()
+            }
+        };
+        tracing::debug!(?delay, "flagpole: reconnecting after a delay");
+        tokio::select! {
+            biased;
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(delay) => {}
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "connection_tests.rs"]
+mod tests;

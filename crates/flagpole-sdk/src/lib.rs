@@ -1,0 +1,54 @@
+//! The Rust SDK for Flagpole: flags pushed over a WebSocket and evaluated locally.
+//!
+//! A [`Client`] holds the environment's flags compiled by `flagpole-core`, so every
+//! evaluation is a lock-free, network-free call into the same engine the server uses. A
+//! background task keeps the flags current over the stream protocol (docs/protocol.md):
+//! it applies snapshots and patches in version order, resyncs on gaps, reconnects with
+//! jittered backoff, and keeps serving the last known flags through any outage.
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use flagpole_sdk::{Client, Context};
+//!
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! let client = Client::builder("http://localhost:8080", "fp_sdk_...").build()?;
+//! client.wait_until_ready(Duration::from_secs(5)).await?;
+//! let ctx = Context::new("user-1").with("country", "no");
+//! if client.bool_value("new-checkout", &ctx, false) {
+//!     // ...
+//! }
+//! client.close().await;
+//! # Ok(()) }
+//! ```
+//!
+//! Before the first snapshot arrives every evaluation serves the caller's default with
+//! reason `ERROR` / [`ErrorKind::NotReady`].
+
+mod backoff;
+mod builder;
+mod cache;
+mod changes;
+mod client;
+mod connection;
+mod detail;
+mod error;
+mod session;
+mod shared;
+mod sync;
+#[cfg(test)]
+mod testing;
+
+#[cfg(feature = "openfeature")]
+pub mod openfeature;
+
+pub use builder::ClientBuilder;
+pub use changes::{ChangeEvent, Changes, FlagChanges};
+pub use client::{Client, Flags};
+pub use detail::{EvaluationDetail, EvaluationReason};
+pub use error::{BuildError, NotReady, OfflineError};
+pub use shared::{ConnectionState, Source, Status};
+
+pub use flagpole_core::{self, Context, ErrorKind};
+
+/// What the SDK calls itself in its `hello` (`flagpole-rust/<version>`).
+pub const SDK_NAME: &str = concat!("flagpole-rust/", env!("CARGO_PKG_VERSION"));

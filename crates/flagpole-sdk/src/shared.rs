@@ -1,0 +1,221 @@
+//! State shared between the [`crate::Client`] handles and the background tasks: the
+//! current compiled flags (behind an `ArcSwap`, read lock-free by every evaluation), the
+//! status, and the change and persistence channels.
+//!
+//! Only one task at a time publishes (the connection task, or `build()` before it starts),
+//! so a load-compare-store here never races another writer.
+
+use std::fmt;
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use flagpole_core::Snapshot;
+use flagpole_core::model::EnvironmentSnapshot;
+use tokio::sync::{broadcast, watch};
+
+use crate::changes::{self, ChangeEvent};
+use crate::detail::Names;
+
+/// Change events kept for slow subscribers before they are told "everything may have
+/// changed" instead (see [`crate::Changes::recv`]).
+const CHANGE_BUFFER: usize = 256;
+
+/// Where the flags being served came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Source {
+    /// No flags yet: evaluations serve the caller's default with `NOT_READY`.
+    None,
+    /// Loaded from the on-disk cache at start-up and not yet confirmed by the server.
+    Cache,
+    /// Received from (or confirmed by) the server.
+    Server,
+    /// Loaded from a file in offline mode.
+    File,
+}
+
+/// The state of the connection to the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ConnectionState {
+    /// Opening a connection (or waiting to retry one).
+    Connecting,
+    /// Connected and receiving changes.
+    Connected,
+    /// Lost the connection; reconnecting with backoff. The last known flags are served.
+    Disconnected,
+    /// Offline mode: no network at all.
+    Offline,
+    /// [`crate::Client::close`] was called or the client was dropped.
+    Closed,
+}
+
+/// A point-in-time view of the client, from [`crate::Client::status`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Status {
+    /// The connection.
+    pub connection: ConnectionState,
+    /// Where the served flags came from.
+    pub source: Source,
+    /// Version of the environment being served, if any.
+    pub version: Option<u64>,
+}
+
+impl Status {
+    /// True once flags from the server (or the offline file) have been received:
+    /// what [`crate::Client::wait_until_ready`] waits for.
+    pub fn is_ready(&self) -> bool {
+        matches!(self.source, Source::Server | Source::File)
+    }
+
+    /// True if evaluations use flags (rather than the caller's defaults).
+    pub fn has_flags(&self) -> bool {
+        self.source != Source::None
+    }
+
+    /// True if the flags served may be out of date: they come from the disk cache, or the
+    /// connection to the server is currently down.
+    pub fn is_stale(&self) -> bool {
+        match self.source {
+            Source::Cache => true,
+            Source::Server => self.connection != ConnectionState::Connected,
+            Source::None | Source::File => false,
+        }
+    }
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}, flags from {:?}", self.connection, self.source)?;
+        match self.version {
+            Some(v) => write!(f, " at version {v}"),
+            None => Ok(()),
+        }
+    }
+}
+
+/// What evaluations read: one environment, compiled, plus interned names for owned details.
+pub(crate) struct State {
+    /// The model the snapshot was compiled from; `None` before the first flags.
+    pub(crate) env: Option<Arc<EnvironmentSnapshot>>,
+    pub(crate) snapshot: Snapshot,
+    pub(crate) names: Names,
+}
+
+impl State {
+    fn empty() -> Self {
+        State {
+            env: None,
+            snapshot: Snapshot::empty(),
+            names: Names::default(),
+        }
+    }
+}
+
+pub(crate) struct Shared {
+    pub(crate) state: ArcSwap<State>,
+    status: watch::Sender<Status>,
+    changes: broadcast::Sender<ChangeEvent>,
+    /// The latest server-sourced environment, for the disk-cache writer.
+    persist: watch::Sender<Option<Arc<EnvironmentSnapshot>>>,
+}
+
+impl Shared {
+    pub(crate) fn new(connection: ConnectionState) -> Self {
+        Shared {
+            state: ArcSwap::from_pointee(State::empty()),
+            status: watch::Sender::new(Status {
+                connection,
+                source: Source::None,
+                version: None,
+            }),
+            changes: broadcast::Sender::new(CHANGE_BUFFER),
+            persist: watch::Sender::new(None),
+        }
+    }
+
+    /// Compiles and installs a new environment, then tells subscribers which flags changed.
+    ///
+    /// Compilation is lenient ([`Snapshot::compile`]): a flag this SDK cannot compile
+    /// evaluates to `INVALID_FLAG` while the rest of the environment keeps working.
+    pub(crate) fn publish(&self, env: EnvironmentSnapshot, source: Source) {
+        let snapshot = Snapshot::compile(&env);
+        for error in snapshot.errors() {
+            tracing::warn!(%error, "flagpole: flag failed to compile; it will evaluate to INVALID_FLAG");
+        }
+        let names = Names::new(&env);
+        let env = Arc::new(env);
+        let old = self.state.swap(Arc::new(State {
+            env: Some(env.clone()),
+            snapshot,
+            names,
+        }));
+        let changed = changes::changed_flags(old.env.as_deref(), &env);
+        self.status.send_modify(|s| {
+            s.source = source;
+            s.version = Some(env.version);
+        });
+        if source == Source::Server {
+            self.persist.send_replace(Some(env.clone()));
+        }
+        if !changed.is_empty() {
+            // No receivers is not an error: nobody subscribed.
+            let _ = self.changes.send(ChangeEvent {
+                version: env.version,
+                keys: changed.into(),
+                lagged: false,
+            });
+        }
+        tracing::debug!(version = env.version, ?source, "flagpole: flags updated");
+    }
+
+    /// The server confirmed the version we hold (from the cache) is current.
+    pub(crate) fn confirm(&self) {
+        self.status.send_if_modified(|s| {
+            let stale = s.source == Source::Cache;
+            if stale {
+                s.source = Source::Server;
+            }
+            stale
+        });
+    }
+
+    pub(crate) fn set_connection(&self, connection: ConnectionState) {
+        self.status.send_if_modified(|s| {
+            let changed = s.connection != connection && s.connection != ConnectionState::Closed;
+            if changed {
+                s.connection = connection;
+            }
+            changed
+        });
+    }
+
+    /// Final: later `set_connection` calls are ignored.
+    pub(crate) fn mark_closed(&self) {
+        self.status.send_if_modified(|s| {
+            let changed = s.connection != ConnectionState::Closed;
+            s.connection = ConnectionState::Closed;
+            changed
+        });
+    }
+
+    pub(crate) fn status(&self) -> Status {
+        self.status.borrow().clone()
+    }
+
+    pub(crate) fn watch_status(&self) -> watch::Receiver<Status> {
+        self.status.subscribe()
+    }
+
+    pub(crate) fn subscribe(&self) -> broadcast::Receiver<ChangeEvent> {
+        self.changes.subscribe()
+    }
+
+    pub(crate) fn watch_persist(&self) -> watch::Receiver<Option<Arc<EnvironmentSnapshot>>> {
+        self.persist.subscribe()
+    }
+
+    /// The environment currently held, if any.
+    pub(crate) fn held(&self) -> Option<Arc<EnvironmentSnapshot>> {
+        self.state.load().env.clone()
+    }
+}
