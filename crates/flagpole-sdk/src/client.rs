@@ -112,6 +112,11 @@ impl Client {
         self.inner.shared.status()
     }
 
+    /// Status changes as they happen, for health checks or alerting on stale flags.
+    pub fn watch_status(&self) -> tokio::sync::watch::Receiver<Status> {
+        self.inner.shared.watch_status()
+    }
+
     #[inline]
     fn state(&self) -> Guard<Arc<State>> {
         self.inner.shared.state.load()

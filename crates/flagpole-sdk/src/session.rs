@@ -147,7 +147,8 @@ where
         match message {
             ServerMessage::Snapshot { environment } => {
                 let held = self.shared.held();
-                let step = sync::on_snapshot(held.as_deref(), environment);
+                let from_cache = self.shared.status().source == Source::Cache;
+                let step = sync::on_snapshot(held.as_deref(), environment, from_cache);
                 self.step(step).await?;
             }
             ServerMessage::Patch(patch) => {

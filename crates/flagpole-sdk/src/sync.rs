@@ -15,12 +15,27 @@ pub(crate) enum Step {
     Resync,
 }
 
-/// A snapshot replaces what is held unless it is older. An older one (a replica lagging
-/// behind the one we were on) is ignored rather than resynced: the replica would answer
-/// with the same old snapshot, and its later patches catch us up or trigger a resync.
-pub(crate) fn on_snapshot(held: Option<&EnvironmentSnapshot>, env: EnvironmentSnapshot) -> Step {
+/// A snapshot replaces what is held unless it is older. An older one is ignored rather
+/// than resynced (the server would answer with the same snapshot), so versions seen by the
+/// application never go backwards.
+///
+/// The exception is a version loaded from the disk cache (`held_from_cache`): the server
+/// answers a hello whose version it does not know (another database, a restored backup)
+/// with its current snapshot, and a cache must not pin the client to a foreign version.
+pub(crate) fn on_snapshot(
+    held: Option<&EnvironmentSnapshot>,
+    env: EnvironmentSnapshot,
+    held_from_cache: bool,
+) -> Step {
     match held {
-        Some(h) if env.version < h.version => Step::Ignore,
+        Some(h) if env.version < h.version && !held_from_cache => {
+            tracing::warn!(
+                held = h.version,
+                received = env.version,
+                "flagpole: ignoring a snapshot older than the flags held"
+            );
+            Step::Ignore
+        }
         _ => Step::Publish(env),
     }
 }
@@ -62,10 +77,21 @@ mod tests {
 
     #[test]
     fn snapshots_never_move_backwards() {
-        assert_eq!(on_snapshot(None, env(3)), Step::Publish(env(3)));
-        assert_eq!(on_snapshot(Some(&env(3)), env(3)), Step::Publish(env(3)));
-        assert_eq!(on_snapshot(Some(&env(3)), env(7)), Step::Publish(env(7)));
-        assert_eq!(on_snapshot(Some(&env(3)), env(2)), Step::Ignore);
+        assert_eq!(on_snapshot(None, env(3), false), Step::Publish(env(3)));
+        assert_eq!(
+            on_snapshot(Some(&env(3)), env(3), false),
+            Step::Publish(env(3))
+        );
+        assert_eq!(
+            on_snapshot(Some(&env(3)), env(7), false),
+            Step::Publish(env(7))
+        );
+        assert_eq!(on_snapshot(Some(&env(3)), env(2), false), Step::Ignore);
+        assert_eq!(
+            on_snapshot(Some(&env(3)), env(2), true),
+            Step::Publish(env(2)),
+            "a cached version the server does not know is replaced"
+        );
     }
 
     #[test]
