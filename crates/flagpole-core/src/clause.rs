@@ -418,18 +418,61 @@ fn fold(s: &str, ci: bool) -> Cow<'_, str> {
     }
 }
 
-/// A clause's strings packed into one buffer: two allocations per clause rather than one
-/// per value (allocation dominated compiling), and matching scans contiguous memory.
+/// A clause's strings packed into one buffer: one allocation per clause (for the usual
+/// handful of values) rather than one per value, as allocation dominated compiling; and
+/// matching scans contiguous memory.
 #[derive(Debug)]
 struct StrList {
     text: Box<str>,
     /// Where each string ends in `text`; each starts where the previous one ends.
-    ends: Box<[usize]>,
+    ends: Ends,
 }
 
 struct StrListBuilder {
     text: String,
-    ends: Vec<usize>,
+    ends: Ends,
+}
+
+/// Up to this many values, a [`StrList`] keeps their ends inline.
+const INLINE_ENDS: usize = 4;
+
+#[derive(Debug)]
+enum Ends {
+    Inline(u8, [usize; INLINE_ENDS]),
+    Heap(Vec<usize>),
+}
+
+impl Ends {
+    fn with_capacity(n: usize) -> Ends {
+        if n <= INLINE_ENDS {
+            Ends::Inline(0, [0; INLINE_ENDS])
+        } else {
+            Ends::Heap(Vec::with_capacity(n))
+        }
+    }
+
+    fn push(&mut self, end: usize) {
+        match self {
+            Ends::Inline(n, ends) if usize::from(*n) < INLINE_ENDS => {
+                ends[usize::from(*n)] = end;
+                *n += 1;
+            }
+            Ends::Inline(_, ends) => {
+                let mut heap = ends.to_vec();
+                heap.push(end);
+                *self = Ends::Heap(heap);
+            }
+            Ends::Heap(ends) => ends.push(end),
+        }
+    }
+
+    #[inline]
+    fn as_slice(&self) -> &[usize] {
+        match self {
+            Ends::Inline(n, ends) => &ends[..usize::from(*n)],
+            Ends::Heap(ends) => ends,
+        }
+    }
 }
 
 impl StrList {
@@ -441,13 +484,13 @@ impl StrList {
             .fold((0, 0), |(n, b), s| (n + 1, b + s.len()));
         StrListBuilder {
             text: String::with_capacity(bytes),
-            ends: Vec::with_capacity(count),
+            ends: Ends::with_capacity(count),
         }
     }
 
     fn iter(&self) -> impl Iterator<Item = &str> {
         let mut start = 0;
-        self.ends.iter().map(move |&end| {
+        self.ends.as_slice().iter().map(move |&end| {
             let s = &self.text[start..end];
             start = end;
             s
@@ -458,7 +501,7 @@ impl StrList {
     #[inline]
     fn iter_bytes(&self) -> impl Iterator<Item = &[u8]> {
         let mut start = 0;
-        self.ends.iter().map(move |&end| {
+        self.ends.as_slice().iter().map(move |&end| {
             let s = &self.text.as_bytes()[start..end];
             start = end;
             s
@@ -475,7 +518,7 @@ impl StrListBuilder {
     fn finish(self) -> StrList {
         StrList {
             text: self.text.into_boxed_str(),
-            ends: self.ends.into_boxed_slice(),
+            ends: self.ends,
         }
     }
 }
@@ -556,6 +599,26 @@ mod tests {
         assert!(str_test(StrOp::EndsWith, "straSSE", "sse", true));
         assert!(!str_test(StrOp::EndsWith, "se", "sse", true));
         assert!(eq_folded("ÅSE", "åse", true));
+    }
+
+    #[test]
+    fn str_lists_round_trip_inline_and_on_the_heap() {
+        for n in [0, 1, INLINE_ENDS, INLINE_ENDS + 3] {
+            let values: Vec<Value> = (0..n).map(|i| Value::from("é".repeat(i))).collect();
+            let mut builder = StrList::builder(&values);
+            for v in &values {
+                builder.push(v.as_str().unwrap());
+            }
+            let list = builder.finish();
+            let strings: Vec<&str> = list.iter().collect();
+            let bytes: Vec<&[u8]> = list.iter_bytes().collect();
+            let expected: Vec<&str> = values.iter().filter_map(Value::as_str).collect();
+            assert_eq!(strings, expected);
+            assert_eq!(
+                bytes,
+                expected.iter().map(|s| s.as_bytes()).collect::<Vec<_>>()
+            );
+        }
     }
 
     #[test]

@@ -765,13 +765,17 @@ impl<'a> VariantIndex<'a> {
     }
 
     /// The first variant with this key; empty keys are invalid and never found.
+    #[inline]
     fn get(&self, key: &str) -> Option<usize> {
         if key.is_empty() {
             return None;
         }
         match &self.map {
             Some(map) => map.get(key).copied(),
-            None => self.variants.iter().position(|v| v.key == key),
+            None => self
+                .variants
+                .iter()
+                .position(|v| crate::index::bytes_eq(v.key.as_bytes(), key.as_bytes())),
         }
     }
 }
