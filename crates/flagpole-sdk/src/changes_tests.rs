@@ -3,7 +3,12 @@
 use flagpole_core::model::EnvironmentSnapshot;
 use serde_json::json;
 
-use super::changed_flags;
+use std::sync::Arc;
+
+use tokio_util::sync::CancellationToken;
+
+use super::{Changes, changed_flags};
+use crate::shared::{ConnectionState, Shared, Source};
 
 fn env(version: u64, flags: serde_json::Value, segments: serde_json::Value) -> EnvironmentSnapshot {
     serde_json::from_value(json!({"version": version, "flags": flags, "segments": segments}))
@@ -75,4 +80,32 @@ fn dependents_through_segments_and_prerequisites() {
     let old = env(1, flags.clone(), seg("u1"));
     let new = env(2, flags, seg("u2"));
     assert_eq!(changed_flags(Some(&old), &new), ["uses-beta", "child"]);
+}
+
+#[tokio::test]
+async fn a_lagging_subscriber_is_told_everything_may_have_changed() {
+    let shared = Arc::new(Shared::new(ConnectionState::Connected));
+    let shutdown = CancellationToken::new();
+    let mut changes = Changes::new(shared.clone(), shutdown.clone());
+    for version in 1..=300 {
+        let flags = json!([
+            flag("a", version % 2 == 0, json!({})),
+            flag("b", true, json!({}))
+        ]);
+        shared.publish(env(version, flags, json!([])), Source::Server);
+    }
+    let event = changes.recv().await.unwrap();
+    assert!(event.lagged);
+    assert_eq!(event.version, 300);
+    assert_eq!(&*event.keys, ["a", "b"]);
+    // Then the buffered, most recent events follow; after close they drain, then `None`.
+    let next = changes.recv().await.unwrap();
+    assert!(!next.lagged && next.contains("a"));
+    shutdown.cancel();
+    let mut drained = 0;
+    while let Some(event) = changes.recv().await {
+        assert!(!event.lagged);
+        drained += 1;
+    }
+    assert!(drained < 256, "{drained}");
 }

@@ -50,5 +50,10 @@ pub use shared::{ConnectionState, Source, Status};
 
 pub use flagpole_core::{self, Context, ErrorKind};
 
+/// The README's examples, compiled as doctests so they cannot rot.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
+
 /// What the SDK calls itself in its `hello` (`flagpole-rust/<version>`).
 pub const SDK_NAME: &str = concat!("flagpole-rust/", env!("CARGO_PKG_VERSION"));
