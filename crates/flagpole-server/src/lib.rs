@@ -66,7 +66,7 @@ impl App {
             .snapshots
             .spawn_follower(&state.changes, &state.tasks, state.shutdown.clone());
         state.tasks.spawn(telemetry::upkeep(state.shutdown.clone()));
-        state.push.start(&state.changes);
+        state.push.start(&state.changes, &state.snapshots);
         match state.snapshots.warm().await {
             Ok(n) => tracing::info!(environments = n, "snapshot cache warmed"),
             // Not fatal: /readyz reports it and retries; evaluations load on demand.
@@ -99,6 +99,11 @@ impl App {
             shutdown.await;
             token.cancel();
         };
+        // TCP_NODELAY: a pushed patch (or a close frame right after an error) must not wait
+        // for the client's delayed ACK of the previous small write (Nagle).
+        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
         // Connect info gives handlers the peer address (login rate limiting per client).
         let served = axum::serve(
             listener,

@@ -342,10 +342,10 @@ where
             code,
             reason: Utf8Bytes::from_static(reason),
         }));
-        if tokio::time::timeout(CLOSE_GRACE, self.socket.send(close))
-            .await
-            .is_ok_and(|r| r.is_ok())
-        {
+        let sent = tokio::time::timeout(CLOSE_GRACE, self.socket.send(close)).await;
+        // After an oversized frame nothing more is read: the reader would go on buffering
+        // that frame's payload.
+        if end != End::TooBig && sent.is_ok_and(|r| r.is_ok()) {
             // Wait briefly for the client's close reply, so the close handshake completes
             // and the client sees our code rather than a reset.
             let _ = tokio::time::timeout(CLOSE_GRACE, async {

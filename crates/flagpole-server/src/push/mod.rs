@@ -6,9 +6,9 @@
 //! 1. a write commits; on Postgres the same transaction ran `pg_notify('flagpole_env',
 //!    '<env>:<version>')` ([`notify::notify_committed`]), and the writing replica publishes
 //!    `EnvChanged` on its in-process [`ChangeFeed`];
-//! 2. every replica's listener ([`notify::listen`]) republishes notifications from other
-//!    replicas on its own feed, so the snapshot cache and push see local and remote writes
-//!    through one path (duplicates are harmless: consumers compare versions);
+//! 2. every replica's listener ([`notify::listen`]) hands notifications to its hubs and its
+//!    snapshot cache (the `ChangeFeed` stays "commits made by this process"; a replica's
+//!    own notifications come back too, and are skipped by version);
 //! 3. the feed follower pokes the environment's hub; the hub's updater reads what changed
 //!    since its version ([`patch::build_patch`]), publishes one patch (bursts coalesce into
 //!    one) and the connections ([`connection`]) forward it.
@@ -30,6 +30,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::db::Db;
+use crate::snapshots::SnapshotCache;
 use crate::state::ChangeFeed;
 use crate::store::snapshot::load_environment;
 use hub::EnvHub;
@@ -130,8 +131,9 @@ impl Push {
     }
 
     /// Starts the background tasks: the change-feed follower, the Postgres listener and
-    /// the periodic check. Subscribes to `changes` before returning.
-    pub fn start(&self, changes: &ChangeFeed) {
+    /// the periodic check (the last two also keep `snapshots` up with other replicas'
+    /// writes). Subscribes to `changes` before returning.
+    pub fn start(&self, changes: &ChangeFeed, snapshots: &SnapshotCache) {
         let tasks = &self.inner.tasks;
         tasks.spawn(notify::follow(
             self.clone(),
@@ -141,13 +143,13 @@ impl Push {
         if self.inner.db.backend == crate::db::Backend::Postgres {
             tasks.spawn(notify::listen(
                 self.clone(),
-                changes.clone(),
+                snapshots.clone(),
                 self.inner.shutdown.clone(),
             ));
         }
         tasks.spawn(notify::check_periodically(
             self.clone(),
-            changes.clone(),
+            snapshots.clone(),
             self.inner.shutdown.clone(),
         ));
     }

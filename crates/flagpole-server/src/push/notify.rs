@@ -10,7 +10,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::Push;
 use super::patch::data_versions;
-use crate::state::{ChangeFeed, EnvChanged};
+use crate::snapshots::SnapshotCache;
+use crate::state::EnvChanged;
 use crate::store::Conn;
 
 /// The Postgres channel; payloads are `<environment id>:<data version>`.
@@ -81,10 +82,11 @@ pub(crate) async fn follow(
     }
 }
 
-/// Listens for other replicas' commits and republishes them on this replica's feed, until
-/// shutdown. After every (re)connection it compares every environment with the database,
-/// because notifications sent while it was not listening are lost.
-pub(crate) async fn listen(push: Push, changes: ChangeFeed, shutdown: CancellationToken) {
+/// Listens for commits (every replica's, this one's included) and hands them to the hubs
+/// and the snapshot cache, until shutdown. After every (re)connection it compares every
+/// environment with the database, because notifications sent while it was not listening
+/// are lost.
+pub(crate) async fn listen(push: Push, snapshots: SnapshotCache, shutdown: CancellationToken) {
     let mut backoff = Duration::from_millis(100);
     loop {
         let connected = tokio::select! {
@@ -106,7 +108,7 @@ pub(crate) async fn listen(push: Push, changes: ChangeFeed, shutdown: Cancellati
         backoff = Duration::from_millis(100);
         // LISTEN is in effect now: anything committed from here on is delivered, and what
         // committed before is visible to this read.
-        resync(&push, &changes, Scope::AllEnvironments).await;
+        resync(&push, &snapshots, Scope::AllEnvironments).await;
         loop {
             let received = tokio::select! {
                 () = shutdown.cancelled() => return,
@@ -114,7 +116,7 @@ pub(crate) async fn listen(push: Push, changes: ChangeFeed, shutdown: Cancellati
             };
             match received {
                 Ok(Some(notification)) => match parse_payload(notification.payload()) {
-                    Some(change) => changes.publish(change),
+                    Some(change) => remote_change(&push, &snapshots, change).await,
                     None => tracing::warn!(
                         payload = notification.payload(),
                         "ignoring malformed notification"
@@ -142,7 +144,7 @@ async fn subscribe(url: &str) -> Result<PgListener, sqlx::Error> {
 /// Every [`super::CHECK_INTERVAL`]: compares hubs with the database and drops idle hubs.
 pub(crate) async fn check_periodically(
     push: Push,
-    changes: ChangeFeed,
+    snapshots: SnapshotCache,
     shutdown: CancellationToken,
 ) {
     let mut tick = tokio::time::interval(super::CHECK_INTERVAL);
@@ -151,7 +153,7 @@ pub(crate) async fn check_periodically(
     loop {
         tokio::select! {
             () = shutdown.cancelled() => return,
-            _ = tick.tick() => resync(&push, &changes, Scope::Hubs).await,
+            _ = tick.tick() => resync(&push, &snapshots, Scope::Hubs).await,
         }
     }
 }
@@ -165,10 +167,11 @@ pub(crate) enum Scope {
     AllEnvironments,
 }
 
-/// Reads environments' versions in one query and publishes those a hub is behind on (or,
-/// for [`Scope::AllEnvironments`], every one: consumers skip versions they have). Hubs of
-/// environments that no longer exist are dropped, as are idle hubs.
-pub(crate) async fn resync(push: &Push, changes: &ChangeFeed, scope: Scope) {
+/// Reads environments' versions in one query and hands those a hub is behind on (or, for
+/// [`Scope::AllEnvironments`], every one: the hubs and cache skip versions they have) to
+/// [`remote_change`]. Hubs of environments that no longer exist are dropped, as are idle
+/// hubs.
+pub(crate) async fn resync(push: &Push, snapshots: &SnapshotCache, scope: Scope) {
     let hubs = push.hubs();
     let result = match scope {
         Scope::Hubs => {
@@ -190,10 +193,11 @@ pub(crate) async fn resync(push: &Push, changes: &ChangeFeed, scope: Scope) {
             .find(|h| h.environment_id == environment_id)
             .is_some_and(|h| h.version().is_some_and(|held| held < version));
         if behind || scope == Scope::AllEnvironments {
-            changes.publish(EnvChanged {
+            let change = EnvChanged {
                 environment_id,
                 data_version: i64::try_from(version).unwrap_or(i64::MAX),
-            });
+            };
+            remote_change(push, snapshots, change).await;
         }
     }
     let gone: Vec<i64> = hubs
@@ -202,6 +206,20 @@ pub(crate) async fn resync(push: &Push, changes: &ChangeFeed, scope: Scope) {
         .filter(|id| !versions.iter().any(|(v, _)| v == id))
         .collect();
     push.sweep(Instant::now(), &gone);
+}
+
+/// A version committed somewhere (maybe by another replica): the hub first (push is the
+/// latency-critical path), then the snapshot cache, which reloads only if it is behind.
+async fn remote_change(push: &Push, snapshots: &SnapshotCache, change: EnvChanged) {
+    push.poke(
+        change.environment_id,
+        Some(u64::try_from(change.data_version).unwrap_or(0)),
+    );
+    if let Err(error) = snapshots.apply(change).await {
+        tracing::warn!(environment_id = change.environment_id, %error,
+            "reloading a changed environment failed; dropping it from the cache");
+        snapshots.invalidate(change.environment_id).await;
+    }
 }
 
 async fn all_versions(push: &Push) -> Result<Vec<(i64, u64)>, sqlx::Error> {

@@ -1,0 +1,254 @@
+//! The SDK stream (`/sdk/v1/stream`, docs/protocol.md) through real servers on port 0 and
+//! real WebSocket clients: snapshots and patches that reproduce the database's state,
+//! catching up by version, refusals and close codes, heartbeats, graceful shutdown, a
+//! stalled client next to a reading one, and two replicas on one Postgres database.
+
+#[path = "stream/fanout.rs"]
+mod fanout;
+#[path = "stream/support.rs"]
+mod support;
+
+use axum::http::{Method, Request, StatusCode};
+use flagpole_core::wire::{ServerMessage, close_code};
+use flagpole_server::db::Backend;
+use flagpole_server::testing::fresh_db;
+use serde_json::json;
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
+use tower::ServiceExt;
+
+use support::*;
+
+/// Generates one `#[tokio::test]` per backend from an `async fn(Backend)`.
+macro_rules! backends {
+    ($($body:ident => $pg:ident, $lite:ident;)*) => {$(
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $pg() {
+            $body(flagpole_server::db::Backend::Postgres).await
+        }
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $lite() {
+            $body(flagpole_server::db::Backend::Sqlite).await
+        }
+    )*};
+}
+
+backends! {
+    snapshot_then_patches_reproduce_the_database => snapshot_then_patches_postgres, snapshot_then_patches_sqlite;
+    versions_catch_up_by_patches_or_snapshot => catch_up_postgres, catch_up_sqlite;
+    bad_credentials_are_refused_before_the_upgrade => refused_postgres, refused_sqlite;
+}
+
+async fn snapshot_then_patches_reproduce_the_database(backend: Backend) {
+    let mut server = Server::start(fresh_db(backend).await.unwrap(), 15).await;
+    let seeded = seed(&server).await;
+    let mut ws = connect(server.addr, &seeded.sdk_key).await;
+    send(&mut ws, json!({"type": "hello", "sdk": "test/0"})).await;
+    let mut env = snapshot_of(next_message(&mut ws).await);
+    assert_eq!(sorted(env.clone()), truth(&server.db, seeded.env_id).await);
+
+    let base = "/api/v1/projects/shop";
+    let writes = [
+        (
+            Method::POST,
+            format!("{base}/flags/switch/environments/production/toggle"),
+            json!({"enabled": true}),
+        ),
+        (
+            Method::POST,
+            format!("{base}/flags"),
+            json!({"key": "second", "kind": "string",
+            "variants": [{"key": "a", "value": "A"}, {"key": "b", "value": "B"}]}),
+        ),
+        (
+            Method::POST,
+            format!("{base}/segments"),
+            json!({"key": "beta", "included": ["u1"]}),
+        ),
+        (
+            Method::POST,
+            format!("{base}/flags/second/archive"),
+            json!({}),
+        ),
+        (Method::DELETE, format!("{base}/segments/beta"), json!({})),
+    ];
+    for (method, uri, body) in writes {
+        server.write(method, &uri, body).await;
+        let patch = patch_of(next_message(&mut ws).await);
+        assert_eq!(patch.from, env.version, "patches are continuous");
+        env.apply(&patch).unwrap();
+        assert_eq!(
+            sorted(env.clone()),
+            truth(&server.db, seeded.env_id).await,
+            "after {uri}"
+        );
+    }
+    // A fresh connection's snapshot agrees with the patched state.
+    let mut fresh = connect(server.addr, &seeded.sdk_key).await;
+    send(&mut fresh, json!({"type": "hello"})).await;
+    assert_eq!(
+        sorted(snapshot_of(next_message(&mut fresh).await)),
+        sorted(env)
+    );
+    server.stop().await;
+}
+
+async fn versions_catch_up_by_patches_or_snapshot(backend: Backend) {
+    let mut server = Server::start(fresh_db(backend).await.unwrap(), 15).await;
+    let seeded = seed(&server).await;
+    let mut first = connect(server.addr, &seeded.sdk_key).await;
+    send(&mut first, json!({"type": "hello"})).await;
+    let start = snapshot_of(next_message(&mut first).await).version;
+    let mut versions = vec![start];
+    for i in 0..3 {
+        server.toggle("switch", i % 2 == 0).await;
+        let patch = patch_of(next_message(&mut first).await);
+        assert_eq!(patch.from, *versions.last().unwrap());
+        versions.push(patch.to);
+    }
+    let latest = *versions.last().unwrap();
+
+    // A client holding a recent version gets exactly the patches it lacks.
+    let mut second = connect(server.addr, &seeded.sdk_key).await;
+    send(
+        &mut second,
+        json!({"type": "hello", "version": versions[1]}),
+    )
+    .await;
+    let mut held = versions[1];
+    while held < latest {
+        let patch = patch_of(next_message(&mut second).await);
+        assert_eq!(patch.from, held, "never a gap");
+        held = patch.to;
+    }
+    // Resync by version: the same patches again; without a version: a snapshot.
+    send(
+        &mut second,
+        json!({"type": "resync", "version": versions[2]}),
+    )
+    .await;
+    assert_eq!(patch_of(next_message(&mut second).await).to, latest);
+    send(&mut second, json!({"type": "resync"})).await;
+    assert_eq!(snapshot_of(next_message(&mut second).await).version, latest);
+    send(&mut second, json!({"type": "ping"})).await;
+    assert_eq!(next_message(&mut second).await, ServerMessage::Pong);
+
+    // A version this database never had: the current snapshot.
+    let mut stranger = connect(server.addr, &seeded.sdk_key).await;
+    send(
+        &mut stranger,
+        json!({"type": "hello", "version": latest + 1000}),
+    )
+    .await;
+    assert_eq!(
+        snapshot_of(next_message(&mut stranger).await).version,
+        latest
+    );
+    server.stop().await;
+}
+
+async fn bad_credentials_are_refused_before_the_upgrade(backend: Backend) {
+    let mut server = Server::start(fresh_db(backend).await.unwrap(), 15).await;
+    let seeded = seed(&server).await;
+    for key in [
+        None,
+        Some("fp_sdk_not_a_real_key_000000000000000000000000"),
+        Some(ADMIN),
+    ] {
+        match try_connect(server.addr, key).await {
+            Err(WsError::Http(response)) => {
+                assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "{key:?}")
+            }
+            Ok(_) => panic!("{key:?} was accepted"),
+            Err(other) => panic!("{key:?}: unexpected {other}"),
+        }
+    }
+    // A valid key on a plain GET: the JSON error format, not axum's text.
+    let req = Request::builder()
+        .uri("/sdk/v1/stream")
+        .header("authorization", format!("Bearer {}", seeded.sdk_key))
+        .body(axum::body::Body::empty())
+        .unwrap();
+    let res = server.router.clone().oneshot(req).await.unwrap();
+    assert!(res.status().is_client_error(), "{}", res.status());
+    let body = http_body_util::BodyExt::collect(res.into_body())
+        .await
+        .unwrap()
+        .to_bytes();
+    let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(
+        body["error"]["code"], "websocket_upgrade_required",
+        "{body}"
+    );
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_and_oversized_frames_close_with_1003_and_1009() {
+    let mut server = Server::start(fresh_db(Backend::Sqlite).await.unwrap(), 15).await;
+    let seeded = seed(&server).await;
+
+    let mut ws = connect(server.addr, &seeded.sdk_key).await;
+    send(&mut ws, json!({"type": "launch_missiles"})).await;
+    let ServerMessage::Error { code, .. } = next_message(&mut ws).await else {
+        panic!("expected an error before the close")
+    };
+    assert_eq!(code, "malformed_message");
+    assert_eq!(close_code(&mut ws).await, Some(close_code::UNSUPPORTED));
+
+    let mut ws = connect(server.addr, &seeded.sdk_key).await;
+    use futures_util::SinkExt as _;
+    let huge = "x".repeat(flagpole_core::wire::MAX_CLIENT_FRAME + 1);
+    ws.send(Message::text(huge)).await.unwrap();
+    assert_eq!(close_code(&mut ws).await, Some(close_code::TOO_BIG));
+
+    // The server is unharmed.
+    let mut ws = connect(server.addr, &seeded.sdk_key).await;
+    send(&mut ws, json!({"type": "hello"})).await;
+    snapshot_of(next_message(&mut ws).await);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_client_is_closed_with_4000_after_two_heartbeats() {
+    let mut server = Server::start(fresh_db(Backend::Sqlite).await.unwrap(), 1).await;
+    let seeded = seed(&server).await;
+    let mut ws = connect(server.addr, &seeded.sdk_key).await;
+    send(&mut ws, json!({"type": "hello"})).await;
+    let said_hello = std::time::Instant::now();
+    snapshot_of(next_message(&mut ws).await);
+    // `next` skips the server's pings, which this client never answers.
+    assert_eq!(close_code(&mut ws).await, Some(close_code::TIMEOUT));
+    let after = said_hello.elapsed();
+    assert!(
+        after >= std::time::Duration::from_millis(1900)
+            && after < std::time::Duration::from_secs(4),
+        "closed after {after:?}"
+    );
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn graceful_shutdown_says_goodbye_then_closes_with_1001() {
+    let mut server = Server::start(fresh_db(Backend::Sqlite).await.unwrap(), 15).await;
+    let seeded = seed(&server).await;
+    let mut clients = Vec::new();
+    for _ in 0..3 {
+        let mut ws = connect(server.addr, &seeded.sdk_key).await;
+        send(&mut ws, json!({"type": "hello"})).await;
+        snapshot_of(next_message(&mut ws).await);
+        clients.push(ws);
+    }
+    server.stop().await;
+    for mut ws in clients {
+        let ServerMessage::Goodbye {
+            reason,
+            reconnect_after_ms,
+        } = next_message(&mut ws).await
+        else {
+            panic!("expected a goodbye")
+        };
+        assert_eq!(reason, "shutdown");
+        assert!(reconnect_after_ms > 0);
+        assert_eq!(close_code(&mut ws).await, Some(close_code::GOING_AWAY));
+    }
+}

@@ -1,0 +1,279 @@
+//! Real servers on port 0 and real WebSocket clients for the stream tests.
+
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode};
+use flagpole_core::model::EnvironmentSnapshot;
+use flagpole_core::wire::ServerMessage;
+use flagpole_server::db::Db;
+use flagpole_server::testing::fresh_sqlite_dir;
+use flagpole_server::{App, Config, StartError};
+use futures_util::{SinkExt, StreamExt};
+use http_body_util::BodyExt;
+use serde_json::{Value, json};
+use tokio::net::{TcpSocket, TcpStream};
+use tokio::task::JoinHandle;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
+use tower::ServiceExt;
+
+/// The admin token `Config::for_tests` bootstraps.
+pub(crate) const ADMIN: &str = "fp_api_test_admin_token_0000000000000000";
+/// Longest a test waits for any one thing.
+pub(crate) const WAIT: Duration = Duration::from_secs(10);
+
+pub(crate) type Ws = WebSocketStream<TcpStream>;
+
+/// A served app plus its router (for REST writes in-process; same state as the socket).
+pub(crate) struct Server {
+    pub(crate) addr: SocketAddr,
+    pub(crate) router: Router,
+    pub(crate) db: Db,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    handle: Option<JoinHandle<Result<(), StartError>>>,
+}
+
+impl Server {
+    /// Serves an app over `db` on 127.0.0.1:0.
+    pub(crate) async fn start(db: Db, heartbeat_secs: u64) -> Server {
+        let mut config = Config::for_tests(fresh_sqlite_dir().unwrap());
+        config.stream_heartbeat_secs = heartbeat_secs;
+        let app = App::with_db(db.clone(), config).await.expect("app");
+        let router = app.router();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let handle = tokio::spawn(app.serve(listener, async {
+            let _ = stopped.await;
+        }));
+        Server {
+            addr,
+            router,
+            db,
+            stop: Some(stop),
+            handle: Some(handle),
+        }
+    }
+
+    /// Triggers graceful shutdown and waits for `serve` to return.
+    pub(crate) async fn stop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(handle) = self.handle.take() {
+            tokio::time::timeout(WAIT, handle)
+                .await
+                .expect("serve returns after shutdown")
+                .unwrap()
+                .unwrap();
+        }
+    }
+
+    /// A JSON request with the admin token, through the router.
+    pub(crate) async fn call(
+        &self,
+        method: Method,
+        uri: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let req = Request::builder()
+            .method(method)
+            .uri(uri)
+            .header("authorization", format!("Bearer {ADMIN}"))
+            .header("content-type", "application/json");
+        let body = body
+            .map(|b| Body::from(b.to_string()))
+            .unwrap_or_else(Body::empty);
+        let res = self
+            .router
+            .clone()
+            .oneshot(req.body(body).unwrap())
+            .await
+            .unwrap();
+        let status = res.status();
+        let bytes = res.into_body().collect().await.unwrap().to_bytes();
+        let value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        (status, value)
+    }
+
+    /// A write that must succeed.
+    pub(crate) async fn write(&self, method: Method, uri: &str, body: Value) -> Value {
+        let (status, value) = self.call(method, uri, Some(body)).await;
+        assert!(status.is_success(), "{uri}: {status} {value}");
+        value
+    }
+
+    /// Toggles flag `flag` of project `shop` in production.
+    pub(crate) async fn toggle(&self, flag: &str, enabled: bool) {
+        self.write(
+            Method::POST,
+            &format!("/api/v1/projects/shop/flags/{flag}/environments/production/toggle"),
+            json!({"enabled": enabled}),
+        )
+        .await;
+    }
+}
+
+/// What [`seed`] made.
+pub(crate) struct Seeded {
+    /// An SDK key of shop/production.
+    pub(crate) sdk_key: String,
+    /// shop/production's id.
+    pub(crate) env_id: i64,
+}
+
+/// Project `shop` (with its default `production` environment), flag `switch`, an SDK key.
+pub(crate) async fn seed(server: &Server) -> Seeded {
+    server
+        .write(Method::POST, "/api/v1/projects", json!({"key": "shop"}))
+        .await;
+    server
+        .write(
+            Method::POST,
+            "/api/v1/projects/shop/flags",
+            json!({"key": "switch"}),
+        )
+        .await;
+    let key = server
+        .write(
+            Method::POST,
+            "/api/v1/projects/shop/environments/production/sdk-keys",
+            json!({"name": "stream-test"}),
+        )
+        .await;
+    let env_id: i64 = sqlx::query_scalar(
+        "select e.id from environment e join project p on p.id = e.project_id \
+         where p.key = 'shop' and e.key = 'production'",
+    )
+    .fetch_one(&server.db.pool)
+    .await
+    .unwrap();
+    Seeded {
+        sdk_key: key["key"].as_str().unwrap().to_owned(),
+        env_id,
+    }
+}
+
+/// Opens the stream with `key`; the handshake's error (e.g. HTTP 401) on refusal.
+pub(crate) async fn try_connect(addr: SocketAddr, key: Option<&str>) -> Result<Ws, WsError> {
+    let stream = TcpStream::connect(addr).await.unwrap();
+    handshake(addr, key, stream).await
+}
+
+/// Opens the stream; panics on refusal.
+pub(crate) async fn connect(addr: SocketAddr, key: &str) -> Ws {
+    try_connect(addr, Some(key)).await.expect("stream opens")
+}
+
+/// Opens the stream over a socket with a tiny receive buffer (a client that will stall).
+pub(crate) async fn connect_small_buffer(addr: SocketAddr, key: &str) -> Ws {
+    let socket = TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let stream = socket.connect(addr).await.unwrap();
+    handshake(addr, Some(key), stream)
+        .await
+        .expect("stream opens")
+}
+
+async fn handshake(addr: SocketAddr, key: Option<&str>, stream: TcpStream) -> Result<Ws, WsError> {
+    let mut request = format!("ws://{addr}/sdk/v1/stream").into_client_request()?;
+    if let Some(key) = key {
+        request
+            .headers_mut()
+            .insert("authorization", format!("Bearer {key}").parse().unwrap());
+    }
+    Ok(tokio_tungstenite::client_async(request, stream).await?.0)
+}
+
+/// What the client saw next.
+#[derive(Debug)]
+pub(crate) enum Seen {
+    /// A protocol message.
+    Message(ServerMessage),
+    /// A close frame with this code (or none).
+    Closed(Option<u16>),
+}
+
+/// The next message or close, skipping server pings; panics after [`WAIT`].
+pub(crate) async fn next(ws: &mut Ws) -> Seen {
+    loop {
+        let frame = tokio::time::timeout(WAIT, ws.next())
+            .await
+            .expect("a frame in time");
+        match frame {
+            Some(Ok(Message::Text(text))) => {
+                let message: ServerMessage =
+                    serde_json::from_str(&text).expect("valid server message");
+                if message != ServerMessage::Ping {
+                    return Seen::Message(message);
+                }
+            }
+            Some(Ok(Message::Close(frame))) => {
+                return Seen::Closed(frame.map(|f| u16::from(f.code)));
+            }
+            Some(Ok(_)) => {}
+            Some(Err(_)) | None => return Seen::Closed(None),
+        }
+    }
+}
+
+/// The next protocol message; panics on a close.
+pub(crate) async fn next_message(ws: &mut Ws) -> ServerMessage {
+    match next(ws).await {
+        Seen::Message(m) => m,
+        Seen::Closed(code) => panic!("closed ({code:?}) while expecting a message"),
+    }
+}
+
+/// Reads until a close frame; returns its code.
+pub(crate) async fn close_code(ws: &mut Ws) -> Option<u16> {
+    loop {
+        if let Seen::Closed(code) = next(ws).await {
+            return code;
+        }
+    }
+}
+
+/// Sends a JSON text frame.
+pub(crate) async fn send(ws: &mut Ws, value: Value) {
+    ws.send(Message::text(value.to_string())).await.unwrap();
+}
+
+/// The environment as the database has it, in key order (what a fresh snapshot holds).
+pub(crate) async fn truth(db: &Db, env_id: i64) -> EnvironmentSnapshot {
+    let env = flagpole_server::store::snapshot::load_environment(db, env_id)
+        .await
+        .unwrap()
+        .expect("environment exists");
+    sorted(env)
+}
+
+/// Flags and segments in key order, so states built by patches compare with snapshots
+/// (a patch appends new items; a snapshot lists them by key).
+pub(crate) fn sorted(mut env: EnvironmentSnapshot) -> EnvironmentSnapshot {
+    env.flags.sort_by(|a, b| a.flag.key.cmp(&b.flag.key));
+    env.segments.sort_by(|a, b| a.key.cmp(&b.key));
+    env
+}
+
+/// A snapshot's environment; panics on anything else.
+pub(crate) fn snapshot_of(message: ServerMessage) -> EnvironmentSnapshot {
+    match message {
+        ServerMessage::Snapshot { environment } => environment,
+        other => panic!("expected a snapshot, got {other:?}"),
+    }
+}
+
+/// A patch; panics on anything else.
+pub(crate) fn patch_of(message: ServerMessage) -> flagpole_core::wire::Patch {
+    match message {
+        ServerMessage::Patch(patch) => patch,
+        other => panic!("expected a patch, got {other:?}"),
+    }
+}
