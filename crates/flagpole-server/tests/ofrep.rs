@@ -242,6 +242,7 @@ both_backends!(
     authentication,
     bulk_and_etag,
     cache_follows_committed_changes,
+    cache_resyncs_after_missing_changes,
 );
 
 async fn single_flag_reasons(backend: Backend) {
@@ -622,6 +623,44 @@ async fn cache_follows_committed_changes(backend: Backend) {
         .unwrap();
     state.snapshots.refresh(f.env_id).await.unwrap();
     assert!(state.snapshots.get(f.env_id).await.is_err());
+}
+
+async fn cache_resyncs_after_missing_changes(backend: Backend) {
+    let f = setup(backend).await;
+    assert_eq!(eval(&f, "static-on", json!({})).await.1["reason"], "STATIC");
+    sqlx::query(
+        "update flag_config set config = replace(config, '\"enabled\":true', '\"enabled\":false') \
+         where flag_id = (select id from flag where key = 'static-on')",
+    )
+    .execute(&f.db.pool)
+    .await
+    .unwrap();
+    sqlx::query("update environment set data_version = 8 where id = $1")
+        .bind(f.env_id)
+        .execute(&f.db.pool)
+        .await
+        .unwrap();
+    // More events than the feed buffers, none about this environment, published without
+    // yielding: the follower can only learn of the change by resyncing after `Lagged`.
+    let state = f.app.state();
+    for i in 0..2_000 {
+        state.changes.publish(EnvChanged {
+            environment_id: 1_000_000 + i,
+            data_version: 1,
+        });
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while state.snapshots.get(f.env_id).await.unwrap().data_version != 8 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "cache never resynced"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(
+        eval(&f, "static-on", json!({})).await.1["reason"],
+        "DISABLED"
+    );
 }
 
 #[tokio::test]
