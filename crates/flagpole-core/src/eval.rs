@@ -152,6 +152,15 @@ enum Why {
 /// Variant index chosen and why, or the error.
 type Decision = Result<(usize, Why), ErrorKind>;
 
+/// The variant the context's key is individually targeted with, if any.
+#[inline(never)]
+fn target(body: &FlagBody, ctx: &Context) -> Option<usize> {
+    if ctx.key.is_empty() {
+        return None;
+    }
+    body.targets.get(ctx.key.as_str()).copied()
+}
+
 impl Snapshot {
     /// Evaluates a flag for a context.
     #[inline]
@@ -206,14 +215,15 @@ impl Snapshot {
         if !body.enabled {
             return Ok((body.off, Why::Off));
         }
-        for (flag, accepted) in body.prerequisites.iter() {
-            if !self.prerequisite_holds(*flag, accepted, ctx) {
-                return Ok((body.off, Why::Prerequisite(*flag)));
-            }
+        // Prerequisites and targets are checked out of line, keeping this code (inlined
+        // into every entry point) small for the common flag that has neither.
+        if !body.prerequisites.is_empty()
+            && let Some(flag) = self.failed_prerequisite(body, ctx)
+        {
+            return Ok((body.off, Why::Prerequisite(flag)));
         }
         if !body.targets.is_empty()
-            && !ctx.key.is_empty()
-            && let Some(&v) = body.targets.get(ctx.key.as_str())
+            && let Some(v) = target(body, ctx)
         {
             return Ok((v, Why::Target));
         }
@@ -231,6 +241,15 @@ impl Snapshot {
             (&body.default, Why::Fallthrough)
         };
         self.serve(body, serve, ctx).map(|v| (v, why))
+    }
+
+    /// The first prerequisite of `body` that does not hold.
+    #[inline(never)]
+    fn failed_prerequisite(&self, body: &FlagBody, ctx: &Context) -> Option<usize> {
+        body.prerequisites
+            .iter()
+            .find(|(flag, accepted)| !self.prerequisite_holds(*flag, accepted, ctx))
+            .map(|(flag, _)| *flag)
     }
 
     /// A prerequisite holds when that flag is on, evaluates without error and serves one
