@@ -89,6 +89,26 @@ async fn snapshot_then_patches_reproduce_the_database(backend: Backend) {
         sorted(snapshot_of(next_message(&mut fresh).await)),
         sorted(env)
     );
+
+    // The stream's metrics are exported (text, not JSON: read through the router).
+    let req = Request::builder()
+        .uri("/metrics")
+        .body(axum::body::Body::empty())
+        .unwrap();
+    let res = server.router.clone().oneshot(req).await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let body = http_body_util::BodyExt::collect(res.into_body())
+        .await
+        .unwrap()
+        .to_bytes();
+    let metrics = String::from_utf8_lossy(&body);
+    for name in [
+        "stream_connections",
+        "stream_messages_sent_total",
+        "stream_fanout_seconds",
+    ] {
+        assert!(metrics.contains(name), "{name} missing from /metrics");
+    }
     server.stop().await;
 }
 

@@ -172,3 +172,37 @@ async fn a_write_through_one_replica_reaches_a_client_of_another() {
     a.stop().await;
     b.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_listener_reconnects_and_changes_keep_flowing() {
+    let db = fresh_db(Backend::Postgres).await.unwrap();
+    let mut a = Server::start(db.clone(), 15).await;
+    let mut b = Server::start(Db::connect(db.url(), 8).await.unwrap(), 15).await;
+    let seeded = seed(&a).await;
+    let mut ws = connect(b.addr, &seeded.sdk_key).await;
+    send(&mut ws, json!({"type": "hello"})).await;
+    let mut env = snapshot_of(next_message(&mut ws).await);
+
+    // Both replicas' LISTEN connections are cut, as by a network blip or a Postgres restart.
+    let killed: Vec<bool> = sqlx::query_scalar(
+        "select pg_terminate_backend(pid) from pg_stat_activity \
+         where datname = current_database() and query ilike 'listen%'",
+    )
+    .fetch_all(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!(killed, [true, true], "one listener per replica");
+
+    let issued = Instant::now();
+    a.toggle("switch", true).await;
+    let patch = patch_of(next_message(&mut ws).await);
+    let took = issued.elapsed();
+    assert_eq!(patch.from, env.version);
+    env.apply(&patch).unwrap();
+    assert_eq!(sorted(env), truth(&a.db, seeded.env_id).await);
+    // Well within the periodic check's interval: the reconnect (and its resync) did it.
+    assert!(took < Duration::from_secs(4), "took {took:?}");
+    eprintln!("killed listeners: write request -> patch on the other replica in {took:?}");
+    a.stop().await;
+    b.stop().await;
+}
