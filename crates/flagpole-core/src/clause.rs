@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use regex::{Regex, RegexBuilder};
 use serde_json::Value;
 
-use crate::attribute::{AttrRef, AttrValue};
+use crate::attribute::{AttrRef, AttrValue, Names};
 use crate::context::Context;
 use crate::error::{Path, Sink};
 use crate::model::{self, Operator};
@@ -82,13 +82,14 @@ pub(crate) fn compile(
     clause: &model::Clause,
     path: &Path<'_>,
     segments: &HashMap<&str, usize>,
+    names: &mut Names,
     sink: &mut Sink<'_>,
 ) -> Option<CompiledClause> {
     let op = clause.op;
     let attr = if op == Operator::InSegment {
         AttrRef::Key // unused: membership reads the key and the segment's own clauses
     } else {
-        match AttrRef::parse(&clause.attribute) {
+        match AttrRef::parse(&clause.attribute, names) {
             Ok(a) => a,
             Err(msg) => {
                 sink.push(format!("{path}.attribute"), msg);

@@ -8,7 +8,7 @@ use std::collections::{HashMap, HashSet};
 
 use serde_json::Value;
 
-use crate::attribute::AttrRef;
+use crate::attribute::{AttrRef, Names};
 use crate::bucket::SaltedPrefix;
 use crate::clause::{self, CompiledClause};
 use crate::context::Context;
@@ -304,6 +304,7 @@ const KEY_BYTES: [bool; 256] = {
 struct Compiler {
     errors: Vec<CompileError>,
     store: Store,
+    names: Names,
 }
 
 impl Compiler {
@@ -367,6 +368,7 @@ impl Compiler {
                 &rule.clauses,
                 &Path::root_at("rules", ri),
                 segment_index,
+                &mut self.names,
                 &mut sink,
                 &mut clauses,
             );
@@ -504,6 +506,7 @@ impl Compiler {
                 &rule.clauses,
                 &path,
                 segment_index,
+                &mut self.names,
                 &mut sink,
                 &mut self.store.clauses,
             );
@@ -512,6 +515,7 @@ impl Compiler {
                 &rule.serve,
                 &path.field("serve"),
                 &lookup,
+                &mut self.names,
                 &mut sink,
                 &mut self.store.slices,
             );
@@ -525,6 +529,7 @@ impl Compiler {
             &config.default_serve,
             &Path::root("config.default_serve"),
             &lookup,
+            &mut self.names,
             &mut sink,
             &mut self.store.slices,
         );
@@ -633,6 +638,7 @@ fn compile_clauses(
     clauses: &[crate::model::Clause],
     path: &Path<'_>,
     segment_index: &HashMap<&str, usize>,
+    names: &mut Names,
     sink: &mut Sink<'_>,
     compiled: &mut Vec<CompiledClause>,
 ) {
@@ -641,6 +647,7 @@ fn compile_clauses(
             c,
             &path.at("clauses", ci),
             segment_index,
+            names,
             sink,
         ));
     }
@@ -658,6 +665,7 @@ fn compile_serve(
     serve: &Serve,
     path: &Path<'_>,
     lookup: &dyn Fn(&mut Sink<'_>, &Path<'_>, &str) -> Option<usize>,
+    names: &mut Names,
     sink: &mut Sink<'_>,
     slices: &mut Vec<(u32, usize)>,
 ) -> Option<CompiledServe> {
@@ -667,7 +675,7 @@ fn compile_serve(
             let bucket_by = if r.bucket_by.is_empty() {
                 AttrRef::Key
             } else {
-                match AttrRef::parse(&r.bucket_by) {
+                match AttrRef::parse(&r.bucket_by, names) {
                     Ok(a) => a,
                     Err(msg) => {
                         sink.push(path.field("rollout.bucket_by"), msg);
