@@ -140,16 +140,22 @@ impl Push {
             changes.subscribe(),
             self.inner.shutdown.clone(),
         ));
+        let cache = notify::CacheFeeder::default();
+        tasks.spawn(
+            cache
+                .clone()
+                .run(snapshots.clone(), self.inner.shutdown.clone()),
+        );
         if self.inner.db.backend == crate::db::Backend::Postgres {
             tasks.spawn(notify::listen(
                 self.clone(),
-                snapshots.clone(),
+                cache.clone(),
                 self.inner.shutdown.clone(),
             ));
         }
         tasks.spawn(notify::check_periodically(
             self.clone(),
-            snapshots.clone(),
+            cache,
             self.inner.shutdown.clone(),
         ));
     }

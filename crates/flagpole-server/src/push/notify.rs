@@ -1,9 +1,12 @@
 //! How hubs hear of committed versions: the in-process change feed, Postgres
 //! LISTEN/NOTIFY between replicas, and a periodic version check as the safety net.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use sqlx::postgres::PgListener;
+use tokio::sync::Notify;
 use tokio::sync::broadcast::Receiver;
 use tokio::sync::broadcast::error::RecvError;
 use tokio_util::sync::CancellationToken;
@@ -86,7 +89,7 @@ pub(crate) async fn follow(
 /// and the snapshot cache, until shutdown. After every (re)connection it compares every
 /// environment with the database, because notifications sent while it was not listening
 /// are lost.
-pub(crate) async fn listen(push: Push, snapshots: SnapshotCache, shutdown: CancellationToken) {
+pub(crate) async fn listen(push: Push, cache: CacheFeeder, shutdown: CancellationToken) {
     let mut backoff = Duration::from_millis(100);
     loop {
         let connected = tokio::select! {
@@ -108,7 +111,7 @@ pub(crate) async fn listen(push: Push, snapshots: SnapshotCache, shutdown: Cance
         backoff = Duration::from_millis(100);
         // LISTEN is in effect now: anything committed from here on is delivered, and what
         // committed before is visible to this read.
-        resync(&push, &snapshots, Scope::AllEnvironments).await;
+        resync(&push, &cache, Scope::AllEnvironments).await;
         loop {
             let received = tokio::select! {
                 () = shutdown.cancelled() => return,
@@ -116,7 +119,7 @@ pub(crate) async fn listen(push: Push, snapshots: SnapshotCache, shutdown: Cance
             };
             match received {
                 Ok(Some(notification)) => match parse_payload(notification.payload()) {
-                    Some(change) => remote_change(&push, &snapshots, change).await,
+                    Some(change) => remote_change(&push, &cache, change),
                     None => tracing::warn!(
                         payload = notification.payload(),
                         "ignoring malformed notification"
@@ -144,7 +147,7 @@ async fn subscribe(url: &str) -> Result<PgListener, sqlx::Error> {
 /// Every [`super::CHECK_INTERVAL`]: compares hubs with the database and drops idle hubs.
 pub(crate) async fn check_periodically(
     push: Push,
-    snapshots: SnapshotCache,
+    cache: CacheFeeder,
     shutdown: CancellationToken,
 ) {
     let mut tick = tokio::time::interval(super::CHECK_INTERVAL);
@@ -153,7 +156,7 @@ pub(crate) async fn check_periodically(
     loop {
         tokio::select! {
             () = shutdown.cancelled() => return,
-            _ = tick.tick() => resync(&push, &snapshots, Scope::Hubs).await,
+            _ = tick.tick() => resync(&push, &cache, Scope::Hubs).await,
         }
     }
 }
@@ -171,7 +174,7 @@ pub(crate) enum Scope {
 /// [`Scope::AllEnvironments`], every one: the hubs and cache skip versions they have) to
 /// [`remote_change`]. Hubs of environments that no longer exist are dropped, as are idle
 /// hubs.
-pub(crate) async fn resync(push: &Push, snapshots: &SnapshotCache, scope: Scope) {
+pub(crate) async fn resync(push: &Push, cache: &CacheFeeder, scope: Scope) {
     let hubs = push.hubs();
     let result = match scope {
         Scope::Hubs => {
@@ -197,7 +200,7 @@ pub(crate) async fn resync(push: &Push, snapshots: &SnapshotCache, scope: Scope)
                 environment_id,
                 data_version: i64::try_from(version).unwrap_or(i64::MAX),
             };
-            remote_change(push, snapshots, change).await;
+            remote_change(push, cache, change);
         }
     }
     let gone: Vec<i64> = hubs
@@ -208,17 +211,61 @@ pub(crate) async fn resync(push: &Push, snapshots: &SnapshotCache, scope: Scope)
     push.sweep(Instant::now(), &gone);
 }
 
-/// A version committed somewhere (maybe by another replica): the hub first (push is the
-/// latency-critical path), then the snapshot cache, which reloads only if it is behind.
-async fn remote_change(push: &Push, snapshots: &SnapshotCache, change: EnvChanged) {
+/// A version committed somewhere (maybe by another replica): the hub at once (push is the
+/// latency-critical path), the snapshot cache through its own task.
+fn remote_change(push: &Push, cache: &CacheFeeder, change: EnvChanged) {
     push.poke(
         change.environment_id,
         Some(u64::try_from(change.data_version).unwrap_or(0)),
     );
-    if let Err(error) = snapshots.apply(change).await {
-        tracing::warn!(environment_id = change.environment_id, %error,
-            "reloading a changed environment failed; dropping it from the cache");
-        snapshots.invalidate(change.environment_id).await;
+    cache.offer(change);
+}
+
+/// Hands remote versions to the snapshot cache, coalesced per environment and applied by
+/// their own task ([`CacheFeeder::run`]): a reload takes a database read, and the listener
+/// must not wait for it before handling the next notification.
+#[derive(Clone, Default)]
+pub(crate) struct CacheFeeder {
+    // std Mutex: held only to insert or take the map.
+    pending: Arc<Mutex<HashMap<i64, i64>>>,
+    wake: Arc<Notify>,
+}
+
+impl CacheFeeder {
+    /// Records that `change.environment_id` is at least at `change.data_version`.
+    pub(crate) fn offer(&self, change: EnvChanged) {
+        {
+            let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+            let version = pending
+                .entry(change.environment_id)
+                .or_insert(change.data_version);
+            *version = (*version).max(change.data_version);
+        }
+        self.wake.notify_one();
+    }
+
+    /// Applies offered versions to `snapshots` until shutdown.
+    pub(crate) async fn run(self, snapshots: SnapshotCache, shutdown: CancellationToken) {
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                () = self.wake.notified() => {}
+            }
+            let batch =
+                std::mem::take(&mut *self.pending.lock().unwrap_or_else(|p| p.into_inner()));
+            for (environment_id, data_version) in batch {
+                let change = EnvChanged {
+                    environment_id,
+                    data_version,
+                };
+                // `apply` reloads only if the cache holds that environment at an older version.
+                if let Err(error) = snapshots.apply(change).await {
+                    tracing::warn!(environment_id, %error,
+                        "reloading a changed environment failed; dropping it from the cache");
+                    snapshots.invalidate(environment_id).await;
+                }
+            }
+        }
     }
 }
 

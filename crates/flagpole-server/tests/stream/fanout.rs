@@ -127,6 +127,27 @@ async fn a_stalled_client_does_not_delay_a_reading_one() {
     server.stop().await;
 }
 
+/// `switch` evaluated through OFREP on `server`.
+async fn ofrep_switch(server: &Server, sdk_key: &str) -> serde_json::Value {
+    use tower::ServiceExt as _;
+    let req = axum::http::Request::builder()
+        .method(Method::POST)
+        .uri("/ofrep/v1/evaluate/flags/switch")
+        .header("authorization", format!("Bearer {sdk_key}"))
+        .header("content-type", "application/json")
+        .body(axum::body::Body::from(
+            r#"{"context":{"targetingKey":"u1"}}"#,
+        ))
+        .unwrap();
+    let res = server.router.clone().oneshot(req).await.unwrap();
+    let body = http_body_util::BodyExt::collect(res.into_body())
+        .await
+        .unwrap()
+        .to_bytes();
+    let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    body["value"].clone()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_write_through_one_replica_reaches_a_client_of_another() {
     let db = fresh_db(Backend::Postgres).await.unwrap();
@@ -154,6 +175,11 @@ async fn a_write_through_one_replica_reaches_a_client_of_another() {
     // And the other way round, with a burst: patches may coalesce but never skip.
     let mut on_a = connect(a.addr, &seeded.sdk_key).await;
     send(&mut on_a, json!({"type": "hello", "version": env.version})).await;
+    // OFREP on A caches the environment now (switch is off: the last toggle was i = 19).
+    assert_eq!(
+        ofrep_switch(&a, &seeded.sdk_key).await,
+        serde_json::json!(false)
+    );
     for i in 0..5 {
         b.toggle("switch", i % 2 == 0).await;
     }
@@ -163,6 +189,12 @@ async fn a_write_through_one_replica_reaches_a_client_of_another() {
         let patch = patch_of(next_message(&mut on_a).await);
         assert_eq!(patch.from, held);
         held = patch.to;
+    }
+    // A's snapshot cache heard of B's writes too (long before its TTL).
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while ofrep_switch(&a, &seeded.sdk_key).await != serde_json::json!(true) {
+        assert!(Instant::now() < deadline, "OFREP on A never saw B's write");
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
     eprintln!(
         "two replicas: write request on A -> patch received by a client of B: {}; the write request alone: {}",
