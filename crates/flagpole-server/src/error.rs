@@ -340,6 +340,25 @@ fn strip_position(message: &str) -> String {
     }
 }
 
+impl<T: Serialize> IntoResponse for ApiJson<T> {
+    fn into_response(self) -> Response {
+        Json(self.0).into_response()
+    }
+}
+
+/// Convenience for handlers returning the standard `{"error": ...}` 404 for unknown routes.
+pub async fn fallback_not_found(uri: axum::http::Uri) -> ApiError {
+    ApiError::NotFound {
+        resource: "route",
+        key: uri.path().to_owned(),
+    }
+}
+
+/// Shorthand to build a JSON value for `current` in conflicts.
+pub fn current_of<T: Serialize>(value: &T) -> Option<Value> {
+    serde_json::to_value(value).ok().or(Some(json!(null)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -383,23 +402,4 @@ mod tests {
             Err(ApiError::BadRequest { .. })
         ));
     }
-}
-
-impl<T: Serialize> IntoResponse for ApiJson<T> {
-    fn into_response(self) -> Response {
-        Json(self.0).into_response()
-    }
-}
-
-/// Convenience for handlers returning the standard `{"error": ...}` 404 for unknown routes.
-pub async fn fallback_not_found(uri: axum::http::Uri) -> ApiError {
-    ApiError::NotFound {
-        resource: "route",
-        key: uri.path().to_owned(),
-    }
-}
-
-/// Shorthand to build a JSON value for `current` in conflicts.
-pub fn current_of<T: Serialize>(value: &T) -> Option<Value> {
-    serde_json::to_value(value).ok().or(Some(json!(null)))
 }
