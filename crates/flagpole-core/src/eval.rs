@@ -291,17 +291,18 @@ impl Snapshot {
     fn typed_value(&self, flag_key: &str, ctx: &Context, kind: FlagKind) -> Option<&Value> {
         let i = self.typed_index(flag_key, kind).ok()?;
         let body = self.flags[i].body.as_ref()?;
-        let v = match body.constant {
-            Some(v) => v,
-            None => self.decide_variant(body, ctx).ok()?,
-        };
-        Some(self.store.value(body.variants, v))
+        match body.constant {
+            Some(v) => Some(self.store.value(body.variants, v)),
+            None => self.decide_value(body, ctx),
+        }
     }
 
     /// [`Snapshot::decide`] out of line, so the callers' fast path stays small.
     #[inline(never)]
-    fn decide_variant(&self, body: &FlagBody, ctx: &Context) -> Result<usize, ErrorKind> {
-        self.decide(body, ctx).map(|(v, _)| v)
+    /// Returns the value (a pointer, in a register) rather than the variant index.
+    fn decide_value(&self, body: &FlagBody, ctx: &Context) -> Option<&Value> {
+        let (v, _) = self.decide(body, ctx).ok()?;
+        Some(self.store.value(body.variants, v))
     }
 
     /// A boolean flag's value with details; `default` on any error.

@@ -70,31 +70,22 @@ pub(crate) struct Store {
 }
 
 impl Store {
-    /// Empty lists with room for everything `env`'s flags could need.
+    /// Empty lists with room for what `env`'s flags probably need. Counted from the
+    /// flags' own list lengths only: following every rule into the heap to count exactly
+    /// cost more (cache misses on a large environment) than the odd reallocation.
     fn for_flags(env: &EnvironmentSnapshot) -> Store {
-        let (mut text, mut variants, mut rules, mut clauses, mut slices) = (0, 0, 0, 0, 0);
-        let serve_slices = |serve: &Serve| match serve {
-            Serve::Variant(_) => 0,
-            Serve::Rollout(r) => r.weights.len(),
-        };
+        let (mut variants, mut rules) = (0, 0);
         for f in &env.flags {
             variants += f.flag.variants.len();
-            text += f.flag.variants.iter().map(|v| v.key.len()).sum::<usize>();
             rules += f.config.rules.len();
-            slices += serve_slices(&f.config.default_serve);
-            for r in &f.config.rules {
-                text += r.id.len();
-                clauses += r.clauses.len();
-                slices += serve_slices(&r.serve);
-            }
         }
         Store {
-            text: String::with_capacity(text),
+            text: String::with_capacity(8 * (variants + rules)),
             variant_keys: Vec::with_capacity(variants),
             values: Vec::with_capacity(variants),
             rules: Vec::with_capacity(rules),
-            clauses: Vec::with_capacity(clauses),
-            slices: Vec::with_capacity(slices),
+            clauses: Vec::with_capacity(rules),
+            slices: Vec::with_capacity(2 * (rules + env.flags.len())),
         }
     }
 
