@@ -94,22 +94,28 @@ pub enum SnapshotError {
 }
 
 /// Compiled environments by `environment.id`. Cheap to clone (shared inside).
+///
+/// Everything sits behind one `Arc`: `AppState` (which holds this) is cloned for every
+/// request, and one reference count is cheaper than cloning the pool handle and moka's
+/// several internal `Arc`s.
 #[derive(Clone)]
-pub struct SnapshotCache {
+pub struct SnapshotCache(Arc<Inner>);
+
+struct Inner {
     db: Db,
     cache: Cache<i64, Arc<CompiledEnvironment>>,
     /// Set once every environment has been loaded (at start); read by /readyz.
-    warmed: Arc<AtomicBool>,
+    warmed: AtomicBool,
 }
 
 impl SnapshotCache {
     /// An empty cache over `db` whose entries expire after `ttl`.
     pub fn new(db: Db, ttl: Duration) -> SnapshotCache {
-        SnapshotCache {
+        SnapshotCache(Arc::new(Inner {
             db,
             cache: Cache::builder().time_to_live(ttl).build(),
-            warmed: Arc::new(AtomicBool::new(false)),
-        }
+            warmed: AtomicBool::new(false),
+        }))
     }
 
     /// The compiled environment, loading it on a miss. Concurrent misses for one
@@ -118,11 +124,12 @@ impl SnapshotCache {
         &self,
         environment_id: i64,
     ) -> Result<Arc<CompiledEnvironment>, Arc<SnapshotError>> {
-        if let Some(hit) = self.cache.get(&environment_id).await {
+        if let Some(hit) = self.0.cache.get(&environment_id).await {
             return Ok(hit);
         }
-        let db = self.db.clone();
+        let db = self.0.db.clone();
         let result = self
+            .0
             .cache
             .entry(environment_id)
             .and_try_compute_with(|current| async move {
@@ -148,8 +155,9 @@ impl SnapshotCache {
     /// Reloads a cached environment and swaps the result in if it is newer. Environments
     /// not in the cache are left to load on their next use.
     pub async fn refresh(&self, environment_id: i64) -> Result<(), SnapshotError> {
-        let db = self.db.clone();
-        self.cache
+        let db = self.0.db.clone();
+        self.0
+            .cache
             .entry(environment_id)
             .and_try_compute_with(|current| async move {
                 let Some(current) = current else {
@@ -171,7 +179,7 @@ impl SnapshotCache {
     /// Applies a committed change: reloads the environment unless the cache already holds
     /// that version or a later one.
     pub async fn apply(&self, change: EnvChanged) -> Result<(), SnapshotError> {
-        match self.cache.get(&change.environment_id).await {
+        match self.0.cache.get(&change.environment_id).await {
             Some(cached) if cached.data_version >= change.data_version => Ok(()),
             Some(_) => self.refresh(change.environment_id).await,
             None => Ok(()),
@@ -180,11 +188,11 @@ impl SnapshotCache {
 
     /// Reloads every cached environment (after missing change events).
     pub async fn refresh_all(&self) {
-        let ids: Vec<i64> = self.cache.iter().map(|(id, _)| *id).collect();
+        let ids: Vec<i64> = self.0.cache.iter().map(|(id, _)| *id).collect();
         for id in ids {
             if let Err(error) = self.refresh(id).await {
                 tracing::warn!(environment_id = id, %error, "refreshing snapshot failed; dropping it");
-                self.cache.invalidate(&id).await;
+                self.0.cache.invalidate(&id).await;
             }
         }
     }
@@ -192,7 +200,7 @@ impl SnapshotCache {
     /// Loads every environment, so the first evaluations do not wait for the database.
     /// Returns how many were loaded.
     pub async fn warm(&self) -> Result<usize, Arc<SnapshotError>> {
-        let ids = environment_ids(&self.db)
+        let ids = environment_ids(&self.0.db)
             .await
             .map_err(|e| Arc::new(e.into()))?;
         for &id in &ids {
@@ -203,13 +211,13 @@ impl SnapshotCache {
                 Err(e) => return Err(e),
             }
         }
-        self.warmed.store(true, Ordering::Release);
+        self.0.warmed.store(true, Ordering::Release);
         Ok(ids.len())
     }
 
     /// True once [`SnapshotCache::warm`] has succeeded; otherwise tries to warm now.
     pub async fn ready(&self) -> bool {
-        if self.warmed.load(Ordering::Acquire) {
+        if self.0.warmed.load(Ordering::Acquire) {
             return true;
         }
         match self.warm().await {
@@ -224,13 +232,13 @@ impl SnapshotCache {
     /// Number of cached environments (for the metrics gauge).
     pub async fn cached_environments(&self) -> u64 {
         // moka counts lazily; settle pending inserts and evictions first.
-        self.cache.run_pending_tasks().await;
-        self.cache.entry_count()
+        self.0.cache.run_pending_tasks().await;
+        self.0.cache.entry_count()
     }
 
     /// Drops one environment (tests, and callers that know it was deleted).
     pub async fn invalidate(&self, environment_id: i64) {
-        self.cache.invalidate(&environment_id).await;
+        self.0.cache.invalidate(&environment_id).await;
     }
 
     /// Keeps the cache in step with `changes` until `shutdown` is cancelled. Subscribe
@@ -250,7 +258,7 @@ impl SnapshotCache {
                     if let Err(error) = self.apply(change).await {
                         tracing::warn!(environment_id = change.environment_id, %error,
                             "reloading changed environment failed; dropping it from the cache");
-                        self.cache.invalidate(&change.environment_id).await;
+                        self.0.cache.invalidate(&change.environment_id).await;
                     }
                 }
                 // Changes were dropped: we cannot tell which environments moved, so every

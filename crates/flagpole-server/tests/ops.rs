@@ -141,8 +141,15 @@ async fn metrics_and_readiness(backend: Backend) {
 async fn request_ids_are_generated_or_propagated() {
     let app = app(Backend::Sqlite).await;
     let (_, headers, _) = get(&app, plain("/healthz")).await;
-    let generated = headers["x-request-id"].to_str().unwrap();
+    let generated = headers["x-request-id"].to_str().unwrap().to_owned();
     assert_eq!(generated.len(), 36, "a UUID: {generated}");
+    assert_eq!(
+        &generated[14..15],
+        "4",
+        "UUID version 4 layout: {generated}"
+    );
+    let (_, again, _) = get(&app, plain("/healthz")).await;
+    assert_ne!(again["x-request-id"], generated.as_str(), "ids are unique");
 
     let req = Request::get("/healthz")
         .header("x-request-id", "from-the-load-balancer")
