@@ -41,7 +41,15 @@ pub(crate) fn run(args: Args) -> Result<()> {
     ensure_wrk()?;
     // One invocation, so both packages share one feature resolution and flagpole-server is
     // compiled once (two invocations resolve features separately and compile it twice).
-    sh(cargo().args(["build", "--release", "-p", "flagpole", "-p", "xtask", "--bins"]))?;
+    sh(cargo().args([
+        "build",
+        "--release",
+        "-p",
+        "flagpole",
+        "-p",
+        "xtask",
+        "--bins",
+    ]))?;
 
     let server = Server::start(&ofrep_server::binary("release"), "warn")?;
     let sdk_key = ofrep_server::seed(server.addr).context("seeding the server")?;
