@@ -7,9 +7,23 @@ use tokio::sync::broadcast;
 use crate::config::Config;
 use crate::db::Db;
 
-/// Cheap to clone: everything inside is shared.
+/// Cheap to clone: one reference count. axum clones the state for every request (twice
+/// for a handler taking `State`), so the fields live behind a single `Arc` rather than each
+/// field being cloned (measured under OFREP load: cloning the pool, moka caches and
+/// cancellation tokens field by field cost several percent of a request). Fields are
+/// reached through `Deref`: `state.db`, `state.snapshots`.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<SharedState>);
+
+impl std::ops::Deref for AppState {
+    type Target = SharedState;
+    fn deref(&self) -> &SharedState {
+        &self.0
+    }
+}
+
+/// What an [`AppState`] shares.
+pub struct SharedState {
     /// The database.
     pub db: Db,
     /// Settings.
@@ -33,7 +47,7 @@ impl AppState {
     pub fn new(db: Db, config: Config) -> AppState {
         let shutdown = tokio_util::sync::CancellationToken::new();
         let tasks = tokio_util::task::TaskTracker::new();
-        AppState {
+        AppState(Arc::new(SharedState {
             snapshots: crate::snapshots::SnapshotCache::new(
                 db.clone(),
                 crate::snapshots::DEFAULT_TTL,
@@ -50,7 +64,7 @@ impl AppState {
             config: Arc::new(config),
             changes: ChangeFeed::new(),
             auth: crate::auth::AuthState::new(),
-        }
+        }))
     }
 }
 
