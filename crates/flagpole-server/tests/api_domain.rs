@@ -6,6 +6,8 @@ mod domain_support;
 
 #[path = "api_domain/concurrency.rs"]
 mod concurrency;
+#[path = "api_domain/dashboard.rs"]
+mod dashboard;
 #[path = "api_domain/flag_lists.rs"]
 mod flag_lists;
 #[path = "api_domain/flags.rs"]

@@ -178,6 +178,14 @@ async fn call(
     .unwrap();
     let res = router.clone().oneshot(req).await.unwrap();
     let status = res.status();
+    // An event stream never ends: its status is the answer, the body is not read.
+    if res
+        .headers()
+        .get("content-type")
+        .is_some_and(|ct| ct.as_bytes().starts_with(b"text/event-stream"))
+    {
+        return (status, Value::Null);
+    }
     let bytes = res.into_body().collect().await.unwrap().to_bytes();
     (
         status,

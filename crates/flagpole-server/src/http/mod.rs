@@ -6,14 +6,16 @@ use axum::extract::DefaultBodyLimit;
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 
-use crate::error::fallback_not_found;
 use crate::state::AppState;
 
 mod audit;
 mod auth;
+mod dashboard;
 mod docs;
 mod domain_common;
 mod environments;
+mod evaluate;
+mod events;
 mod flag_configs;
 mod flags;
 mod health;
@@ -60,6 +62,8 @@ pub fn api() -> OpenApiRouter<AppState> {
         .merge(tokens::router())
         .merge(sdk_keys::router())
         .merge(stream::router())
+        .merge(evaluate::router())
+        .merge(events::router())
 }
 
 /// The OpenAPI document (what `cargo xtask codegen` writes to openapi/openapi.json).
@@ -75,7 +79,7 @@ pub fn router(state: AppState) -> Router {
     let (routes, openapi) = api().split_for_parts();
     let routes = routes
         .merge(docs::router(openapi))
-        .fallback(fallback_not_found)
+        .fallback(dashboard::fallback)
         .layer(DefaultBodyLimit::max(body_limit));
     crate::telemetry::instrument(routes).with_state(state)
 }

@@ -162,6 +162,14 @@ pub(crate) fn table() -> Vec<Op> {
             Project(Writer),
         )
         .body(json!({"enabled": false})),
+        // The dashboard's evaluation debugger and live events.
+        op(
+            "post",
+            "/api/v1/projects/{project}/environments/{env}/evaluate",
+            Project(Reader),
+        )
+        .body(json!({"key": "u1", "attributes": {"plan": "pro"}})),
+        op("get", "/api/v1/projects/{project}/events", Project(Reader)),
         // History.
         op(
             "get",

@@ -1,0 +1,145 @@
+//! `POST /api/v1/projects/{project}/environments/{env}/evaluate`: the dashboard's
+//! evaluation debugger. Evaluates through `flagpole-core` against the same cached compiled
+//! snapshot OFREP uses, so what it shows is what SDKs and OFREP answer, and explains why:
+//! the reason, the matching rule and whether a rollout bucket decided.
+
+use axum::Json;
+use axum::extract::State;
+use flagpole_core::{Attributes, Context, Reason};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::domain_common::{ApiPath, project_env};
+use crate::auth::{Actor, Role};
+use crate::error::{ApiError, ApiJson, ApiResult, ErrorBody};
+use crate::state::AppState;
+
+pub(crate) fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(evaluate))
+}
+
+/// Body of the debugger call.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct DebugEvaluate {
+    /// The context's targeting key (may be empty).
+    #[serde(default)]
+    key: String,
+    /// Attributes by name (strings, numbers, booleans, lists, objects).
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    attributes: Attributes,
+    /// Evaluate only this flag; all flags of the environment when absent.
+    flag: Option<String>,
+}
+
+/// One flag's result with its explanation.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct DebugResult {
+    /// Flag key.
+    flag: String,
+    /// The served value; absent on error.
+    #[schema(value_type = Option<Object>)]
+    value: Option<Value>,
+    /// The served variant; absent on error.
+    variant: Option<String>,
+    /// `OFF`, `TARGET_MATCH`, `RULE_MATCH`, `PREREQUISITE_FAILED`, `FALLTHROUGH` or `ERROR`.
+    reason: String,
+    /// Position (from 0) of the matching rule, for `RULE_MATCH`.
+    rule_index: Option<usize>,
+    /// Id of the matching rule, for `RULE_MATCH`.
+    rule_id: Option<String>,
+    /// True if a percentage rollout picked the variant.
+    in_rollout: bool,
+    /// The prerequisite that failed, for `PREREQUISITE_FAILED`.
+    prerequisite: Option<String>,
+    /// Error code (`FLAG_NOT_FOUND`, `MISSING_BUCKET_KEY`, `INVALID_FLAG`...), for `ERROR`.
+    error: Option<String>,
+}
+
+/// The debugger's answer.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct DebugEvaluation {
+    /// Environment key.
+    environment: String,
+    /// The environment data version evaluated against.
+    version: i64,
+    /// One result per flag, by key.
+    results: Vec<DebugResult>,
+}
+
+/// Evaluates one flag (`flag`) or every flag of the environment for a context, explaining
+/// each result (reader).
+#[utoipa::path(post, path = "/api/v1/projects/{project}/environments/{env}/evaluate",
+    tag = "environments",
+    params(("project" = String, Path, description = "Project key"),
+        ("env" = String, Path, description = "Environment key")),
+    request_body = DebugEvaluate,
+    responses((status = 200, body = DebugEvaluation), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 503, body = ErrorBody)))]
+async fn evaluate(
+    State(state): State<AppState>,
+    actor: Actor,
+    ApiPath((project_key, env_key)): ApiPath<(String, String)>,
+    ApiJson(body): ApiJson<DebugEvaluate>,
+) -> ApiResult<Json<DebugEvaluation>> {
+    let (_, env) = project_env(&state, &actor, &project_key, &env_key, Role::Reader).await?;
+    let compiled = state.snapshots.get(env.id).await.map_err(|error| {
+        tracing::error!(%error, environment_id = env.id, "no snapshot for the debugger");
+        ApiError::Unavailable("the environment cannot be loaded right now; retry".into())
+    })?;
+    let context = Context {
+        key: body.key,
+        attributes: body.attributes,
+    };
+    let keys: Vec<String> = match body.flag {
+        Some(flag) => vec![flag],
+        None => {
+            let mut keys: Vec<String> = compiled.snapshot.flag_keys().map(str::to_owned).collect();
+            keys.sort();
+            keys
+        }
+    };
+    let results = keys
+        .into_iter()
+        .map(|flag| {
+            let evaluation = compiled.snapshot.evaluate(&flag, &context);
+            let reason = evaluation.reason;
+            let mut result = DebugResult {
+                value: evaluation.value.cloned(),
+                variant: evaluation.variant.map(str::to_owned),
+                reason: reason.code().to_owned(),
+                rule_index: None,
+                rule_id: None,
+                in_rollout: reason.in_rollout(),
+                prerequisite: None,
+                error: None,
+                flag,
+            };
+            match reason {
+                Reason::RuleMatch {
+                    rule_index,
+                    rule_id,
+                    ..
+                } => {
+                    result.rule_index = Some(rule_index);
+                    result.rule_id = Some(rule_id.to_owned());
+                }
+                Reason::PrerequisiteFailed { prerequisite } => {
+                    result.prerequisite = Some(prerequisite.to_owned());
+                }
+                Reason::Error { error } => result.error = Some(error.code().to_owned()),
+                Reason::Off | Reason::TargetMatch | Reason::Fallthrough { .. } => {}
+            }
+            result
+        })
+        .collect();
+    Ok(Json(DebugEvaluation {
+        environment: env.key,
+        version: compiled.data_version,
+        results,
+    }))
+}

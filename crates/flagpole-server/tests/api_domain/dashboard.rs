@@ -1,0 +1,196 @@
+//! What the web dashboard needs beyond the REST API: the evaluation debugger, the live
+//! event stream and the SPA fallback that must not swallow API 404s.
+
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode};
+use flagpole_server::db::Backend;
+use http_body_util::BodyExt;
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+use crate::backends;
+use crate::domain_support::TestApp;
+
+backends! {
+    debugger_explains => debugger_explains_postgres, debugger_explains_sqlite;
+    events_follow_writes => events_follow_writes_postgres, events_follow_writes_sqlite;
+}
+
+async fn debugger_explains(backend: Backend) {
+    let t = TestApp::new(backend).await;
+    t.project("p").await;
+    let config = json!({"enabled": true, "off_variant": "off",
+        "rules": [{"id": "pro-users", "clauses": [{"attribute": "plan", "op": "in", "values": ["pro"]}],
+                   "serve": {"variant": "on"}}],
+        "default_serve": {"variant": "off"}});
+    let (s, b) = t
+        .call(
+            Method::POST,
+            "/api/v1/projects/p/flags",
+            Some(json!({"key": "beta", "environments": {"production": config}})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    t.call(
+        Method::POST,
+        "/api/v1/projects/p/flags",
+        Some(json!({"key": "alpha"})),
+    )
+    .await;
+    let url = "/api/v1/projects/p/environments/production/evaluate";
+
+    let (s, b) = t
+        .call(
+            Method::POST,
+            url,
+            Some(json!({"key": "u1", "attributes": {"plan": "pro"}, "flag": "beta"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    assert_eq!(b["environment"], "production");
+    let results = b["results"].as_array().unwrap();
+    assert_eq!(results.len(), 1);
+    assert_eq!(results[0]["flag"], "beta");
+    assert_eq!(results[0]["value"], true);
+    assert_eq!(results[0]["variant"], "on");
+    assert_eq!(results[0]["reason"], "RULE_MATCH");
+    assert_eq!(results[0]["rule_index"], 0);
+    assert_eq!(results[0]["rule_id"], "pro-users");
+
+    // All flags, by key: alpha is off in production, beta falls through for a free user.
+    let (s, b) = t
+        .call(
+            Method::POST,
+            url,
+            Some(json!({"key": "u2", "attributes": {"plan": "free"}})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let reasons: Vec<(&str, &str)> = b["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["flag"].as_str().unwrap(), r["reason"].as_str().unwrap()))
+        .collect();
+    assert_eq!(reasons, [("alpha", "OFF"), ("beta", "FALLTHROUGH")]);
+
+    let (s, b) = t
+        .call(
+            Method::POST,
+            url,
+            Some(json!({"key": "u1", "flag": "nope"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    assert_eq!(b["results"][0]["reason"], "ERROR");
+    assert_eq!(b["results"][0]["error"], "FLAG_NOT_FOUND");
+
+    // Unknown fields are named, like every other body.
+    let (s, b) = t
+        .call(
+            Method::POST,
+            url,
+            Some(json!({"key": "u1", "atributes": {}})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{b}");
+}
+
+/// Reads SSE frames until one with `event: <name>` arrives; returns its data.
+async fn next_event(body: &mut Body, name: &str) -> Value {
+    let mut buffer = String::new();
+    loop {
+        let frame = tokio::time::timeout(std::time::Duration::from_secs(5), body.frame())
+            .await
+            .expect("an event within 5 s")
+            .expect("stream open")
+            .expect("frame");
+        if let Ok(data) = frame.into_data() {
+            buffer.push_str(std::str::from_utf8(&data).unwrap());
+        }
+        while let Some((event, rest)) = buffer.split_once("\n\n") {
+            let event = event.to_owned();
+            buffer = rest.to_owned();
+            let mut kind = "";
+            let mut data = "";
+            for line in event.lines() {
+                if let Some(v) = line.strip_prefix("event:") {
+                    kind = v.trim();
+                } else if let Some(v) = line.strip_prefix("data:") {
+                    data = v.trim();
+                }
+            }
+            if kind == name {
+                return serde_json::from_str(data).unwrap();
+            }
+        }
+    }
+}
+
+async fn events_follow_writes(backend: Backend) {
+    let t = TestApp::new(backend).await;
+    t.project("p").await;
+    t.project("q").await;
+    let req = Request::get("/api/v1/projects/p/events")
+        .header("authorization", format!("Bearer {}", t.admin))
+        .body(Body::empty())
+        .unwrap();
+    let res = t.app.router().oneshot(req).await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.headers()["content-type"], "text/event-stream");
+    let mut body = res.into_body();
+    next_event(&mut body, "ready").await;
+
+    // A write to another project is not announced here; the next one to this project is.
+    t.call(
+        Method::POST,
+        "/api/v1/projects/q/flags",
+        Some(json!({"key": "other"})),
+    )
+    .await;
+    let (s, b) = t
+        .call(
+            Method::POST,
+            "/api/v1/projects/p/flags",
+            Some(json!({"key": "f"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    let first = next_event(&mut body, "change").await;
+    let version = t
+        .data_version("p", first["environment"].as_str().unwrap())
+        .await;
+    assert_eq!(first["version"], version);
+    let (s, b) = t
+        .call(
+            Method::POST,
+            "/api/v1/projects/p/flags/f/environments/production/toggle",
+            Some(json!({"enabled": true})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    // Creating the flag announced every environment; the toggle follows them.
+    loop {
+        let change = next_event(&mut body, "change").await;
+        if change["environment"] == "production"
+            && change["version"] == t.data_version("p", "production").await
+        {
+            break;
+        }
+    }
+
+    // Shutdown ends the stream instead of holding the drain.
+    t.state().shutdown.cancel();
+    let end = tokio::time::timeout(std::time::Duration::from_secs(5), async {
+        while let Some(frame) = body.frame().await {
+            frame.unwrap();
+        }
+    })
+    .await;
+    assert!(end.is_ok(), "the stream did not end on shutdown");
+
+    // Unknown API paths stay JSON 404s; other paths belong to the dashboard.
+    let (s, b) = t.call(Method::GET, "/api/v1/nope", None).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    assert_eq!(b["error"]["code"], "not_found", "{b}");
+}
