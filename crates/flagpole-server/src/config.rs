@@ -51,6 +51,12 @@ pub struct Config {
     #[arg(long, env = "FLAGPOLE_DB_MAX_CONNECTIONS", default_value_t = 16)]
     pub db_max_connections: u32,
 
+    /// How long a request waits for a database connection before it gets 503
+    /// `unavailable`, in milliseconds. Also bounds how long a request hangs while the
+    /// database is down: keep it below the load balancer's and clients' timeouts.
+    #[arg(long, env = "FLAGPOLE_DB_ACQUIRE_TIMEOUT_MS", default_value_t = 2000)]
+    pub db_acquire_timeout_ms: u64,
+
     /// Largest accepted request body, in bytes; larger bodies get 413.
     #[arg(long, env = "FLAGPOLE_BODY_LIMIT_BYTES", default_value_t = 1024 * 1024)]
     pub body_limit_bytes: usize,
@@ -84,6 +90,18 @@ pub struct Config {
     #[arg(long, env = "FLAGPOLE_STREAM_HEARTBEAT_SECS", default_value_t = 15)]
     pub stream_heartbeat_secs: u64,
 
+    /// Seconds between SIGTERM and closing the listener. During this delay /readyz answers
+    /// 503 (`draining`) while every request is still served, so load balancers take the
+    /// replica out of rotation before it stops accepting connections.
+    #[arg(long, env = "FLAGPOLE_DRAIN_DELAY_SECS", default_value_t = 5)]
+    pub drain_delay_secs: u64,
+
+    /// Seconds from SIGTERM until the process exits whatever is still running (the drain
+    /// delay included). In-flight requests and SDK stream goodbyes normally finish well
+    /// before; keep it below Kubernetes' terminationGracePeriodSeconds minus the preStop delay.
+    #[arg(long, env = "FLAGPOLE_SHUTDOWN_TIMEOUT_SECS", default_value_t = 20)]
+    pub shutdown_timeout_secs: u64,
+
     /// Log format: `json` (one object per line) or `pretty`.
     #[arg(long, env = "FLAGPOLE_LOG_FORMAT", default_value = "json")]
     pub log_format: LogFormat,
@@ -105,6 +123,7 @@ impl Config {
             database_url: None,
             data_dir,
             db_max_connections: 8,
+            db_acquire_timeout_ms: 2000,
             body_limit_bytes: 1024 * 1024,
             admin_email: "admin@flagpole.local".into(),
             admin_password: Some("admin-password".into()),
@@ -112,6 +131,8 @@ impl Config {
             secure_cookies: false,
             session_hours: 12,
             stream_heartbeat_secs: 15,
+            drain_delay_secs: 0,
+            shutdown_timeout_secs: 10,
             log_format: LogFormat::Pretty,
         }
     }

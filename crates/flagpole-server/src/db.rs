@@ -58,8 +58,19 @@ pub enum DbError {
 }
 
 impl Db {
-    /// Opens a pool for `url` (`postgres://…` or `sqlite:…`).
+    /// Opens a pool for `url` (`postgres://…` or `sqlite:…`), waiting at most 5 s for a
+    /// connection from it.
     pub async fn connect(url: &str, max_connections: u32) -> Result<Db, DbError> {
+        Self::connect_with_timeout(url, max_connections, Duration::from_secs(5)).await
+    }
+
+    /// Like [`Db::connect`]; a query waits at most `acquire_timeout` for a connection (while
+    /// the database is down, that is how long a request takes to get its 503).
+    pub async fn connect_with_timeout(
+        url: &str,
+        max_connections: u32,
+        acquire_timeout: Duration,
+    ) -> Result<Db, DbError> {
         sqlx::any::install_default_drivers();
         let backend = if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             Backend::Postgres
@@ -71,7 +82,7 @@ impl Db {
         let options = AnyConnectOptions::from_str(url)?;
         let pool = AnyPoolOptions::new()
             .max_connections(max_connections)
-            .acquire_timeout(Duration::from_secs(5))
+            .acquire_timeout(acquire_timeout)
             .after_connect(move |conn, _meta| {
                 Box::pin(async move {
                     if backend == Backend::Sqlite {

@@ -222,10 +222,22 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// SQLSTATEs that mean "the database is (temporarily) not there", not "the query is wrong".
+fn is_unavailable(sqlstate: &str) -> bool {
+    sqlstate.starts_with("08") || matches!(sqlstate, "57P01" | "57P02" | "57P03" | "53300")
+}
+
 impl From<sqlx::Error> for ApiError {
     fn from(err: sqlx::Error) -> Self {
         match &err {
             sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => {
+                tracing::warn!(error = %err, "database unavailable");
+                ApiError::Unavailable("the database is unavailable; retry shortly".into())
+            }
+            // The database went away under a running statement: Postgres shutting down or
+            // restarting (57P01-57P03), a broken connection (class 08) or too many
+            // connections (53300). Retryable, so 503 rather than an internal error.
+            sqlx::Error::Database(db) if db.code().as_deref().is_some_and(is_unavailable) => {
                 tracing::warn!(error = %err, "database unavailable");
                 ApiError::Unavailable("the database is unavailable; retry shortly".into())
             }

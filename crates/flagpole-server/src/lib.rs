@@ -9,6 +9,7 @@ pub mod db;
 pub mod domain;
 pub mod error;
 pub mod http;
+pub mod probe;
 pub mod push;
 pub mod snapshots;
 pub mod state;
@@ -16,7 +17,8 @@ pub mod store;
 pub mod telemetry;
 pub mod testing;
 
-use std::future::Future;
+use std::future::{Future, IntoFuture as _};
+use std::time::Duration;
 
 use tokio::net::TcpListener;
 
@@ -48,7 +50,14 @@ impl App {
     /// and prepares the state.
     pub async fn build(config: Config) -> Result<App, StartError> {
         let db = match &config.database_url {
-            Some(url) => Db::connect(url.expose(), config.db_max_connections).await?,
+            Some(url) => {
+                Db::connect_with_timeout(
+                    url.expose(),
+                    config.db_max_connections,
+                    Duration::from_millis(config.db_acquire_timeout_ms.max(1)),
+                )
+                .await?
+            }
             None => Db::open_sqlite_dir(&config.data_dir, config.db_max_connections).await?,
         };
         Self::with_db(db, config).await
@@ -85,19 +94,44 @@ impl App {
         http::router(self.state.clone())
     }
 
-    /// Serves until `shutdown` completes, then stops accepting and finishes in-flight requests.
+    /// Serves until `shutdown` completes, then shuts down in the order a load balancer needs:
+    ///
+    /// 1. **Drain**: /readyz answers 503 `draining` at once, but everything (new connections
+    ///    included) is still served for `drain_delay_secs`, so health checks take the replica
+    ///    out of rotation before anything is refused.
+    /// 2. **Stop**: the listener closes; SDK streams get a goodbye with a reconnect hint and
+    ///    close 1001; background tasks stop; in-flight requests finish.
+    /// 3. **Deadline**: `shutdown_timeout_secs` after the signal, whatever is still running
+    ///    is abandoned and this returns anyway (the process then exits 0).
     pub async fn serve(
         self,
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), StartError> {
         let router = self.router();
-        let token = self.state.shutdown.clone();
-        // Background tasks (and long-lived requests such as streams) are told to stop as
-        // soon as shutdown begins, so the drain below is not held up by them.
-        let signal = async move {
-            shutdown.await;
-            token.cancel();
+        let state = self.state.clone();
+        let drain_delay = Duration::from_secs(state.config.drain_delay_secs);
+        let deadline = Duration::from_secs(state.config.shutdown_timeout_secs);
+        let requested = tokio_util::sync::CancellationToken::new();
+        let signal = {
+            let state = state.clone();
+            let requested = requested.clone();
+            async move {
+                shutdown.await;
+                requested.cancel();
+                state
+                    .draining
+                    .store(true, std::sync::atomic::Ordering::Release);
+                tracing::info!(
+                    drain_delay_secs = drain_delay.as_secs(),
+                    "shutdown requested: /readyz now fails; still serving during the drain delay"
+                );
+                tokio::time::sleep(drain_delay).await;
+                tracing::info!("drain delay over: closing the listener and SDK streams");
+                // Streams and background tasks stop now, so the drain of requests below is
+                // not held up by long-lived connections.
+                state.shutdown.cancel();
+            }
         };
         // TCP_NODELAY: a pushed patch (or a close frame right after an error) must not wait
         // for the client's delayed ACK of the previous small write (Nagle).
@@ -110,11 +144,28 @@ impl App {
             router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
         )
         .with_graceful_shutdown(signal)
-        .await;
-        self.state.shutdown.cancel();
-        self.state.tasks.close();
-        self.state.tasks.wait().await;
-        served?;
+        .into_future();
+        let finish = async {
+            let served = served.await;
+            state.shutdown.cancel();
+            state.tasks.close();
+            state.tasks.wait().await;
+            served
+        };
+        let expired = async {
+            requested.cancelled().await;
+            tokio::time::sleep(deadline).await;
+        };
+        tokio::select! {
+            served = finish => served?,
+            () = expired => {
+                tracing::warn!(
+                    shutdown_timeout_secs = deadline.as_secs(),
+                    "shutdown timeout reached; abandoning requests and tasks still running"
+                );
+            }
+        }
+        tracing::info!("shutdown complete");
         Ok(())
     }
 }

@@ -34,7 +34,11 @@ pub struct SharedState {
     pub auth: crate::auth::AuthState,
     /// Compiled environments for evaluation (OFREP), kept fresh from `changes`.
     pub snapshots: crate::snapshots::SnapshotCache,
-    /// Cancelled when the server shuts down; every background task watches it.
+    /// Set when shutdown begins (SIGTERM): /readyz fails from then on while requests are
+    /// still served for the drain delay, so load balancers stop routing here first.
+    pub draining: std::sync::atomic::AtomicBool,
+    /// Cancelled when the server shuts down (after the drain delay); every background task
+    /// and every SDK stream watches it.
     pub shutdown: tokio_util::sync::CancellationToken,
     /// Background tasks, so shutdown can wait for them to finish.
     pub tasks: tokio_util::task::TaskTracker,
@@ -43,6 +47,11 @@ pub struct SharedState {
 }
 
 impl AppState {
+    /// True once shutdown has begun (see [`SharedState::draining`]).
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(std::sync::atomic::Ordering::Acquire)
+    }
+
     /// State over an opened, migrated database.
     pub fn new(db: Db, config: Config) -> AppState {
         let shutdown = tokio_util::sync::CancellationToken::new();
@@ -58,6 +67,7 @@ impl AppState {
                 shutdown.clone(),
                 tasks.clone(),
             ),
+            draining: std::sync::atomic::AtomicBool::new(false),
             shutdown,
             tasks,
             db,

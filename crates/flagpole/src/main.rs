@@ -14,6 +14,33 @@ use flagpole_server::config::LogFormat;
 enum Cli {
     /// Run the server (API, dashboard, OFREP, SDK stream).
     Serve(ServeArgs),
+    /// Apply pending database migrations and exit (a deploy's migration step; `serve`
+    /// also applies them at start).
+    Migrate(MigrateArgs),
+    /// Probe a running server: exit 0 if the URL answers 2xx, 1 otherwise. For container
+    /// images without curl (Docker HEALTHCHECK, exec probes).
+    Healthcheck(HealthcheckArgs),
+}
+
+#[derive(clap::Args)]
+struct MigrateArgs {
+    /// Postgres URL (or sqlite:path).
+    #[arg(long, env = "FLAGPOLE_DATABASE_URL")]
+    database_url: flagpole_server::config::Secret,
+}
+
+#[derive(clap::Args)]
+struct HealthcheckArgs {
+    /// The probe to call: /readyz (ready for traffic) or /healthz (alive).
+    #[arg(
+        long,
+        env = "FLAGPOLE_HEALTHCHECK_URL",
+        default_value = "http://127.0.0.1:8080/readyz"
+    )]
+    url: String,
+    /// Seconds to wait for the answer.
+    #[arg(long, default_value_t = 3)]
+    timeout_secs: u64,
 }
 
 #[derive(clap::Args)]
@@ -29,6 +56,33 @@ struct ServeArgs {
 async fn main() -> anyhow::Result<()> {
     match Cli::parse() {
         Cli::Serve(args) => serve(args).await,
+        Cli::Migrate(args) => migrate(args).await,
+        Cli::Healthcheck(args) => healthcheck(&args),
+    }
+}
+
+async fn migrate(args: MigrateArgs) -> anyhow::Result<()> {
+    init_logging(LogFormat::Json);
+    let db = flagpole_server::Db::connect(args.database_url.expose(), 1)
+        .await
+        .context("connecting to the database")?;
+    db.migrate().await.context("applying migrations")?;
+    tracing::info!("migrations applied");
+    Ok(())
+}
+
+fn healthcheck(args: &HealthcheckArgs) -> anyhow::Result<()> {
+    let timeout = std::time::Duration::from_secs(args.timeout_secs.max(1));
+    match flagpole_server::probe::get_status(&args.url, timeout) {
+        Ok(status) if (200..300).contains(&status) => Ok(()),
+        Ok(status) => {
+            eprintln!("{}: HTTP {status}", args.url);
+            std::process::exit(1)
+        }
+        Err(error) => {
+            eprintln!("{}: {error}", args.url);
+            std::process::exit(1)
+        }
     }
 }
 

@@ -9,6 +9,9 @@ use utoipa_axum::routes;
 
 use crate::state::AppState;
 
+/// Longest a readiness check waits on the database: probes typically time out after 1 s.
+const CHECK_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(800);
+
 pub(crate) fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(healthz))
@@ -44,29 +47,45 @@ async fn healthz() -> Json<Health> {
     })
 }
 
+// Also fails (503, check `draining`) from the moment SIGTERM arrives, and while the
+// database is unreachable. Each database check is bounded by CHECK_TIMEOUT, so a probe
+// never hangs on a dead database. (The doc comment below is the OpenAPI description.)
 /// Readiness: the database is reachable and migrated and the evaluation caches are warm;
 /// the load balancer should send traffic.
 #[utoipa::path(get, path = "/readyz", tag = "operations", responses(
     (status = 200, body = Health), (status = 503, body = Health)))]
 async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Health>) {
-    let migrations = state.db.migrations_applied().await;
-    let database = migrations.is_ok();
-    let migrated = migrations.unwrap_or(false);
-    let checks = vec![
-        Check {
-            name: "database",
-            ok: database,
-        },
-        Check {
-            name: "migrations",
-            ok: migrated,
-        },
-        Check {
-            // Every environment's snapshot loaded at least once, so OFREP answers from memory.
-            name: "caches",
-            ok: database && state.snapshots.ready().await,
-        },
-    ];
+    let draining = state.is_draining();
+    let mut checks = vec![Check {
+        name: "draining",
+        ok: !draining,
+    }];
+    if !draining {
+        let migrations = tokio::time::timeout(CHECK_TIMEOUT, state.db.migrations_applied()).await;
+        let (database, migrated) = match migrations {
+            Ok(Ok(migrated)) => (true, migrated),
+            Ok(Err(_)) | Err(_) => (false, false),
+        };
+        let caches = database
+            && tokio::time::timeout(CHECK_TIMEOUT, state.snapshots.ready())
+                .await
+                .unwrap_or(false);
+        checks.extend([
+            Check {
+                name: "database",
+                ok: database,
+            },
+            Check {
+                name: "migrations",
+                ok: migrated,
+            },
+            Check {
+                // Every environment's snapshot loaded at least once, so OFREP answers from memory.
+                name: "caches",
+                ok: caches,
+            },
+        ]);
+    }
     let ready = checks.iter().all(|c| c.ok);
     let status = if ready {
         StatusCode::OK
