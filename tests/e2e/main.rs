@@ -1,3 +1,6 @@
 //! End-to-end and cross-crate tests. One binary; one module per concern.
 
 mod architecture;
+mod replicas;
+mod sdk_server;
+mod support;

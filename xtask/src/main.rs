@@ -7,6 +7,7 @@ use clap::Parser;
 mod bench_eval;
 mod codegen;
 mod load_ofrep;
+mod load_push;
 mod ofrep_client;
 mod ofrep_server;
 mod postgres;
@@ -30,6 +31,9 @@ enum Cmd {
     /// Load-test OFREP single-flag evaluation against a trivial axum server with wrk
     /// (release builds) and print one JSON line.
     LoadOfrep(load_ofrep::Args),
+    /// Load-test push: change propagation from a write to many SDK clients, over one or
+    /// more replicas (release builds, real Postgres); prints one JSON line.
+    LoadPush(load_push::Args),
     /// Only the OpenFeature-client step of `test`: the Node OFREP provider against a
     /// running debug server.
     OfrepClient,
@@ -42,6 +46,7 @@ fn main() -> Result<()> {
         Cmd::BenchEval(args) => bench_eval::run(args),
         Cmd::Codegen(args) => codegen::run(args),
         Cmd::LoadOfrep(args) => load_ofrep::run(args),
+        Cmd::LoadPush(args) => load_push::run(args),
         Cmd::OfrepClient => ofrep_client::run(),
     }
 }

@@ -49,23 +49,42 @@ impl Server {
     /// Starts `binary` on a fresh SQLite data directory and waits until /readyz says ready.
     /// `rust_log` is its log filter (`warn` keeps load runs from measuring log output).
     pub(crate) fn start(binary: &Path, rust_log: &str) -> Result<Server> {
+        Server::start_on(binary, rust_log, None)
+    }
+
+    /// Like [`Server::start`], on the Postgres database `database_url` when given (several
+    /// servers on one database are replicas).
+    pub(crate) fn start_on(
+        binary: &Path,
+        rust_log: &str,
+        database_url: Option<&str>,
+    ) -> Result<Server> {
         if !binary.exists() {
             bail!("{} does not exist; build it first", binary.display());
         }
-        let dir = std::env::temp_dir().join(format!("flagpole-xtask-{}", std::process::id()));
+        let addr: SocketAddr = format!("127.0.0.1:{}", free_port()?).parse()?;
+        let dir = std::env::temp_dir().join(format!(
+            "flagpole-xtask-{}-{}",
+            std::process::id(),
+            addr.port()
+        ));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir)?;
         let log = dir.join("server.log");
-        let addr: SocketAddr = format!("127.0.0.1:{}", free_port()?).parse()?;
         let out = std::fs::File::create(&log)?;
-        let child = Command::new(binary)
+        let mut command = Command::new(binary);
+        command
             .args(["serve", "--listen", &addr.to_string(), "--data-dir"])
             .arg(dir.join("data"))
             .env("FLAGPOLE_ADMIN_TOKEN", ADMIN_TOKEN)
             .env("FLAGPOLE_ADMIN_PASSWORD", "xtask-admin-password")
             .env("FLAGPOLE_LOG_FORMAT", "json")
-            .env("RUST_LOG", rust_log)
-            .env_remove("FLAGPOLE_DATABASE_URL")
+            .env("RUST_LOG", rust_log);
+        match database_url {
+            Some(url) => command.env("FLAGPOLE_DATABASE_URL", url),
+            None => command.env_remove("FLAGPOLE_DATABASE_URL"),
+        };
+        let child = command
             .stdin(Stdio::null())
             .stdout(out.try_clone()?)
             .stderr(out)
@@ -78,6 +97,11 @@ impl Server {
         };
         server.wait_ready()?;
         Ok(server)
+    }
+
+    /// The process id.
+    pub(crate) fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
     }
 
     /// `http://127.0.0.1:PORT`.
@@ -179,12 +203,17 @@ pub(crate) fn request(
     Ok((status, body))
 }
 
-fn post(addr: SocketAddr, path: &str, body: Value) -> Result<Value> {
-    let (status, text) = request(addr, "POST", path, Some(ADMIN_TOKEN), Some(&body))?;
+/// An admin request that must answer 2xx with JSON.
+pub(crate) fn admin(addr: SocketAddr, method: &str, path: &str, body: Value) -> Result<Value> {
+    let (status, text) = request(addr, method, path, Some(ADMIN_TOKEN), Some(&body))?;
     if !(200..300).contains(&status) {
-        bail!("POST {path} answered {status}: {text}");
+        bail!("{method} {path} answered {status}: {text}");
     }
-    serde_json::from_str(&text).with_context(|| format!("POST {path}: not JSON: {text}"))
+    serde_json::from_str(&text).with_context(|| format!("{method} {path}: not JSON: {text}"))
+}
+
+fn post(addr: SocketAddr, path: &str, body: Value) -> Result<Value> {
+    admin(addr, "POST", path, body)
 }
 
 fn bool_variants() -> Value {

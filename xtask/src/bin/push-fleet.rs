@@ -1,0 +1,139 @@
+//! One process of `cargo xtask load-push`'s SDK fleet: N real `flagpole-sdk` clients.
+//!
+//! The coordinator starts several of these (one process may hold at most ~20,000 files
+//! here) and speaks to each over stdin/stdout, one JSON line per message:
+//! - it prints `{"ready": true, "connect_ms": …}` once every client holds flags;
+//! - on `final V` from stdin it waits until every client holds version V, writes every
+//!   latency sample (µs, from the write being sent to the change applied in that client)
+//!   to `--samples` and prints `{"done": true, "samples": …, "behind": …}`.
+//!
+//! Each change the coordinator makes puts its send time (Unix ns) into the target key of
+//! the `load` flag (`t<ns>`), so a client measures latency from the flags it holds, with
+//! no clock other than the machine's own.
+
+use std::io::BufRead as _;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, Result, bail};
+use clap::Parser;
+use flagpole_sdk::Client;
+
+#[derive(Parser)]
+struct Args {
+    /// Server URLs; clients are spread over them round-robin.
+    #[arg(long = "url", required = true)]
+    urls: Vec<String>,
+    #[arg(long)]
+    sdk_key: String,
+    #[arg(long)]
+    clients: usize,
+    /// Clients connecting at once (the rest wait), so the listen backlog never overflows.
+    #[arg(long, default_value_t = 500)]
+    batch: usize,
+    /// Where to write the latency samples (JSON array of µs).
+    #[arg(long)]
+    samples: std::path::PathBuf,
+}
+
+fn main() -> Result<()> {
+    let args = Args::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()?;
+    runtime.block_on(fleet(args))
+}
+
+async fn fleet(args: Args) -> Result<()> {
+    let samples: Arc<Mutex<Vec<u32>>> = Arc::default();
+    let started = Instant::now();
+    let mut clients = Vec::with_capacity(args.clients);
+    for batch in (0..args.clients).collect::<Vec<_>>().chunks(args.batch) {
+        let mut waiting = Vec::with_capacity(batch.len());
+        for &i in batch {
+            let client = Client::builder(args.urls[i % args.urls.len()].clone(), &args.sdk_key)
+                .reconnect_backoff(Duration::from_millis(100), Duration::from_secs(2))
+                .build()
+                .context("building a client")?;
+            waiting.push(client);
+        }
+        for client in waiting {
+            client
+                .wait_until_ready(Duration::from_secs(30))
+                .await
+                .map_err(|e| anyhow::anyhow!("client not ready: {e}"))?;
+            spawn_recorder(client.clone(), samples.clone());
+            clients.push(client);
+        }
+    }
+    println!(
+        "{}",
+        serde_json::json!({"ready": true, "connect_ms": started.elapsed().as_secs_f64() * 1e3})
+    );
+
+    let final_version = tokio::task::spawn_blocking(|| -> Result<u64> {
+        let mut line = String::new();
+        std::io::stdin().lock().read_line(&mut line)?;
+        line.trim()
+            .strip_prefix("final ")
+            .and_then(|v| v.parse().ok())
+            .with_context(|| format!("expected `final V`, got {line:?}"))
+    })
+    .await??;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let behind = loop {
+        let behind = clients
+            .iter()
+            .filter(|c| c.flags().version() < Some(final_version))
+            .count();
+        if behind == 0 || Instant::now() > deadline {
+            break behind;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    // Let the recorders see the last events.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let samples = std::mem::take(&mut *samples.lock().unwrap());
+    std::fs::write(&args.samples, serde_json::to_vec(&samples)?)?;
+    println!(
+        "{}",
+        serde_json::json!({"done": true, "samples": samples.len(), "behind": behind})
+    );
+    for client in &clients {
+        client.close().await;
+    }
+    if behind > 0 {
+        bail!("{behind} clients did not reach version {final_version}");
+    }
+    Ok(())
+}
+
+/// Records, for every change the client applies, how long ago the change was sent.
+fn spawn_recorder(client: Client, samples: Arc<Mutex<Vec<u32>>>) {
+    let mut changes = client.subscribe_flag("load");
+    tokio::spawn(async move {
+        while changes.recv().await.is_some() {
+            let now = unix_ns();
+            let sent = client.flags().environment().and_then(|env| {
+                let flag = env.flags.iter().find(|f| f.flag.key == "load")?;
+                let key = flag.config.targets.first()?.keys.first()?;
+                key.strip_prefix('t')?.parse::<u64>().ok()
+            });
+            if let Some(sent) = sent {
+                let micros = now.saturating_sub(sent) / 1_000;
+                samples
+                    .lock()
+                    .unwrap()
+                    .push(u32::try_from(micros).unwrap_or(u32::MAX));
+            }
+        }
+    });
+}
+
+fn unix_ns() -> u64 {
+    let since = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    u64::try_from(since.as_nanos()).unwrap_or(u64::MAX)
+}

@@ -1,0 +1,356 @@
+//! `cargo xtask load-push`: change propagation to many SDK clients, measured end to end.
+//!
+//! Starts `--replicas` release `flagpole` servers on one fresh Postgres database, connects
+//! `--clients` real SDK clients spread over the replicas (in `push-fleet` processes of at
+//! most `--per-process` clients each: one process may hold at most ~20,000 files here),
+//! then makes `--changes` config changes, each through the next replica in turn (so with
+//! several replicas most clients hear of a change through another replica's LISTEN/NOTIFY).
+//! Prints one JSON line:
+//! - `latency_ms`: p50/p99/max from the write request being sent to the change applied in
+//!   a client, over every (client, change) pair. This includes the write itself (HTTP,
+//!   validation, commit), whose own duration is `write_ms`;
+//! - `delivered`: samples seen / clients × changes (a client that was told of two changes
+//!   at once counts once, so slightly under 1.0 can be coalescing, not loss; every client
+//!   must still end at the final version or the run fails);
+//! - `connect_sync_ms`: from starting the fleet to every client holding flags;
+//! - `rss_per_idle_connection_kib`: growth of the servers' RSS with every client connected
+//!   and idle, divided by the client count.
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::SocketAddr;
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, Result, bail};
+use serde_json::{Value, json};
+
+use crate::ofrep_server::{self, Server, admin};
+use crate::util::{cargo, run as sh};
+
+#[derive(clap::Args)]
+pub(crate) struct Args {
+    /// SDK clients to connect.
+    #[arg(long, default_value_t = 1_000)]
+    clients: usize,
+    /// Server processes on one Postgres database.
+    #[arg(long, default_value_t = 1)]
+    replicas: usize,
+    /// Changes to make.
+    #[arg(long, default_value_t = 100)]
+    changes: usize,
+    /// Pause between changes, in milliseconds.
+    #[arg(long, default_value_t = 100)]
+    interval_ms: u64,
+    /// Clients per fleet process.
+    #[arg(long, default_value_t = 5_000)]
+    per_process: usize,
+}
+
+const PROJECT: &str = "load";
+
+pub(crate) fn run(args: Args) -> Result<()> {
+    if args.clients == 0 || args.replicas == 0 || args.changes == 0 {
+        bail!("--clients, --replicas and --changes must be at least 1");
+    }
+    sh(cargo().args([
+        "build",
+        "--release",
+        "-p",
+        "flagpole",
+        "-p",
+        "xtask",
+        "--bins",
+    ]))?;
+    let pg = crate::postgres::ensure()?;
+    let database = Database::create(&pg)?;
+    let servers = (0..args.replicas)
+        .map(|_| {
+            Server::start_on(
+                &ofrep_server::binary("release"),
+                "warn",
+                Some(&database.url),
+            )
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let addrs: Vec<SocketAddr> = servers.iter().map(|s| s.addr).collect();
+    let sdk_key = seed(addrs[0])?;
+    let mut flag_version = 2; // created, then configured by `seed`
+    std::thread::sleep(Duration::from_millis(500));
+    let rss_before = rss_kib(&servers)?;
+
+    let samples_dir =
+        std::env::temp_dir().join(format!("flagpole-load-push-{}", std::process::id()));
+    std::fs::create_dir_all(&samples_dir)?;
+    let started = Instant::now();
+    let mut fleets = Vec::new();
+    let mut left = args.clients;
+    while left > 0 {
+        let n = left.min(args.per_process);
+        left -= n;
+        fleets.push(Fleet::start(
+            &servers,
+            &sdk_key,
+            n,
+            &samples_dir.join(format!("{}.json", fleets.len())),
+        )?);
+    }
+    for fleet in &mut fleets {
+        fleet.wait_ready()?;
+    }
+    let connect_sync = started.elapsed();
+    std::thread::sleep(Duration::from_secs(1));
+    let rss_after = rss_kib(&servers)?;
+
+    let mut writes = Vec::with_capacity(args.changes);
+    for i in 0..args.changes {
+        let addr = addrs[i % addrs.len()];
+        let sent = unix_ns();
+        let begun = Instant::now();
+        let view = admin(
+            addr,
+            "PUT",
+            &format!("/api/v1/projects/{PROJECT}/flags/load/environments/production"),
+            json!({"version": flag_version, "config": config(Some(sent))}),
+        )?;
+        writes.push(begun.elapsed());
+        flag_version = view["version"].as_i64().context("flag version")?;
+        std::thread::sleep(Duration::from_millis(args.interval_ms));
+    }
+    let final_version = database.environment_version()?;
+    let mut samples = Vec::new();
+    for fleet in &mut fleets {
+        fleet.finish(final_version)?;
+    }
+    for i in 0..fleets.len() {
+        let bytes = std::fs::read(samples_dir.join(format!("{i}.json")))?;
+        samples.extend(serde_json::from_slice::<Vec<u32>>(&bytes)?);
+    }
+    let _ = std::fs::remove_dir_all(&samples_dir);
+    for server in servers {
+        server.stop()?;
+    }
+    drop(database);
+
+    samples.sort_unstable();
+    let mut write_us: Vec<u32> = writes.iter().map(|d| d.as_micros() as u32).collect();
+    write_us.sort_unstable();
+    let per_connection = (rss_after.saturating_sub(rss_before)) as f64 / args.clients as f64;
+    let result = json!({
+        "clients": args.clients,
+        "replicas": args.replicas,
+        "changes": args.changes,
+        "latency_ms": percentiles(&samples),
+        "write_ms": percentiles(&write_us),
+        "delivered": round3(samples.len() as f64 / (args.clients * args.changes) as f64),
+        "connect_sync_ms": round3(connect_sync.as_secs_f64() * 1e3),
+        "rss_per_idle_connection_kib": round3(per_connection),
+        "server_rss_mib": round3(rss_after as f64 / 1024.0),
+    });
+    println!("{result}");
+    Ok(())
+}
+
+/// A `push-fleet` process and its pipes.
+struct Fleet {
+    child: Child,
+    stdin: ChildStdin,
+    stdout: BufReader<ChildStdout>,
+}
+
+impl Fleet {
+    fn start(
+        servers: &[Server],
+        sdk_key: &str,
+        clients: usize,
+        samples: &std::path::Path,
+    ) -> Result<Fleet> {
+        let exe = ofrep_server::binary("release").with_file_name("push-fleet");
+        let mut cmd = Command::new(&exe);
+        for server in servers {
+            cmd.arg("--url").arg(server.url());
+        }
+        let mut child = cmd
+            .args([
+                "--sdk-key",
+                sdk_key,
+                "--clients",
+                &clients.to_string(),
+                "--samples",
+            ])
+            .arg(samples)
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .with_context(|| format!("starting {}", exe.display()))?;
+        Ok(Fleet {
+            stdin: child.stdin.take().context("stdin")?,
+            stdout: BufReader::new(child.stdout.take().context("stdout")?),
+            child,
+        })
+    }
+
+    fn message(&mut self) -> Result<Value> {
+        let mut line = String::new();
+        if self.stdout.read_line(&mut line)? == 0 {
+            bail!("push-fleet exited: {:?}", self.child.wait()?);
+        }
+        serde_json::from_str(&line).with_context(|| format!("push-fleet said {line:?}"))
+    }
+
+    fn wait_ready(&mut self) -> Result<()> {
+        let message = self.message()?;
+        if message["ready"] != true {
+            bail!("push-fleet: {message}");
+        }
+        Ok(())
+    }
+
+    fn finish(&mut self, final_version: i64) -> Result<()> {
+        writeln!(self.stdin, "final {final_version}")?;
+        let message = self.message()?;
+        let status = self.child.wait()?;
+        if message["done"] != true || !status.success() {
+            bail!("push-fleet failed ({status}): {message}");
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Fleet {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A fresh database on the Postgres at `admin_url`, dropped at the end.
+struct Database {
+    admin_url: String,
+    name: String,
+    url: String,
+}
+
+impl Database {
+    fn create(admin_url: &str) -> Result<Database> {
+        let name = format!("fp_load_{}", std::process::id());
+        psql(admin_url, &format!("create database {name}"))?;
+        let url = match admin_url.rsplit_once('/') {
+            Some((server, _)) => format!("{server}/{name}"),
+            None => bail!("unexpected Postgres URL {admin_url}"),
+        };
+        Ok(Database {
+            admin_url: admin_url.to_owned(),
+            name,
+            url,
+        })
+    }
+
+    fn environment_version(&self) -> Result<i64> {
+        let out = psql(
+            &self.url,
+            &format!(
+                "select e.data_version from environment e join project p on p.id = e.project_id \
+                 where p.key = '{PROJECT}' and e.key = 'production'"
+            ),
+        )?;
+        out.trim()
+            .parse()
+            .with_context(|| format!("data_version: {out:?}"))
+    }
+}
+
+impl Drop for Database {
+    fn drop(&mut self) {
+        let _ = psql(
+            &self.admin_url,
+            &format!("drop database if exists {} with (force)", self.name),
+        );
+    }
+}
+
+fn psql(url: &str, sql: &str) -> Result<String> {
+    let out = Command::new("psql")
+        .args([url, "-tAqc", sql])
+        .output()
+        .context("running psql")?;
+    if !out.status.success() {
+        bail!("psql `{sql}`: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Project `load`, boolean flag `load` on in production, and an SDK key.
+fn seed(addr: SocketAddr) -> Result<String> {
+    admin(addr, "POST", "/api/v1/projects", json!({"key": PROJECT}))?;
+    admin(
+        addr,
+        "POST",
+        &format!("/api/v1/projects/{PROJECT}/flags"),
+        json!({"key": "load"}),
+    )?;
+    admin(
+        addr,
+        "PUT",
+        &format!("/api/v1/projects/{PROJECT}/flags/load/environments/production"),
+        json!({"version": 1, "config": config(None)}),
+    )?;
+    let created = admin(
+        addr,
+        "POST",
+        &format!("/api/v1/projects/{PROJECT}/environments/production/sdk-keys"),
+        json!({"name": "load-push"}),
+    )?;
+    created["key"]
+        .as_str()
+        .map(str::to_owned)
+        .context("SDK key")
+}
+
+/// The `load` flag's config; a change carries its send time as a target key.
+fn config(sent_ns: Option<u64>) -> Value {
+    let targets = match sent_ns {
+        Some(ns) => json!([{"variant": "on", "keys": [format!("t{ns}")]}]),
+        None => json!([]),
+    };
+    json!({"enabled": true, "off_variant": "off", "targets": targets,
+           "default_serve": {"rollout": {"weights": [
+               {"variant": "on", "weight": 50_000}, {"variant": "off", "weight": 50_000}]}}})
+}
+
+/// Sum of the servers' resident set sizes.
+fn rss_kib(servers: &[Server]) -> Result<u64> {
+    let mut total = 0;
+    for server in servers {
+        let pid = server.pid().context("server exited")?;
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+        total += status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .context("VmRSS")?;
+    }
+    Ok(total)
+}
+
+fn percentiles(sorted_us: &[u32]) -> Value {
+    let at = |q: f64| -> f64 {
+        if sorted_us.is_empty() {
+            return f64::NAN;
+        }
+        let i = ((sorted_us.len() as f64 - 1.0) * q).round() as usize;
+        round3(f64::from(sorted_us[i]) / 1e3)
+    };
+    json!({"p50": at(0.5), "p99": at(0.99), "max": at(1.0)})
+}
+
+fn round3(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
+}
+
+fn unix_ns() -> u64 {
+    let since = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    u64::try_from(since.as_nanos()).unwrap_or(u64::MAX)
+}
