@@ -1,0 +1,126 @@
+// Routes and the frame around every page: header with project picker, navigation,
+// live-connection indicator and sign-out.
+import { BrowserRouter, Navigate, NavLink, Route, Routes, useNavigate, useParams } from 'react-router'
+import { api, call } from './api/client'
+import { ErrorState, Loading } from './components/common'
+import { AuditLog } from './pages/AuditLog'
+import { Debugger } from './pages/Debugger'
+import { Environments } from './pages/Environments'
+import { FlagPage } from './pages/FlagPage'
+import { FlagsList } from './pages/FlagsList'
+import { Login } from './pages/Login'
+import { Segments } from './pages/Segments'
+import { Tokens } from './pages/Tokens'
+import { Users } from './pages/Users'
+import { useLiveStatus } from './stores/live'
+import { SessionProvider, useSession } from './stores/session'
+import { useAsync } from './stores/useAsync'
+
+function useProjects() {
+  return useAsync(() => call(api.GET('/api/v1/projects')), [])
+}
+
+function Home() {
+  const projects = useProjects()
+  const { user } = useSession()
+  if (projects.loading) return <Loading what="projects" />
+  if (projects.error) return <ErrorState error={projects.error} retry={projects.reload} />
+  const first = user?.project ?? projects.data?.[0]?.key
+  if (!first) return <main className="page"><p className="state empty">No projects yet. Create one through the API (<a href="/docs">/docs</a>).</p></main>
+  return <Navigate to={`/p/${first}/flags`} replace />
+}
+
+function Frame({ children }: { children: React.ReactNode }) {
+  const { user, signOut, isGlobalAdmin } = useSession()
+  const { project } = useParams()
+  const navigate = useNavigate()
+  const projects = useProjects()
+  const live = useLiveStatus(project)
+  return (
+    <>
+      <a href="#main" className="skip">Skip to content</a>
+      <header className="top">
+        <strong className="brand">Flagpole</strong>
+        {project && (
+          <>
+            <label htmlFor="project-picker" className="sr-only">Project</label>
+            <select
+              id="project-picker"
+              value={project}
+              onChange={(e) => navigate(`/p/${e.target.value}/flags`)}
+            >
+              {(projects.data ?? [{ key: project, name: project }]).map((p) => (
+                <option key={p.key} value={p.key}>
+                  {p.name || p.key}
+                </option>
+              ))}
+            </select>
+          </>
+        )}
+        <nav aria-label="Main">
+          {project && (
+            <>
+              <NavLink to={`/p/${project}/flags`}>Flags</NavLink>
+              <NavLink to={`/p/${project}/segments`}>Segments</NavLink>
+              <NavLink to={`/p/${project}/environments`}>Environments</NavLink>
+              <NavLink to={`/p/${project}/debugger`}>Debugger</NavLink>
+              <NavLink to={`/p/${project}/audit`}>Audit log</NavLink>
+            </>
+          )}
+          {isGlobalAdmin && (
+            <>
+              <NavLink to="/tokens">API tokens</NavLink>
+              <NavLink to="/users">Users</NavLink>
+            </>
+          )}
+        </nav>
+        <span className="who">
+          {project && (
+            <span className={`live ${live ? 'on' : 'off'}`} title={live ? 'Live updates connected' : 'Live updates disconnected'} data-testid="live">
+              {live ? '● Live' : '○ Offline'}
+            </span>
+          )}
+          <span>
+            {user?.email} <span className="badge">{user?.role}</span>
+          </span>
+          <button type="button" onClick={() => void signOut()}>
+            Sign out
+          </button>
+        </span>
+      </header>
+      <main id="main" className="page" tabIndex={-1}>
+        {children}
+      </main>
+    </>
+  )
+}
+
+function Authed() {
+  const { user, loading } = useSession()
+  if (loading) return <Loading what="session" />
+  if (!user) return <Login />
+  return (
+    <Routes>
+      <Route path="/" element={<Frame><Home /></Frame>} />
+      <Route path="/p/:project/flags" element={<Frame><FlagsList /></Frame>} />
+      <Route path="/p/:project/flags/:flag" element={<Frame><FlagPage /></Frame>} />
+      <Route path="/p/:project/segments" element={<Frame><Segments /></Frame>} />
+      <Route path="/p/:project/environments" element={<Frame><Environments /></Frame>} />
+      <Route path="/p/:project/debugger" element={<Frame><Debugger /></Frame>} />
+      <Route path="/p/:project/audit" element={<Frame><AuditLog /></Frame>} />
+      <Route path="/tokens" element={<Frame><Tokens /></Frame>} />
+      <Route path="/users" element={<Frame><Users /></Frame>} />
+      <Route path="*" element={<Frame><p className="state empty">No page here. <a href="/">Go to the start.</a></p></Frame>} />
+    </Routes>
+  )
+}
+
+export default function App() {
+  return (
+    <SessionProvider>
+      <BrowserRouter>
+        <Authed />
+      </BrowserRouter>
+    </SessionProvider>
+  )
+}
