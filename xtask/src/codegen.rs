@@ -1,9 +1,11 @@
 //! `cargo xtask codegen`: writes generated files that are committed, so reviewers see the
 //! API change in the diff; `--check` (run by `cargo xtask test`) fails when they are stale.
 //!
-//! Today that is `openapi/openapi.json`, produced from the server's own annotations
-//! (`flagpole_server::http::openapi()`), pretty-printed with a trailing newline. Paths and
-//! schemas live in ordered maps, so the output is stable from run to run.
+//! That is `openapi/openapi.json`, produced from the server's own annotations
+//! (`flagpole_server::http::openapi()`), pretty-printed with a trailing newline (paths and
+//! schemas live in ordered maps, so the output is stable from run to run), and the
+//! dashboard's typed client `web-ui/src/api/schema.gen.ts`, generated from that document by
+//! openapi-typescript (`npm run gen:api`; `npm run check:api` for `--check`).
 
 use std::path::PathBuf;
 
@@ -46,6 +48,8 @@ pub(crate) fn run(args: Args) -> Result<()> {
             .with_context(|| format!("writing {}", file.path.display()))?;
         eprintln!("codegen: wrote {}", relative(&file.path));
     }
+    crate::web_ui::generate_types()?;
+    eprintln!("codegen: wrote web-ui/src/api/schema.gen.ts");
     Ok(())
 }
 
@@ -57,6 +61,9 @@ pub(crate) fn check() -> Result<()> {
         if current != file.contents {
             stale.push(relative(&file.path));
         }
+    }
+    if crate::web_ui::check_types().is_err() {
+        stale.push("web-ui/src/api/schema.gen.ts".into());
     }
     if !stale.is_empty() {
         bail!(

@@ -14,6 +14,7 @@ mod postgres;
 mod run;
 mod test;
 mod util;
+mod web_ui;
 
 #[derive(Parser)]
 #[command(about = "Flagpole project automation")]

@@ -1,4 +1,5 @@
-//! `cargo xtask run`: Flagpole on embedded SQLite, no set-up.
+//! `cargo xtask run`: Flagpole on embedded SQLite, no set-up, with the dashboard built
+//! first (the server embeds `web-ui/dist` and serves it at `/`).
 
 use anyhow::Result;
 
@@ -12,6 +13,7 @@ pub(crate) struct Args {
 }
 
 pub(crate) fn run(args: Args) -> Result<()> {
+    crate::web_ui::build()?;
     sh(cargo().args([
         "run",
         "--release",

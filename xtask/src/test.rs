@@ -17,6 +17,9 @@ pub(crate) struct Args {
 
 pub(crate) fn run(args: Args) -> Result<()> {
     let started = std::time::Instant::now();
+    // The dashboard first: the server embeds web-ui/dist, and its build checks that the
+    // generated API types match openapi/openapi.json.
+    crate::web_ui::build()?;
     if !args.no_lint {
         sh(cargo().args(["fmt", "--all", "--", "--check"]))?;
         sh(cargo().args([
@@ -44,6 +47,10 @@ pub(crate) fn run(args: Args) -> Result<()> {
             .args(["test", "--workspace", "--no-fail-fast"])
             .env("FLAGPOLE_TEST_PG_URL", &pg))?;
     }
+    // The dashboard: unit tests, then the browser scenario against a real server on a
+    // fresh Postgres database.
+    crate::web_ui::unit_tests()?;
+    crate::web_ui::e2e(&pg)?;
     // A real OpenFeature SDK (Node, OFREP provider) against a running server.
     crate::ofrep_client::run()?;
     // nextest does not run doctests.

@@ -14,7 +14,9 @@ use rust_embed::RustEmbed;
 use crate::error::ApiError;
 
 #[derive(RustEmbed)]
-#[folder = "$CARGO_MANIFEST_DIR/../../web-ui/dist"]
+// Relative to this crate's Cargo.toml. build.rs reruns when the folder appears or changes, so
+// the folder is resolved (and, in release builds, embedded) as it is now.
+#[folder = "../../web-ui/dist"]
 #[allow_missing = true]
 struct Assets;
 

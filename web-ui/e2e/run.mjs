@@ -1,0 +1,291 @@
+// End-to-end: the dashboard in Debian's Chromium (driven by playwright-core) against a real
+// `flagpole serve` on a fresh Postgres database. Started by `cargo xtask test` (see
+// xtask/src/web_ui.rs), which passes the server's address and admin credentials:
+//   FLAGPOLE_URL, FLAGPOLE_ADMIN_TOKEN, FLAGPOLE_ADMIN_EMAIL, FLAGPOLE_ADMIN_PASSWORD
+// Screenshots of the main pages go to e2e/screenshots/ (ignored by git).
+import { mkdirSync } from 'node:fs'
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { chromium } from 'playwright-core'
+
+const URL_ = process.env.FLAGPOLE_URL ?? 'http://127.0.0.1:8080'
+const TOKEN = process.env.FLAGPOLE_ADMIN_TOKEN
+const EMAIL = process.env.FLAGPOLE_ADMIN_EMAIL ?? 'admin@flagpole.local'
+const PASSWORD = process.env.FLAGPOLE_ADMIN_PASSWORD
+const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium'
+const SHOTS = join(dirname(fileURLToPath(import.meta.url)), 'screenshots')
+const PROJECT = 'shop'
+const FLAG = 'checkout-v2'
+const READER = { email: 'reader@example.com', password: 'reader-password-1' }
+
+if (!TOKEN || !PASSWORD) throw new Error('FLAGPOLE_ADMIN_TOKEN and FLAGPOLE_ADMIN_PASSWORD are required')
+mkdirSync(SHOTS, { recursive: true })
+
+let step = 'start'
+const log = (s) => {
+  step = s
+  console.log(`e2e: ${s}`)
+}
+function assert(cond, message) {
+  if (!cond) throw new Error(`assertion failed: ${message}`)
+}
+
+async function rest(method, path, body) {
+  const res = await fetch(URL_ + path, {
+    method,
+    headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  })
+  const text = await res.text()
+  if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${text}`)
+  return text ? JSON.parse(text) : null
+}
+
+const shots = []
+async function shot(page, name) {
+  const file = join(SHOTS, `${name}.png`)
+  await page.screenshot({ path: file, fullPage: true })
+  shots.push(file)
+}
+
+async function signIn(page, who) {
+  await page.goto(URL_ + '/')
+  await page.getByLabel('Email').fill(who.email)
+  await page.getByLabel('Password').fill(who.password)
+  await page.getByRole('button', { name: 'Sign in' }).click()
+  await page.getByRole('heading', { name: 'Flags' }).waitFor()
+}
+
+const browser = await chromium.launch({
+  executablePath: CHROMIUM,
+  args: [
+    '--no-sandbox',
+    '--disable-gpu',
+    '--disable-background-networking',
+    '--disable-component-update',
+    '--disable-sync',
+    '--no-first-run',
+    '--disable-quic',
+  ],
+})
+const failedRequests = []
+let exitCode = 0
+try {
+  log('seeding a project and a reader through the REST API')
+  await rest('POST', '/api/v1/projects', { key: PROJECT, name: 'Shop' })
+  await rest('POST', '/api/v1/users', { ...READER, role: 'reader' })
+
+  const admin = await browser.newContext({ viewport: { width: 1280, height: 900 } })
+  const page = await admin.newPage()
+  page.on('requestfailed', (r) => {
+    // EventSource connections are aborted on navigation; that is not a failure.
+    if (!r.url().endsWith('/events')) failedRequests.push(`${r.method()} ${r.url()} ${r.failure()?.errorText}`)
+  })
+  page.on('pageerror', (e) => failedRequests.push(`page error: ${e.message}`))
+
+  log('sign in')
+  await page.goto(URL_ + '/')
+  await page.getByRole('button', { name: 'Sign in' }).waitFor()
+  await shot(page, '01-sign-in')
+  await page.getByLabel('Email').fill(EMAIL)
+  await page.getByLabel('Password').fill('wrong password')
+  await page.getByRole('button', { name: 'Sign in' }).click()
+  await page.getByRole('alert').waitFor()
+  await page.getByLabel('Password').fill(PASSWORD)
+  await page.getByRole('button', { name: 'Sign in' }).click()
+  await page.getByRole('heading', { name: 'Flags' }).waitFor()
+  await page.getByText('No flags yet.').waitFor()
+  assert(page.url().endsWith(`/p/${PROJECT}/flags`), `landed on ${page.url()}`)
+  await page.getByTestId('live').getByText('Live').waitFor()
+
+  log('create a flag')
+  await page.getByRole('button', { name: 'New flag' }).click()
+  await page.getByLabel('Key').fill(FLAG)
+  await page.getByLabel('Name').fill('Checkout v2')
+  await page.getByLabel('Tags').fill('web, checkout')
+  await page.getByRole('button', { name: 'Create flag' }).click()
+  await page.getByRole('heading', { name: 'Checkout v2' }).waitFor()
+  assert(page.url().endsWith(`/p/${PROJECT}/flags/${FLAG}`), `flag page url ${page.url()}`)
+  // Production is the tab opened first: it is the one people come to change.
+  await page.getByRole('tab', { name: /production/i, selected: true }).waitFor()
+
+  log('add a rule; the server names the empty attribute')
+  await page.getByRole('button', { name: 'Add rule' }).click()
+  const rule = page.getByRole('listitem', { name: 'Rule 1' })
+  await rule.getByLabel('Values (comma-separated)').fill('pro, enterprise')
+  await rule.getByLabel('Rule 1 serves').selectOption('on')
+  await page.getByRole('button', { name: /^Save production/i }).click()
+  const attributeError = rule.getByRole('group', { name: 'Rule 1 condition 1' }).locator('.field-error')
+  await attributeError.first().waitFor()
+  console.log(`e2e:   server error shown at the clause: ${await attributeError.first().textContent()}`)
+  await rule.getByLabel('Attribute').fill('plan')
+
+  log('a 30/70 rollout as the default; 30 alone is refused before sending')
+  await page.getByLabel('Default serves', { exact: true }).selectOption('__rollout')
+  const rollout = page.getByRole('group', { name: 'Default serves: rollout' })
+  await rollout.getByLabel('on', { exact: true }).fill('30')
+  await rollout.getByLabel('off', { exact: true }).fill('0')
+  await rollout.getByText(/must add up to 100%/).waitFor()
+  await page.getByRole('button', { name: /^Save production/i }).click()
+  await page.getByText('Fix the highlighted fields before saving.').waitFor()
+  await rollout.getByLabel('off', { exact: true }).fill('70')
+  await rollout.getByText('Total: 100%').waitFor()
+  await page.getByRole('button', { name: /^Save production/i }).click()
+  await page.getByText(/Saved as version 2/).waitFor()
+  await shot(page, '03-flag-rules-rollout')
+  const stored = await rest('GET', `/api/v1/projects/${PROJECT}/flags/${FLAG}`)
+  const prod = stored.environments.production
+  assert(prod.rules[0].clauses[0].attribute === 'plan', 'rule attribute stored')
+  assert(
+    JSON.stringify(prod.default_serve.rollout.weights) ===
+      JSON.stringify([{ variant: 'on', weight: 30000 }, { variant: 'off', weight: 70000 }]),
+    `rollout stored: ${JSON.stringify(prod.default_serve)}`,
+  )
+
+  log('turn it on in production through the confirmation')
+  await page.getByRole('link', { name: 'Flags', exact: true }).first().click()
+  const prodSwitch = page.getByRole('switch', { name: new RegExp(`${FLAG} in production`, 'i') })
+  await prodSwitch.click()
+  const dialog = page.getByRole('dialog')
+  await dialog.waitFor()
+  await shot(page, '04-confirm-production-toggle')
+  // Cancel first: nothing changes.
+  await dialog.getByRole('button', { name: 'Cancel' }).click()
+  assert((await prodSwitch.getAttribute('aria-checked')) === 'false', 'cancel leaves it off')
+  await prodSwitch.click()
+  await page.getByRole('dialog').getByRole('button', { name: 'Turn on' }).click()
+  await page.waitForFunction(
+    (name) => document.querySelector(`[role=switch][aria-label="${name}"]`)?.getAttribute('aria-checked') === 'true',
+    `${FLAG} in ${(await prodSwitch.getAttribute('aria-label')).split(' in ')[1]}`,
+  )
+  await shot(page, '02-flags-list')
+
+  log('the audit log shows the toggle with a readable diff')
+  await page.getByRole('link', { name: 'Audit log' }).click()
+  const entry = page.locator('li', { hasText: 'Turned on from the dashboard' }).first()
+  await entry.waitFor()
+  await entry.getByRole('button', { name: 'Show changes' }).click()
+  await entry.locator('table.diff').getByText('enabled').first().waitFor()
+  await shot(page, '05-audit-log')
+
+  log('revert to version 2 from the history')
+  await entry.getByRole('link', { name: FLAG }).click()
+  await page.getByRole('heading', { name: 'History' }).waitFor()
+  await page.getByRole('button', { name: 'Revert to v2' }).click()
+  await page.getByRole('dialog').getByRole('button', { name: 'Revert' }).click()
+  await page.getByText(/Reverted to version 2; now version 4/).waitFor()
+  await page
+    .getByRole('tabpanel')
+    .getByRole('switch', { name: new RegExp(`${FLAG} in production`, 'i') })
+    .and(page.locator('[aria-checked=false]'))
+    .waitFor()
+  await shot(page, '06-flag-history-reverted')
+
+  log('a change made through the REST API appears live, without a reload')
+  await page.getByRole('link', { name: 'Flags', exact: true }).first().click()
+  await prodSwitch.and(page.locator('[aria-checked=false]')).waitFor()
+  const navigations = []
+  page.on('framenavigated', (f) => f === page.mainFrame() && navigations.push(f.url()))
+  const before = Date.now()
+  await rest('POST', `/api/v1/projects/${PROJECT}/flags/${FLAG}/environments/production/toggle`, {
+    enabled: true,
+    comment: 'kill switch flipped back by automation',
+  })
+  const sent = Date.now()
+  await page.waitForFunction(
+    () => [...document.querySelectorAll('[role=switch]')].some((s) => /production/i.test(s.getAttribute('aria-label')) && s.getAttribute('aria-checked') === 'true'),
+    undefined,
+    { polling: 'raf', timeout: 5000 },
+  )
+  const seen = Date.now()
+  console.log(`e2e:   REST call took ${sent - before} ms; the page showed it ${seen - sent} ms after the answer`)
+  assert(seen - sent <= 1000, `live update took ${seen - sent} ms`)
+  assert(navigations.length === 0, `the page reloaded: ${navigations}`)
+
+  log('the evaluation debugger explains a rule match and a rollout')
+  await page.getByRole('link', { name: 'Debugger' }).click()
+  await page.getByLabel('Environment').selectOption('production')
+  await page.getByLabel('Targeting key').fill('user-1')
+  await page.getByLabel('Attributes (JSON object)').fill('{"plan": "pro"}')
+  await page.getByRole('button', { name: 'Evaluate' }).click()
+  const row = page.locator(`tr[data-result="${FLAG}"]`)
+  await row.getByText('RULE_MATCH').waitFor()
+  assert((await row.textContent()).includes('Rule 1'), `debugger row: ${await row.textContent()}`)
+  await page.getByLabel('Flag', { exact: true }).selectOption(FLAG)
+  await page.getByLabel('Attributes (JSON object)').fill('{"plan": "free"}')
+  await page.getByRole('button', { name: 'Evaluate' }).click()
+  await row.getByText('FALLTHROUGH').waitFor()
+  assert((await row.textContent()).includes('rollout'), `rollout reason: ${await row.textContent()}`)
+  await shot(page, '07-debugger')
+
+  log('segments and environments pages')
+  await page.getByRole('link', { name: 'Segments' }).click()
+  await page.getByRole('button', { name: 'New segment' }).click()
+  await page.getByLabel('Key', { exact: true }).fill('beta-testers')
+  await page.getByLabel('Included keys').fill('user-1, user-2')
+  await page.getByRole('button', { name: 'Save segment' }).click()
+  await page.getByRole('rowheader', { name: /beta-testers/ }).waitFor()
+  await shot(page, '08-segments')
+  await page.getByRole('link', { name: 'Environments' }).click()
+  await page.getByLabel('Key name').first().fill('web-frontend')
+  await page.getByRole('button', { name: 'Create SDK key' }).first().click()
+  const key = await page.getByTestId('new-sdk-key').textContent()
+  assert(key.startsWith('fp_sdk_'), `sdk key shown once: ${key}`)
+  await shot(page, '09-environments')
+
+  log('narrow screen')
+  await page.setViewportSize({ width: 390, height: 844 })
+  await page.getByRole('link', { name: 'Flags', exact: true }).first().click()
+  await prodSwitch.waitFor()
+  await shot(page, '10-flags-narrow')
+
+  log('sign out')
+  await page.setViewportSize({ width: 1280, height: 900 })
+  await page.getByRole('button', { name: 'Sign out' }).click()
+  await page.getByRole('button', { name: 'Sign in' }).waitFor()
+
+  log('a reader sees no editing controls')
+  const readerContext = await browser.newContext({ viewport: { width: 1280, height: 900 } })
+  const rp = await readerContext.newPage()
+  await signIn(rp, READER)
+  await rp.getByRole('link', { name: 'Checkout v2' }).waitFor()
+  assert((await rp.getByRole('button', { name: 'New flag' }).count()) === 0, 'reader has no New flag')
+  const switches = rp.getByRole('switch')
+  for (let i = 0; i < (await switches.count()); i++) {
+    assert(await switches.nth(i).isDisabled(), 'reader switches are disabled')
+  }
+  await shot(rp, '11-reader-flags')
+  await rp.getByRole('link', { name: 'Checkout v2' }).click()
+  await rp.getByRole('heading', { name: 'History' }).waitFor()
+  assert((await rp.getByRole('button', { name: /^Save / }).count()) === 0, 'reader has no Save')
+  assert((await rp.getByRole('button', { name: 'Add rule' }).count()) === 0, 'reader has no Add rule')
+  assert((await rp.getByRole('button', { name: /^Revert/ }).count()) === 0, 'reader has no Revert')
+  assert(await rp.getByRole('listitem', { name: 'Rule 1' }).getByLabel('Attribute').isDisabled(), 'reader inputs disabled')
+  // The server refuses regardless of what the page shows.
+  const refused = await rp.evaluate(async ([project, flag]) => {
+    const me = await (await fetch('/api/v1/auth/me')).json()
+    const r = await fetch(`/api/v1/projects/${project}/flags/${flag}/environments/production/toggle`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-csrf-token': me.csrf_token },
+      body: JSON.stringify({ enabled: false }),
+    })
+    return r.status
+  }, [PROJECT, FLAG])
+  assert(refused === 403, `reader toggle answered ${refused}`)
+  await shot(rp, '12-reader-flag-page')
+  await readerContext.close()
+
+  assert(failedRequests.length === 0, `failed requests or page errors: ${failedRequests.join('; ')}`)
+  console.log(`e2e: passed; screenshots:\n${shots.map((s) => '  ' + s).join('\n')}`)
+} catch (err) {
+  exitCode = 1
+  console.error(`e2e: FAILED at step "${step}": ${err?.stack ?? err}`)
+  try {
+    const pages = browser.contexts().flatMap((c) => c.pages())
+    for (const [i, p] of pages.entries()) await p.screenshot({ path: join(SHOTS, `failure-${i}.png`), fullPage: true })
+    console.error(`e2e: failure screenshots in ${SHOTS}`)
+  } catch {}
+} finally {
+  await browser.close()
+}
+process.exit(exitCode)

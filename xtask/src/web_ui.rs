@@ -1,0 +1,180 @@
+//! The dashboard (`web-ui/`) in the xtask commands: installing its npm dependencies when they
+//! are missing or stale, building it before the server (which embeds `web-ui/dist`),
+//! checking its generated API types, its unit tests (vitest) and the browser end-to-end run
+//! (playwright-core driving Debian's Chromium against a real server on a fresh Postgres
+//! database).
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use anyhow::{Context, Result, bail};
+
+use crate::ofrep_server::{self, ADMIN_TOKEN, Server};
+use crate::util::{cargo, have, root, run as sh};
+
+/// The admin password `Server::start_on` gives the first-start bootstrap.
+const ADMIN_PASSWORD: &str = "xtask-admin-password";
+
+/// Where the dashboard lives.
+fn dir() -> PathBuf {
+    root().join("web-ui")
+}
+
+fn npm(args: &[&str]) -> Result<()> {
+    sh(Command::new("npm").args(args).current_dir(dir()))
+}
+
+/// `npm ci` unless `node_modules` is already installed from the current lockfile (npm
+/// writes `node_modules/.package-lock.json` on install; a lockfile newer than it means the
+/// dependencies changed since).
+pub(crate) fn ensure_dependencies() -> Result<()> {
+    if !have("npm") || !have("node") {
+        bail!("the dashboard needs node (20 or later) and npm on PATH");
+    }
+    let lock = dir().join("package-lock.json");
+    let installed = dir().join("node_modules/.package-lock.json");
+    let modified = |p: &PathBuf| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    let fresh = match (modified(&lock), modified(&installed)) {
+        (Some(lock), Some(installed)) => installed >= lock,
+        _ => false,
+    };
+    if fresh {
+        return Ok(());
+    }
+    npm(&["ci", "--no-audit", "--no-fund", "--loglevel=error"])
+}
+
+/// Installs what is needed and builds `web-ui/dist` (the build first checks that
+/// `src/api/schema.gen.ts` matches openapi/openapi.json).
+pub(crate) fn build() -> Result<()> {
+    ensure_dependencies()?;
+    npm(&["run", "build"])
+}
+
+/// Regenerates the typed API client from openapi/openapi.json (`cargo xtask codegen`).
+pub(crate) fn generate_types() -> Result<()> {
+    ensure_dependencies()?;
+    npm(&["run", "--silent", "gen:api"])
+}
+
+/// Fails if the generated API types are stale (`cargo xtask codegen --check`).
+pub(crate) fn check_types() -> Result<()> {
+    ensure_dependencies()?;
+    npm(&["run", "--silent", "check:api"])
+}
+
+/// vitest.
+pub(crate) fn unit_tests() -> Result<()> {
+    npm(&["test"])
+}
+
+/// Chromium from Debian, installed when missing.
+fn ensure_chromium() -> Result<PathBuf> {
+    let path =
+        PathBuf::from(std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into()));
+    if path.exists() {
+        return Ok(path);
+    }
+    eprintln!(
+        "web-ui: {} is missing; installing Debian's chromium",
+        path.display()
+    );
+    let install = || {
+        Command::new("apt-get")
+            .args(["install", "-y", "-q", "chromium"])
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    if !install() {
+        sh(Command::new("apt-get").args(["update", "-q"]))?;
+        if !install() {
+            bail!("`apt-get install -y chromium` failed; install Chromium or set CHROMIUM");
+        }
+    }
+    if !path.exists() {
+        bail!(
+            "chromium was installed but {} does not exist",
+            path.display()
+        );
+    }
+    Ok(path)
+}
+
+fn psql(url: &str, sql: &str) -> Result<()> {
+    let out = Command::new("psql")
+        .args([url, "-tAqc", sql])
+        .output()
+        .context("running psql")?;
+    if !out.status.success() {
+        bail!("psql `{sql}`: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(())
+}
+
+/// A fresh database on the Postgres at `admin_url`, dropped when this is dropped.
+struct FreshDatabase {
+    admin_url: String,
+    name: String,
+    url: String,
+}
+
+impl FreshDatabase {
+    fn create(admin_url: &str) -> Result<FreshDatabase> {
+        let name = format!("fp_webui_e2e_{}", std::process::id());
+        psql(
+            admin_url,
+            &format!("drop database if exists {name} with (force)"),
+        )?;
+        psql(admin_url, &format!("create database {name}"))?;
+        let url = match admin_url.rsplit_once('/') {
+            Some((server, _)) => format!("{server}/{name}"),
+            None => bail!("unexpected Postgres URL {admin_url}"),
+        };
+        Ok(FreshDatabase {
+            admin_url: admin_url.to_owned(),
+            name,
+            url,
+        })
+    }
+}
+
+impl Drop for FreshDatabase {
+    fn drop(&mut self) {
+        let _ = psql(
+            &self.admin_url,
+            &format!("drop database if exists {} with (force)", self.name),
+        );
+    }
+}
+
+/// The browser scenario (web-ui/e2e/run.mjs) against one `flagpole serve` on a fresh
+/// Postgres database. Expects `build()` to have run and the debug `flagpole` binary to be
+/// built after it (so it embeds the current dashboard).
+pub(crate) fn e2e(pg_admin_url: &str) -> Result<()> {
+    let chromium = ensure_chromium()?;
+    sh(cargo().args(["build", "--quiet", "-p", "flagpole"]))?;
+    let db = FreshDatabase::create(pg_admin_url)?;
+    let server = Server::start_on(&ofrep_server::binary("debug"), "warn", Some(&db.url))?;
+    let status = Command::new("node")
+        .arg("e2e/run.mjs")
+        .current_dir(dir())
+        .env("FLAGPOLE_URL", server.url())
+        .env("FLAGPOLE_ADMIN_TOKEN", ADMIN_TOKEN)
+        .env("FLAGPOLE_ADMIN_EMAIL", "admin@flagpole.local")
+        .env("FLAGPOLE_ADMIN_PASSWORD", ADMIN_PASSWORD)
+        .env("CHROMIUM", &chromium)
+        .status()
+        .context("starting node")?;
+    let log = server.log.clone();
+    server.stop()?;
+    drop(db);
+    if !status.success() {
+        bail!(
+            "the dashboard end-to-end test failed ({status}); screenshots in \
+             web-ui/e2e/screenshots, server log: {}",
+            log.display()
+        );
+    }
+    Ok(())
+}
