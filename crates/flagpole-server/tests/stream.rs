@@ -228,6 +228,47 @@ async fn malformed_and_oversized_frames_close_with_1003_and_1009() {
     server.stop().await;
 }
 
+/// Revoking an SDK key closes its open streams with 1008 within a heartbeat interval;
+/// streams of the environment's other keys carry on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revoking_a_key_closes_its_streams_with_1008() {
+    let mut server = Server::start(fresh_db(Backend::Sqlite).await.unwrap(), 2).await;
+    let seeded = seed(&server).await;
+    let keys = "/api/v1/projects/shop/environments/production/sdk-keys";
+    let doomed_key = server
+        .write(Method::POST, keys, json!({"name": "doomed"}))
+        .await;
+    let revoked_id = doomed_key["id"].as_i64().expect("key id");
+    let doomed_key = doomed_key["key"].as_str().unwrap().to_owned();
+    let mut doomed = connect(server.addr, &doomed_key).await;
+    let mut kept = connect(server.addr, &seeded.sdk_key).await;
+    for ws in [&mut doomed, &mut kept] {
+        send(ws, json!({"type": "hello"})).await;
+        snapshot_of(next_message(ws).await);
+    }
+    let revoking = std::time::Instant::now();
+    let (status, _) = server
+        .call(Method::DELETE, &format!("{keys}/{revoked_id}"), None)
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert_eq!(close_code(&mut doomed).await, Some(close_code::POLICY));
+    let took = revoking.elapsed();
+    assert!(took < std::time::Duration::from_secs(4), "{took:?}");
+
+    send(&mut kept, json!({"type": "ping"})).await;
+    server.toggle("switch", true).await;
+    loop {
+        match next_message(&mut kept).await {
+            ServerMessage::Patch(_) => break,
+            ServerMessage::Pong => continue,
+            other => panic!("expected the patch, got {other:?}"),
+        }
+    }
+    // The revoked key cannot open a new stream.
+    assert!(try_connect(server.addr, Some(&doomed_key)).await.is_err());
+    server.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_silent_client_is_closed_with_4000_after_two_heartbeats() {
     let mut server = Server::start(fresh_db(Backend::Sqlite).await.unwrap(), 1).await;

@@ -207,7 +207,8 @@ export interface paths {
         put?: never;
         post?: never;
         /**
-         * Revokes an SDK key. This replica stops accepting it at once, others within 30 s.
+         * Revokes an SDK key. This replica stops accepting it at once, others within 30 s; its
+         *     open streams are closed (1008) within a heartbeat interval after that.
          *     Revoking twice is a no-op.
          */
         delete: operations["revoke_sdk_key"];
@@ -618,10 +619,8 @@ export interface paths {
             cookie?: never;
         };
         /**
-         * Readiness: the server is not shutting down, the database is reachable and migrated, and
-         *     the evaluation caches are warm; the load balancer should send traffic. Fails (503) from
-         *     the moment SIGTERM arrives (`draining`), and while the database is unreachable. Each
-         *     database check is bounded by [`CHECK_TIMEOUT`], so a probe never hangs on a dead database.
+         * Readiness: the database is reachable and migrated and the evaluation caches are warm;
+         *     the load balancer should send traffic.
          */
         get: operations["readyz"];
         put?: never;
@@ -778,7 +777,7 @@ export interface components {
         };
         /** @description One readiness check. */
         Check: {
-            /** @description `draining`, `database`, `migrations`, `caches`. */
+            /** @description `database`, `migrations`... */
             name: string;
             /** @description Whether it passed. */
             ok: boolean;

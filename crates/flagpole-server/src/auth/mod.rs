@@ -32,6 +32,7 @@ use sha2::{Digest, Sha256};
 use crate::error::{ApiError, ApiResult, ErrorBody, ErrorDetail};
 
 pub use rate_limit::LoginLimiter;
+pub(crate) use sdk_keys::presented_key;
 pub use sdk_keys::{SdkClient, SdkKeyCache};
 
 /// Prefix of API tokens; lets secret scanners and people recognise them.

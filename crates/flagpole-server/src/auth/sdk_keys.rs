@@ -4,10 +4,12 @@
 use std::time::Duration;
 
 use axum::extract::FromRequestParts;
+use axum::http::HeaderMap;
+use axum::http::header::{AUTHORIZATION, HeaderName};
 use axum::http::request::Parts;
 use moka::future::Cache;
 
-use super::{API_TOKEN_PREFIX, AuthError, SDK_KEY_PREFIX, bearer, hash_secret};
+use super::{API_TOKEN_PREFIX, AuthError, SDK_KEY_PREFIX, hash_secret};
 use crate::db::Db;
 use crate::state::AppState;
 
@@ -43,7 +45,15 @@ impl SdkKeyCache {
 
     /// The client for an SDK key (plaintext), from the cache or the database.
     pub async fn lookup(&self, db: &Db, key: &str) -> Result<Option<SdkClient>, sqlx::Error> {
-        let hash = hash_secret(key);
+        self.lookup_hash(db, hash_secret(key)).await
+    }
+
+    /// Like [`SdkKeyCache::lookup`], by the key's stored hash.
+    pub async fn lookup_hash(
+        &self,
+        db: &Db,
+        hash: String,
+    ) -> Result<Option<SdkClient>, sqlx::Error> {
         // try_get_with runs one load per key even when many requests miss at once.
         self.entries
             .try_get_with(hash.clone(), load(db, hash))
@@ -86,11 +96,9 @@ impl FromRequestParts<AppState> for SdkClient {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let key = bearer(parts)
-            .or_else(|| parts.headers.get("x-api-key").and_then(|v| v.to_str().ok()))
-            .ok_or(AuthError::Unauthenticated(
-                "this endpoint needs an SDK key (Authorization: Bearer fp_sdk_… or X-API-Key)",
-            ))?;
+        let key = presented_key(&parts.headers).ok_or(AuthError::Unauthenticated(
+            "this endpoint needs an SDK key (Authorization: Bearer fp_sdk_… or X-API-Key)",
+        ))?;
         if key.starts_with(API_TOKEN_PREFIX) {
             return Err(AuthError::Unauthenticated(
                 "this endpoint needs an SDK key (fp_sdk_…), not an API token",
@@ -106,4 +114,13 @@ impl FromRequestParts<AppState> for SdkClient {
             .await?
             .ok_or(AuthError::Unauthenticated("invalid or revoked SDK key"))
     }
+}
+
+/// The SDK key a request presents (`Authorization: Bearer …` or `X-API-Key`), unchecked.
+pub(crate) fn presented_key(headers: &HeaderMap) -> Option<&str> {
+    let header = |name| headers.get(name).and_then(|v| v.to_str().ok());
+    header(AUTHORIZATION)
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+        .or_else(|| header(HeaderName::from_static("x-api-key")))
 }

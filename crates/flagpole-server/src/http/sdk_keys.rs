@@ -210,7 +210,8 @@ async fn record(
     audit::insert(conn, &event, now).await
 }
 
-/// Revokes an SDK key. This replica stops accepting it at once, others within 30 s.
+/// Revokes an SDK key. This replica stops accepting it at once, others within 30 s; its
+/// open streams are closed (1008) within a heartbeat interval after that.
 /// Revoking twice is a no-op.
 #[utoipa::path(delete, path = "/api/v1/projects/{project}/environments/{env}/sdk-keys/{id}", tag = "sdk-keys", security(("api_token" = []), ("session" = [])),
     params(("project" = String, Path, description = "Project key"), ("env" = String, Path, description = "Environment key"),

@@ -5,12 +5,13 @@ use axum::Json;
 use axum::extract::State;
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use flagpole_core::wire::MAX_CLIENT_FRAME;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::auth::SdkClient;
+use crate::auth::{SdkClient, hash_secret, presented_key};
 use crate::error::{ApiError, ErrorBody, ErrorDetail};
 use crate::push::HubError;
 use crate::push::connection::{self, Settings};
@@ -42,6 +43,7 @@ pub(crate) fn router() -> OpenApiRouter<AppState> {
 )]
 async fn stream(
     client: SdkClient,
+    headers: HeaderMap,
     State(state): State<AppState>,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
@@ -67,6 +69,9 @@ async fn stream(
         heartbeat: state.push.heartbeat(),
         reconnect_after_ms: RECONNECT_AFTER_MS,
     };
+    // The extractor has checked the key; registering it lets a revocation close the stream.
+    let key = presented_key(&headers).map(hash_secret).unwrap_or_default();
+    let key_lease = state.push.stream_keys().register(key);
     let shutdown = state.push.shutdown().clone();
     let tasks = state.push.tasks().clone();
     let db = state.push.db().clone();
@@ -81,13 +86,15 @@ async fn stream(
             // Tracked, so App::serve waits for every goodbye before returning.
             tasks.track_future(async move {
                 let hub = lease.hub().clone();
-                let end = connection::serve(socket, hub, Some(db), settings, shutdown).await;
+                let revoked = key_lease.revoked.clone();
+                let end =
+                    connection::serve(socket, hub, Some(db), settings, shutdown, revoked).await;
                 tracing::debug!(
                     environment_id = client.environment_id,
                     ?end,
                     "stream closed"
                 );
-                drop(lease);
+                drop((lease, key_lease));
             })
         })
 }

@@ -68,16 +68,20 @@ pub(crate) enum End {
     TooSlow,
     /// The environment was deleted: 1008.
     EnvironmentGone,
+    /// The SDK key was revoked: 1008.
+    KeyRevoked,
 }
 
-/// Runs one connection until it ends; `db` is used only to check a client that claims a
-/// version this replica has not seen yet (without it the claim is trusted).
+/// Runs one connection until it ends (at the latest when `shutdown` or `revoked` fires);
+/// `db` is used only to check a client that claims a version this replica has not seen yet
+/// (without it the claim is trusted).
 pub(crate) async fn serve<S>(
     socket: S,
     hub: Arc<EnvHub>,
     db: Option<Db>,
     settings: Settings,
     shutdown: CancellationToken,
+    revoked: CancellationToken,
 ) -> End
 where
     S: Stream<Item = Result<Message, axum::Error>> + Sink<Message, Error = axum::Error> + Unpin,
@@ -93,6 +97,7 @@ where
         greeted: false,
         settings,
         shutdown,
+        revoked,
     };
     let end = conn.run().await;
     conn.finish(end).await;
@@ -112,6 +117,7 @@ struct Connection<S> {
     greeted: bool,
     settings: Settings,
     shutdown: CancellationToken,
+    revoked: CancellationToken,
 }
 
 type Step = Result<(), End>;
@@ -131,6 +137,7 @@ where
                 biased;
                 () = self.shutdown.cancelled() => Err(End::Shutdown),
                 () = self.hub.closed.cancelled() => Err(End::EnvironmentGone),
+                () = self.revoked.cancelled() => Err(End::KeyRevoked),
                 () = &mut deadline => Err(End::HeartbeatTimeout),
                 incoming = self.socket.next() => {
                     // Any frame is a sign of life.
@@ -337,6 +344,7 @@ where
             }
             End::TooSlow => (close_code::TOO_SLOW, "too slow; reconnect"),
             End::EnvironmentGone => (close_code::POLICY, "environment deleted"),
+            End::KeyRevoked => (close_code::POLICY, "SDK key revoked"),
         };
         let close = Message::Close(Some(CloseFrame {
             code,
@@ -375,6 +383,7 @@ impl End {
             End::TooBig => "too_big",
             End::TooSlow => "too_slow",
             End::EnvironmentGone => "environment_gone",
+            End::KeyRevoked => "key_revoked",
         }
     }
 }

@@ -49,6 +49,7 @@ struct Peer {
     from_server: mpsc::UnboundedReceiver<Message>,
     task: tokio::task::JoinHandle<End>,
     shutdown: CancellationToken,
+    revoked: CancellationToken,
 }
 
 impl Peer {
@@ -120,6 +121,7 @@ fn connect(hub: &Arc<EnvHub>) -> Peer {
     let (to_server, incoming) = mpsc::unbounded_channel();
     let (outgoing, from_server) = mpsc::unbounded_channel();
     let shutdown = CancellationToken::new();
+    let revoked = CancellationToken::new();
     let settings = Settings {
         heartbeat: HEARTBEAT,
         reconnect_after_ms: 1000,
@@ -130,12 +132,14 @@ fn connect(hub: &Arc<EnvHub>) -> Peer {
         None,
         settings,
         shutdown.clone(),
+        revoked.clone(),
     ));
     Peer {
         to_server,
         from_server,
         task,
         shutdown,
+        revoked,
     }
 }
 
@@ -315,6 +319,20 @@ async fn shutdown_says_goodbye_then_closes_with_1001() {
     );
     assert_eq!(peer.close_code().await, close_code::GOING_AWAY);
     assert_eq!(peer.task.await.unwrap(), End::Shutdown);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_revoked_key_closes_with_1008() {
+    let hub = hub_at(0);
+    let mut peer = connect(&hub);
+    peer.send(json!({"type": "hello"}));
+    assert!(matches!(
+        peer.next_server_message().await,
+        ServerMessage::Snapshot { .. }
+    ));
+    peer.revoked.cancel();
+    assert_eq!(peer.close_code().await, close_code::POLICY);
+    assert_eq!(peer.task.await.unwrap(), End::KeyRevoked);
 }
 
 #[test]

@@ -18,6 +18,7 @@
 
 pub(crate) mod connection;
 pub(crate) mod hub;
+pub(crate) mod keys;
 pub(crate) mod notify;
 pub(crate) mod patch;
 
@@ -29,6 +30,7 @@ use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::auth::SdkKeyCache;
 use crate::db::Db;
 use crate::snapshots::SnapshotCache;
 use crate::state::ChangeFeed;
@@ -70,6 +72,8 @@ struct Registry {
     tasks: TaskTracker,
     /// Server heartbeat interval for connections.
     heartbeat: Duration,
+    /// Keys with open streams, checked for revocation every heartbeat.
+    keys: keys::StreamKeys,
 }
 
 /// A connection's claim on a hub: while any lease is alive the hub is not dropped.
@@ -106,6 +110,7 @@ impl Push {
                 shutdown,
                 tasks,
                 heartbeat,
+                keys: keys::StreamKeys::default(),
             }),
         }
     }
@@ -125,6 +130,11 @@ impl Push {
         &self.inner.tasks
     }
 
+    /// Open streams by SDK key.
+    pub(crate) fn stream_keys(&self) -> &keys::StreamKeys {
+        &self.inner.keys
+    }
+
     /// The database.
     pub(crate) fn db(&self) -> &Db {
         &self.inner.db
@@ -132,9 +142,16 @@ impl Push {
 
     /// Starts the background tasks: the change-feed follower, the Postgres listener and
     /// the periodic check (the last two also keep `snapshots` up with other replicas'
-    /// writes). Subscribes to `changes` before returning.
-    pub fn start(&self, changes: &ChangeFeed, snapshots: &SnapshotCache) {
+    /// writes), and the revocation check of streams' SDK keys (through `sdk_keys`).
+    /// Subscribes to `changes` before returning.
+    pub fn start(&self, changes: &ChangeFeed, snapshots: &SnapshotCache, sdk_keys: &SdkKeyCache) {
         let tasks = &self.inner.tasks;
+        tasks.spawn(self.inner.keys.clone().watch(
+            sdk_keys.clone(),
+            self.inner.db.clone(),
+            self.inner.heartbeat,
+            self.inner.shutdown.clone(),
+        ));
         tasks.spawn(notify::follow(
             self.clone(),
             changes.subscribe(),

@@ -26,6 +26,7 @@ async fn concurrent_writers_at_one_version(backend: Backend) {
     )
     .await;
     let url = "/api/v1/projects/p/flags/f/environments/production";
+    let t = &t;
     let edits = |round: usize, version: i64| {
         (0..8).map(move |i| {
             let config = json!({"enabled": true, "off_variant": "off", "default_serve": {"variant": "on"},
