@@ -218,6 +218,29 @@ try {
   assert((await row.textContent()).includes('rollout'), `rollout reason: ${await row.textContent()}`)
   await shot(page, '07-debugger')
 
+  log('a conflicting edit: the page shows the other change live, then what changed, and reloads')
+  await page.getByRole('link', { name: 'Flags', exact: true }).first().click()
+  await page.getByRole('link', { name: 'Checkout v2' }).click()
+  const version = Number(await page.getByTestId('flag-version').textContent())
+  await page.getByRole('listitem', { name: 'Rule 1' }).getByLabel('Rule 1 description').fill('paying customers')
+  await rest('PATCH', `/api/v1/projects/${PROJECT}/flags/${FLAG}`, {
+    description: 'Changed by automation while someone edits',
+    version,
+  })
+  await page.getByText('Changed by automation while someone edits').waitFor({ timeout: 2000 })
+  await page.getByText('Someone else changed this flag while you were editing').waitFor()
+  await page.getByRole('button', { name: /^Save production/i }).click()
+  const conflict = page.getByRole('dialog', { name: 'Someone else changed this flag' })
+  await conflict.waitFor()
+  await conflict.locator('table.diff').first().getByText('description').waitFor()
+  await shot(page, '08-conflict')
+  await conflict.getByRole('button', { name: 'Reload their version' }).click()
+  await page.getByText('Reloaded the current version; your edits were discarded.').waitFor()
+  assert(
+    (await page.getByRole('listitem', { name: 'Rule 1' }).getByLabel('Rule 1 description').inputValue()) === '',
+    'reload discarded the edit',
+  )
+
   log('segments and environments pages')
   await page.getByRole('link', { name: 'Segments' }).click()
   await page.getByRole('button', { name: 'New segment' }).click()
@@ -225,19 +248,19 @@ try {
   await page.getByLabel('Included keys').fill('user-1, user-2')
   await page.getByRole('button', { name: 'Save segment' }).click()
   await page.getByRole('rowheader', { name: /beta-testers/ }).waitFor()
-  await shot(page, '08-segments')
+  await shot(page, '09-segments')
   await page.getByRole('link', { name: 'Environments' }).click()
   await page.getByLabel('Key name').first().fill('web-frontend')
   await page.getByRole('button', { name: 'Create SDK key' }).first().click()
   const key = await page.getByTestId('new-sdk-key').textContent()
   assert(key.startsWith('fp_sdk_'), `sdk key shown once: ${key}`)
-  await shot(page, '09-environments')
+  await shot(page, '10-environments')
 
   log('narrow screen')
   await page.setViewportSize({ width: 390, height: 844 })
   await page.getByRole('link', { name: 'Flags', exact: true }).first().click()
   await prodSwitch.waitFor()
-  await shot(page, '10-flags-narrow')
+  await shot(page, '11-flags-narrow')
 
   log('sign out')
   await page.setViewportSize({ width: 1280, height: 900 })
@@ -254,7 +277,7 @@ try {
   for (let i = 0; i < (await switches.count()); i++) {
     assert(await switches.nth(i).isDisabled(), 'reader switches are disabled')
   }
-  await shot(rp, '11-reader-flags')
+  await shot(rp, '12-reader-flags')
   await rp.getByRole('link', { name: 'Checkout v2' }).click()
   await rp.getByRole('heading', { name: 'History' }).waitFor()
   assert((await rp.getByRole('button', { name: /^Save / }).count()) === 0, 'reader has no Save')
@@ -272,7 +295,7 @@ try {
     return r.status
   }, [PROJECT, FLAG])
   assert(refused === 403, `reader toggle answered ${refused}`)
-  await shot(rp, '12-reader-flag-page')
+  await shot(rp, '13-reader-flag-page')
   await readerContext.close()
 
   assert(failedRequests.length === 0, `failed requests or page errors: ${failedRequests.join('; ')}`)

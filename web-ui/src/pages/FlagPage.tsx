@@ -77,7 +77,9 @@ export function FlagPage() {
   )
   const [envKey, setEnvKey] = useState<string>()
   const [draft, setDraft] = useState<FlagConfig>()
-  const [draftBase, setDraftBase] = useState<number>()
+  // The flag as it was when editing started: its version is sent, and a conflict is shown
+  // as the difference between it and what is stored now.
+  const [draftBase, setDraftBase] = useState<FlagView>()
   const [errors, setErrors] = useState<Record<string, string>>({})
   const [message, setMessage] = useState<string>()
   const [conflict, setConflict] = useState<Conflict>()
@@ -109,7 +111,7 @@ export function FlagPage() {
   const dirty = draft !== undefined
 
   const edit = (c: FlagConfig) => {
-    if (!draft) setDraftBase(f.version)
+    if (!draft) setDraftBase(f)
     setDraft(c)
     setMessage(undefined)
   }
@@ -128,7 +130,7 @@ export function FlagPage() {
       const saved = await call(
         api.PUT('/api/v1/projects/{project}/flags/{flag}/environments/{env}', {
           params: { path: { project, flag, env: activeEnv } },
-          body: { config: draft as never, version: draftBase ?? f.version, comment: 'Edited in the dashboard' },
+          body: { config: draft as never, version: draftBase?.version ?? f.version, comment: 'Edited in the dashboard' },
         }),
       )
       view.setData(saved)
@@ -228,7 +230,7 @@ export function FlagPage() {
               readOnly={!writable}
             />
             {writable && (
-              <div className="actions sticky">
+              <div className="actions save">
                 <button type="button" className="primary" disabled={!dirty} onClick={() => void save()}>
                   Save {env.name || env.key}
                 </button>
@@ -293,10 +295,10 @@ export function FlagPage() {
           }}
         >
           <p>
-            You edited version {draftBase}; it is now at version {conflict.theirs.version}. Their changes since you
+            You edited version {draftBase?.version}; it is now at version {conflict.theirs.version}. Their changes since you
             started:
           </p>
-          <DiffView changes={diffJson(f, conflict.theirs).filter((c) => !['updated_at'].includes(c.path))} />
+          <DiffView changes={diffJson(draftBase ?? f, conflict.theirs).filter((c) => !['updated_at', 'version'].includes(c.path))} />
           <p>Your unsaved edits compared with their version:</p>
           <DiffView
             before={(conflict.theirs.environments as Record<string, Json>)[activeEnv]}

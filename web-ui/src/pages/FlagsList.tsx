@@ -123,7 +123,7 @@ export function FlagsList() {
                         ))}
                       </div>
                     </th>
-                    <td>
+                    <td data-label="Status">
                       <span className={`badge ${on === 0 ? 'off' : on === f.environments.length ? 'on' : 'partial'}`}>
                         {f.archived ? 'archived' : on === 0 ? 'off everywhere' : on === f.environments.length ? 'on everywhere' : `on in ${on}/${f.environments.length}`}
                       </span>
@@ -132,7 +132,7 @@ export function FlagsList() {
                       const state = f.environments.find((e) => e.environment === env.key)
                       const enabled = !!state?.enabled
                       return (
-                        <td key={env.key}>
+                        <td key={env.key} data-label={env.name || env.key}>
                           <Switch
                             checked={enabled}
                             label={`${f.key} in ${env.name || env.key}`}
