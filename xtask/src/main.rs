@@ -38,6 +38,9 @@ enum Cmd {
     /// Only the OpenFeature-client step of `test`: the Node OFREP provider against a
     /// running debug server.
     OfrepClient,
+    /// Only the dashboard steps of `test`: build web-ui, vitest, and the browser scenario
+    /// against a debug server on a fresh Postgres database.
+    TestWeb,
 }
 
 fn main() -> Result<()> {
@@ -49,5 +52,6 @@ fn main() -> Result<()> {
         Cmd::LoadOfrep(args) => load_ofrep::run(args),
         Cmd::LoadPush(args) => load_push::run(args),
         Cmd::OfrepClient => ofrep_client::run(),
+        Cmd::TestWeb => web_ui::test_all(),
     }
 }

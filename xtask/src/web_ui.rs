@@ -68,6 +68,14 @@ pub(crate) fn unit_tests() -> Result<()> {
     npm(&["test"])
 }
 
+/// `cargo xtask test-web`: the dashboard's share of `cargo xtask test`.
+pub(crate) fn test_all() -> Result<()> {
+    build()?;
+    unit_tests()?;
+    let pg = crate::postgres::ensure()?;
+    e2e(&pg)
+}
+
 /// Chromium from Debian, installed when missing.
 fn ensure_chromium() -> Result<PathBuf> {
     let path =
