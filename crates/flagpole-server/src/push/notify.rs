@@ -104,7 +104,11 @@ pub(crate) async fn listen(push: Push, cache: CacheFeeder, shutdown: Cancellatio
                     () = shutdown.cancelled() => return,
                     () = tokio::time::sleep(backoff) => {}
                 }
-                backoff = (backoff * 2).min(Duration::from_secs(5));
+                // Capped at 1 s: after a database outage, cross-replica pushes resume
+                // within a second of Postgres returning (the periodic check alone would
+                // take up to CHECK_INTERVAL). One connection attempt per second per
+                // replica is no load on a database that is down anyway.
+                backoff = (backoff * 2).min(Duration::from_secs(1));
                 continue;
             }
         };
@@ -138,8 +142,23 @@ pub(crate) async fn listen(push: Push, cache: CacheFeeder, shutdown: Cancellatio
     }
 }
 
+/// How long one attempt to (re)connect the listener may take.
+const LISTENER_CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// A fresh listener on its own one-connection pool. Rejected: `PgListener::connect(url)`,
+/// whose internal pool waits up to 30 s per attempt with backoff growing to 6 s, and
+/// whose eager reconnect blocks inside `try_recv` without a word while the database is
+/// down; after a 10 s outage that delayed cross-replica pushes by seconds. Here an attempt
+/// fails within [`LISTENER_CONNECT_TIMEOUT`], is logged, and is retried by [`listen`]'s
+/// own backoff (at most 1 s).
 async fn subscribe(url: &str) -> Result<PgListener, sqlx::Error> {
-    let mut listener = PgListener::connect(url).await?;
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(1)
+        .acquire_timeout(LISTENER_CONNECT_TIMEOUT)
+        .connect_lazy(url)?;
+    let mut listener = PgListener::connect_with(&pool).await?;
+    // A lost connection ends `try_recv` with `Ok(None)` at once; `listen` reconnects.
+    listener.eager_reconnect(false);
     listener.listen(CHANNEL).await?;
     Ok(listener)
 }
