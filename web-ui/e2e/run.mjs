@@ -241,6 +241,18 @@ try {
     'reload discarded the edit',
   )
 
+  log('keyboard: the kill switch and its confirmation work without a mouse')
+  await page.getByRole('link', { name: 'Flags', exact: true }).first().click()
+  await prodSwitch.focus()
+  await page.keyboard.press('Enter')
+  const keyDialog = page.getByRole('dialog')
+  await keyDialog.waitFor()
+  assert((await page.evaluate(() => document.activeElement?.textContent)) === 'Cancel', 'focus starts on Cancel')
+  await page.keyboard.press('Escape')
+  await keyDialog.waitFor({ state: 'detached' })
+  assert(await prodSwitch.evaluate((el) => el === document.activeElement), 'focus returns to the switch')
+  assert((await prodSwitch.getAttribute('aria-checked')) === 'true', 'Escape changed nothing')
+
   log('segments and environments pages')
   await page.getByRole('link', { name: 'Segments' }).click()
   await page.getByRole('button', { name: 'New segment' }).click()
