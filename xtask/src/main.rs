@@ -6,6 +6,7 @@ use clap::Parser;
 
 mod bench_eval;
 mod codegen;
+mod deploy_check;
 mod load_ofrep;
 mod load_push;
 mod ofrep_client;
@@ -29,6 +30,9 @@ enum Cmd {
     /// Regenerate committed generated files (openapi/openapi.json); `--check` fails if
     /// they are stale.
     Codegen(codegen::Args),
+    /// Check deploy/: every YAML parses; the Kubernetes, compose, Dockerfile and nginx
+    /// settings zero-downtime deploys rely on are present and consistent.
+    CheckDeploy,
     /// Load-test OFREP single-flag evaluation against a trivial axum server with wrk
     /// (release builds) and print one JSON line.
     LoadOfrep(load_ofrep::Args),
@@ -49,6 +53,7 @@ fn main() -> Result<()> {
         Cmd::Test(args) => test::run(args),
         Cmd::BenchEval(args) => bench_eval::run(args),
         Cmd::Codegen(args) => codegen::run(args),
+        Cmd::CheckDeploy => deploy_check::run(),
         Cmd::LoadOfrep(args) => load_ofrep::run(args),
         Cmd::LoadPush(args) => load_push::run(args),
         Cmd::OfrepClient => ofrep_client::run(),

@@ -33,10 +33,17 @@ pub(crate) fn run(args: Args) -> Result<()> {
     }
     // The committed OpenAPI document must match the code.
     crate::codegen::check()?;
+    // deploy/: YAML parses, rollout settings present and consistent.
+    crate::deploy_check::run()?;
 
     let pg = postgres::ensure()?;
     postgres::drop_stale_test_databases(&pg)?;
     eprintln!("postgres: using {pg}");
+
+    // tests/cluster starts real `flagpole serve` processes behind real nginx: the binary
+    // must exist next to the test executables (nextest builds only test targets).
+    ensure_nginx()?;
+    sh(cargo().args(["build", "-p", "flagpole"]))?;
 
     if have("cargo-nextest") {
         sh(cargo()
@@ -59,5 +66,25 @@ pub(crate) fn run(args: Args) -> Result<()> {
         "xtask test: all passed in {} s",
         started.elapsed().as_secs()
     );
+    Ok(())
+}
+
+/// nginx from the Debian package, for tests/cluster. The package's own service is not
+/// used: the tests run nginx in the foreground with a generated configuration.
+fn ensure_nginx() -> Result<()> {
+    if std::path::Path::new("/usr/sbin/nginx").exists() {
+        return Ok(());
+    }
+    eprintln!("nginx: not installed; installing the Debian package");
+    let install = || {
+        sh(std::process::Command::new("apt-get")
+            .args(["install", "-y", "--no-install-recommends", "nginx"])
+            .env("DEBIAN_FRONTEND", "noninteractive"))
+    };
+    if install().is_err() {
+        // A fresh machine may have no package lists yet.
+        sh(std::process::Command::new("apt-get").args(["update"]))?;
+        install()?;
+    }
     Ok(())
 }
