@@ -1,5 +1,8 @@
 //! `GET /api/v1/projects/{project}/events`: the dashboard's live updates, a Server-Sent
-//! Events stream fed by the [`ChangeFeed`](crate::state::ChangeFeed).
+//! Events stream fed by this replica's [`ChangeFeed`](crate::state::ChangeFeed) (its own
+//! writes, at once) and by the push hubs of the project's environments (every replica's
+//! writes: hubs follow Postgres LISTEN/NOTIFY and the periodic check). A version is
+//! announced once, whichever source brings it first.
 //!
 //! SSE rather than a second WebSocket protocol: the dashboard only listens, the browser's
 //! `EventSource` reconnects by itself and sends the session cookie, and the stream goes
@@ -15,6 +18,7 @@
 
 use std::collections::HashMap;
 use std::convert::Infallible;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::State;
@@ -22,6 +26,7 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use futures_util::Stream;
 use tokio::sync::broadcast::Receiver;
 use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -30,6 +35,8 @@ use super::domain_common::{ApiPath, project};
 use crate::auth::{Actor, Role};
 use crate::db::Db;
 use crate::error::{ApiResult, ErrorBody};
+use crate::push::Lease;
+use crate::push::hub::{EnvHub, PatchFrame};
 use crate::state::{AppState, EnvChanged};
 use crate::store::environment;
 
@@ -55,11 +62,15 @@ async fn events(
     let project = project(&state, &actor, &project_key, Role::Reader).await?;
     // Subscribe before reading the environments, so a change committed in between is seen.
     let changes = state.changes.subscribe();
+    let (remote_tx, remote) = mpsc::channel(64);
     let mut follow = Follow {
-        db: state.db.clone(),
+        state: state.clone(),
         project_id: project.id,
         environments: HashMap::new(),
+        announced: HashMap::new(),
         changes,
+        remote,
+        remote_tx,
         shutdown: state.shutdown.clone(),
         started: false,
     };
@@ -73,24 +84,50 @@ async fn events(
 
 /// One subscriber's position in the change feed.
 struct Follow {
-    db: Db,
+    state: AppState,
     project_id: i64,
     /// The project's environments, id → key; reloaded when an unknown id shows up (an
-    /// environment created after the stream opened).
+    /// environment created after the stream opened), which also subscribes to its hub.
     environments: HashMap<i64, String>,
+    /// The last version announced per environment: both sources bring most versions.
+    announced: HashMap<i64, i64>,
+    /// This replica's writes.
     changes: Receiver<EnvChanged>,
+    /// Versions from the environments' push hubs (forwarded by [`forward`] tasks, which
+    /// end when this receiver is dropped).
+    remote: mpsc::Receiver<EnvChanged>,
+    remote_tx: mpsc::Sender<EnvChanged>,
     shutdown: CancellationToken,
     started: bool,
 }
 
 impl Follow {
     async fn load_environments(&mut self) -> ApiResult<()> {
-        let mut conn = self.db.pool.acquire().await?;
-        self.environments = environment::list(&mut conn, self.project_id)
+        let db: &Db = &self.state.db;
+        let mut conn = db.pool.acquire().await?;
+        let environments: HashMap<i64, String> = environment::list(&mut conn, self.project_id)
             .await?
             .into_iter()
             .map(|e| (e.id, e.key))
             .collect();
+        drop(conn);
+        for &id in environments.keys() {
+            if self.environments.contains_key(&id) {
+                continue;
+            }
+            // Without a hub this stream still sees this replica's writes; it only misses
+            // other replicas' until the environment list is reloaded.
+            match self.state.push.lease(id).await {
+                Ok(lease) => {
+                    let task = forward(lease, self.remote_tx.clone(), self.shutdown.clone());
+                    self.state.tasks.spawn(task);
+                }
+                Err(error) => {
+                    tracing::warn!(environment_id = id, %error, "events: no push hub; local changes only");
+                }
+            }
+        }
+        self.environments = environments;
         Ok(())
     }
 
@@ -101,31 +138,68 @@ impl Follow {
             return Some(Event::default().event("ready").data("{}"));
         }
         loop {
-            let received = tokio::select! {
+            let change = tokio::select! {
                 () = self.shutdown.cancelled() => return None,
-                received = self.changes.recv() => received,
+                received = self.changes.recv() => match received {
+                    Ok(change) => change,
+                    // Dropped events cannot be named; the client refetches everything.
+                    Err(RecvError::Lagged(_)) => return Some(resync()),
+                    Err(RecvError::Closed) => return None,
+                },
+                Some(change) = self.remote.recv() => change,
             };
-            match received {
-                Ok(change) => {
-                    if !self.environments.contains_key(&change.environment_id)
-                        && let Err(error) = self.load_environments().await
-                    {
-                        tracing::warn!(%error, "events: reloading environments failed");
-                        return Some(resync());
-                    }
-                    if let Some(key) = self.environments.get(&change.environment_id) {
-                        let data = serde_json::json!({
-                            "environment": key,
-                            "version": change.data_version,
-                        });
-                        return Some(Event::default().event("change").data(data.to_string()));
-                    }
-                    // Another project's environment: not for this subscriber.
-                }
-                // Dropped events cannot be named; tell the client to refetch everything.
-                Err(RecvError::Lagged(_)) => return Some(resync()),
-                Err(RecvError::Closed) => return None,
+            if !self.environments.contains_key(&change.environment_id)
+                && let Err(error) = self.load_environments().await
+            {
+                tracing::warn!(%error, "events: reloading environments failed");
+                return Some(resync());
             }
+            let Some(key) = self.environments.get(&change.environment_id) else {
+                // Another project's environment: not for this subscriber.
+                continue;
+            };
+            let announced = self.announced.entry(change.environment_id).or_default();
+            if change.data_version <= *announced {
+                continue;
+            }
+            *announced = change.data_version;
+            let data = serde_json::json!({
+                "environment": key,
+                "version": change.data_version,
+            });
+            return Some(Event::default().event("change").data(data.to_string()));
+        }
+    }
+}
+
+/// Forwards the versions `lease`'s hub publishes (this and other replicas' writes) until
+/// the stream's receiver is dropped, the hub closes or the server shuts down. Holding the
+/// lease keeps the hub alive meanwhile.
+async fn forward(lease: Lease, tx: mpsc::Sender<EnvChanged>, shutdown: CancellationToken) {
+    let hub: Arc<EnvHub> = lease.hub().clone();
+    let mut patches = hub.subscribe();
+    loop {
+        let received: Result<Arc<PatchFrame>, RecvError> = tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tx.closed() => return,
+            () = hub.closed.cancelled() => return,
+            received = patches.recv() => received,
+        };
+        let version = match received {
+            Ok(frame) => frame.to,
+            // Missed patches: the hub's current version says enough.
+            Err(RecvError::Lagged(_)) => match hub.version() {
+                Some(version) => version,
+                None => continue,
+            },
+            Err(RecvError::Closed) => return,
+        };
+        let change = EnvChanged {
+            environment_id: hub.environment_id,
+            data_version: i64::try_from(version).unwrap_or(i64::MAX),
+        };
+        if tx.send(change).await.is_err() {
+            return;
         }
     }
 }

@@ -4,6 +4,7 @@
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
 use flagpole_server::db::Backend;
+use flagpole_server::{App, Config};
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use tower::ServiceExt;
@@ -193,4 +194,42 @@ async fn events_follow_writes(backend: Backend) {
     let (s, b) = t.call(Method::GET, "/api/v1/nope", None).await;
     assert_eq!(s, StatusCode::NOT_FOUND);
     assert_eq!(b["error"]["code"], "not_found", "{b}");
+}
+
+/// A dashboard connected to one replica hears of writes made through another (Postgres
+/// LISTEN/NOTIFY → push hub → event), not only of its own replica's writes.
+#[tokio::test]
+async fn events_see_other_replicas_postgres() {
+    let t = TestApp::new(Backend::Postgres).await;
+    t.project("p").await;
+    let dir = flagpole_server::testing::fresh_sqlite_dir().unwrap();
+    let other = App::with_db(t.db().clone(), Config::for_tests(dir))
+        .await
+        .unwrap();
+    let req = Request::get("/api/v1/projects/p/events")
+        .header("authorization", format!("Bearer {}", t.admin))
+        .body(Body::empty())
+        .unwrap();
+    let res = t.app.router().oneshot(req).await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let mut body = res.into_body();
+    next_event(&mut body, "ready").await;
+
+    let req = Request::post("/api/v1/projects/p/flags")
+        .header("authorization", format!("Bearer {}", t.admin))
+        .header("content-type", "application/json")
+        .body(Body::from(json!({"key": "elsewhere"}).to_string()))
+        .unwrap();
+    let res = other.router().oneshot(req).await.unwrap();
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let production = t.data_version("p", "production").await;
+    loop {
+        let change = next_event(&mut body, "change").await;
+        if change["environment"] == "production" {
+            assert_eq!(change["version"], production);
+            break;
+        }
+    }
+    other.state().shutdown.cancel();
+    t.state().shutdown.cancel();
 }
