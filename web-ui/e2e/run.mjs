@@ -71,8 +71,7 @@ const browser = await chromium.launch({
 const failedRequests = []
 let exitCode = 0
 try {
-  log('seeding a project and a reader through the REST API')
-  await rest('POST', '/api/v1/projects', { key: PROJECT, name: 'Shop' })
+  log('seeding a reader through the REST API')
   await rest('POST', '/api/v1/users', { ...READER, role: 'reader' })
 
   const admin = await browser.newContext({ viewport: { width: 1280, height: 900 } })
@@ -93,6 +92,12 @@ try {
   await page.getByRole('alert').waitFor()
   await page.getByLabel('Password').fill(PASSWORD)
   await page.getByRole('button', { name: 'Sign in' }).click()
+
+  log('create the first project')
+  await page.getByText('No projects yet.').waitFor()
+  await page.getByLabel('Project key').fill(PROJECT)
+  await page.getByLabel('Name').fill('Shop')
+  await page.getByRole('button', { name: 'Create project' }).click()
   await page.getByRole('heading', { name: 'Flags' }).waitFor()
   await page.getByText('No flags yet.').waitFor()
   assert(page.url().endsWith(`/p/${PROJECT}/flags`), `landed on ${page.url()}`)

@@ -1,8 +1,10 @@
 // Routes and the frame around every page: header with project picker, navigation,
 // live-connection indicator and sign-out.
+import { useState } from 'react'
+import type { FormEvent, ReactNode } from 'react'
 import { BrowserRouter, Navigate, NavLink, Route, Routes, useNavigate, useParams } from 'react-router'
-import { api, call } from './api/client'
-import { ErrorState, Loading } from './components/common'
+import { api, call, fieldErrors, messageOf } from './api/client'
+import { ErrorState, FieldError, Loading } from './components/common'
 import { AuditLog } from './pages/AuditLog'
 import { Debugger } from './pages/Debugger'
 import { Environments } from './pages/Environments'
@@ -22,15 +24,52 @@ function useProjects() {
 
 function Home() {
   const projects = useProjects()
-  const { user } = useSession()
+  const { user, isGlobalAdmin } = useSession()
   if (projects.loading) return <Loading what="projects" />
   if (projects.error) return <ErrorState error={projects.error} retry={projects.reload} />
   const first = user?.project ?? projects.data?.[0]?.key
-  if (!first) return <main className="page"><p className="state empty">No projects yet. Create one through the API (<a href="/docs">/docs</a>).</p></main>
+  if (!first)
+    return (
+      <>
+        <p className="state empty">
+          No projects yet.{' '}
+          {isGlobalAdmin ? 'Create the first one:' : 'Ask an administrator to create one.'}
+        </p>
+        {isGlobalAdmin && <CreateProject />}
+      </>
+    )
   return <Navigate to={`/p/${first}/flags`} replace />
 }
 
-function Frame({ children }: { children: React.ReactNode }) {
+function CreateProject() {
+  const navigate = useNavigate()
+  const [key, setKey] = useState('')
+  const [name, setName] = useState('')
+  const [errors, setErrors] = useState<Record<string, string>>({})
+  const submit = async (e: FormEvent) => {
+    e.preventDefault()
+    try {
+      await call(api.POST('/api/v1/projects', { body: { key, name: name || null } }))
+      navigate(`/p/${key}/flags`)
+    } catch (err) {
+      const f = fieldErrors(err)
+      setErrors(Object.keys(f).length ? f : { key: messageOf(err) })
+    }
+  }
+  return (
+    <form className="card" onSubmit={submit} aria-label="New project">
+      <label htmlFor="project-key">Project key</label>
+      <input id="project-key" required value={key} onChange={(e) => setKey(e.target.value)} />
+      <FieldError message={errors.key} />
+      <label htmlFor="project-name">Name</label>
+      <input id="project-name" value={name} onChange={(e) => setName(e.target.value)} />
+      <FieldError message={errors.name} />
+      <button type="submit" className="primary">Create project</button>
+    </form>
+  )
+}
+
+function Frame({ children }: { children: ReactNode }) {
   const { user, signOut, isGlobalAdmin } = useSession()
   const { project } = useParams()
   const navigate = useNavigate()

@@ -183,6 +183,7 @@ export function FlagPage() {
         </span>
       </div>
       {f.description && <p>{f.description}</p>}
+      {writable && <ArchiveButton project={project} flag={f} onDone={(v) => view.setData(v)} />}
 
       <Variants flag={f} project={project} writable={writable} onSaved={(v) => view.setData(v)} />
 
@@ -500,5 +501,36 @@ function History({
         </ConfirmDialog>
       )}
     </section>
+  )
+}
+
+/** Archive (hide from lists; SDKs stop receiving it) or bring back a flag. */
+function ArchiveButton({ project, flag, onDone }: { project: string; flag: FlagView; onDone: (v: FlagView) => void }) {
+  const [confirm, setConfirm] = useState(false)
+  const [error, setError] = useState<string>()
+  const run = async () => {
+    setConfirm(false)
+    try {
+      const path = { params: { path: { project, flag: flag.key } }, body: { version: flag.version } }
+      const v = flag.archived
+        ? await call(api.POST('/api/v1/projects/{project}/flags/{flag}/unarchive', path))
+        : await call(api.POST('/api/v1/projects/{project}/flags/{flag}/archive', path))
+      onDone(v)
+    } catch (e) {
+      setError(messageOf(e))
+    }
+  }
+  return (
+    <p>
+      <button type="button" className={flag.archived ? '' : 'danger'} onClick={() => (flag.archived ? void run() : setConfirm(true))}>
+        {flag.archived ? 'Restore flag' : 'Archive flag'}
+      </button>
+      {error && <span className="field-error" role="alert">{error}</span>}
+      {confirm && (
+        <ConfirmDialog title={`Archive ${flag.key}?`} confirmLabel="Archive" danger onCancel={() => setConfirm(false)} onConfirm={() => void run()}>
+          <p>The flag disappears from the list and from what SDKs receive; its history is kept and it can be restored.</p>
+        </ConfirmDialog>
+      )}
+    </p>
   )
 }
