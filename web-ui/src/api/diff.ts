@@ -27,5 +27,5 @@ export function diffJson(before: unknown, after: unknown, path = ''): Change[] {
 export function show(value: unknown): string {
   if (value === undefined) return '—'
   const text = JSON.stringify(value)
-  return text.length > 120 ? text.slice(0, 117) + '…' : text
+  return text.length > 120 ? text.slice(0, 119) + '…' : text
 }

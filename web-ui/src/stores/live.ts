@@ -28,11 +28,13 @@ function open(project: string): Channel {
     channel.connected = c
     channel.statusListeners.forEach((l) => l(c))
   }
+  let everConnected = false
   source.addEventListener('ready', () => {
-    // After a reconnect we may have missed changes: everyone refetches.
-    const wasConnected = channel.connected
+    // After a reconnect we may have missed changes: everyone refetches. The first
+    // connection needs nothing: pages fetched their data as they mounted.
+    if (everConnected) channel.listeners.forEach((l) => l(null))
+    everConnected = true
     setConnected(true)
-    if (!wasConnected) channel.listeners.forEach((l) => l(null))
   })
   source.addEventListener('change', (e) => {
     const change = JSON.parse((e as MessageEvent).data) as LiveChange
