@@ -1,14 +1,17 @@
 //! `cargo xtask check-deploy` (also a step of `cargo xtask test`): the files under deploy/
 //! parse, and the fields zero-downtime deploys depend on are present and consistent.
 //!
-//! No Kubernetes schema validator runs here: the usual ones (kubeconform, kubeval) are Go
-//! binaries downloaded from GitHub, which CI cannot reach. Instead this checks, in Rust,
-//! what a schema would not: the rollout rules (maxUnavailable 0, probes, preStop, grace
-//! period longer than preStop plus the shutdown timeout), that selectors, Secret keys and
-//! the autoscaler's target agree, and that every manifest is listed in kustomization.yaml.
+//! Two layers. In Rust, what a schema cannot say: the rollout rules (maxUnavailable 0,
+//! probes, preStop, grace period longer than preStop plus the shutdown timeout), that
+//! selectors, Secret keys and the autoscaler's target agree, and that every manifest is
+//! listed in kustomization.yaml. Then the Kubernetes manifests against the API's own
+//! schemas with `kubernetes-validate` (PyPI; it ships the schemas, so it validates
+//! offline once installed) in strict mode, which rejects misspelt fields. Rejected:
+//! kubeconform/kubeval, Go binaries downloaded from GitHub, which CI cannot reach.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
+use std::process::Command;
 
 use anyhow::{Context as _, Result, bail, ensure};
 use serde::Deserialize as _;
@@ -18,6 +21,11 @@ use crate::util::root;
 
 /// Checks everything under deploy/; one error lists every problem found.
 pub(crate) fn run() -> Result<()> {
+    check(true)
+}
+
+/// The checks, with or without the (installed on first use) schema validator.
+fn check(schemas: bool) -> Result<()> {
     let deploy = root().join("deploy");
     let mut problems = Problems::default();
     let mut docs = Vec::new();
@@ -43,6 +51,9 @@ pub(crate) fn run() -> Result<()> {
     check_dockerfile(&deploy.join("Dockerfile"), &mut problems);
     check_nginx(&deploy.join("nginx/flagpole.conf"), &mut problems);
     if problems.0.is_empty() {
+        if schemas {
+            validate_schemas(&k8s)?;
+        }
         eprintln!("deploy check: {} YAML documents OK", docs.len());
         Ok(())
     } else {
@@ -344,6 +355,58 @@ fn check_kubernetes(dir: &Path, docs: &[&(PathBuf, Value)], problems: &mut Probl
     }
 }
 
+/// Oldest Kubernetes minor version the manifests must be valid for.
+const KUBERNETES_VERSION: &str = "1.29";
+/// Pinned, so a new release cannot change CI's verdict unannounced.
+const KUBERNETES_VALIDATE: &str = "kubernetes-validate==1.37.0";
+
+/// Strict schema validation of every Kubernetes resource (not the Kustomization, which is
+/// kustomize's own format). The validator lives in a virtualenv under target/; if it
+/// cannot be installed (no Python venv or no package index), this says so and skips,
+/// while a manifest that fails validation always fails.
+fn validate_schemas(k8s: &[&(PathBuf, Value)]) -> Result<()> {
+    let files: BTreeSet<&PathBuf> = k8s
+        .iter()
+        .filter(|(_, d)| str_at(d, "/kind") != Some("Kustomization"))
+        .map(|(p, _)| p)
+        .collect();
+    let venv = root().join("target/deploy-check-venv");
+    let tool = venv.join("bin/kubernetes-validate");
+    if !tool.exists() {
+        eprintln!(
+            "deploy check: installing {KUBERNETES_VALIDATE} into {}",
+            venv.display()
+        );
+        let installed = Command::new("python3")
+            .args(["-m", "venv"])
+            .arg(&venv)
+            .status()
+            .is_ok_and(|s| s.success())
+            && Command::new(venv.join("bin/pip"))
+                .args(["install", "--quiet", KUBERNETES_VALIDATE])
+                .status()
+                .is_ok_and(|s| s.success());
+        if !installed {
+            eprintln!(
+                "deploy check: WARNING: could not install {KUBERNETES_VALIDATE}; \
+                 Kubernetes schema validation skipped (structural checks passed)"
+            );
+            return Ok(());
+        }
+    }
+    let status = Command::new(&tool)
+        .args(["--strict", "--quiet", "-k", KUBERNETES_VERSION])
+        .args(files)
+        .status()
+        .context("running kubernetes-validate")?;
+    ensure!(
+        status.success(),
+        "deploy/kubernetes does not validate against the Kubernetes {KUBERNETES_VERSION} schemas"
+    );
+    eprintln!("deploy check: Kubernetes manifests valid for {KUBERNETES_VERSION} (strict)");
+    Ok(())
+}
+
 fn args_of(container: &Value) -> Vec<String> {
     container["args"]
         .as_array()
@@ -472,7 +535,8 @@ mod tests {
 
     #[test]
     fn the_committed_deploy_folder_passes() {
-        run().unwrap();
+        // Structure only: `cargo xtask test` runs the schema validation itself.
+        check(false).unwrap();
     }
 
     #[test]
