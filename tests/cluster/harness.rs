@@ -186,6 +186,18 @@ impl Replica {
         (status, started.elapsed())
     }
 
+    /// Runs `flagpole healthcheck --url http://<addr><path>`; true if it exited 0.
+    pub(crate) async fn healthcheck(&self, path: &str) -> bool {
+        tokio::process::Command::new(flagpole_bin())
+            .args(["healthcheck", "--timeout-secs", "2", "--url"])
+            .arg(format!("http://{}{path}", self.addr))
+            .stderr(Stdio::null())
+            .status()
+            .await
+            .expect("run flagpole healthcheck")
+            .success()
+    }
+
     /// SIGKILL: no drain, no goodbyes; sockets are reset by the kernel.
     pub(crate) async fn kill(&mut self) {
         let mut child = self.child.take().expect("running");

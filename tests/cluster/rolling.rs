@@ -32,8 +32,16 @@ async fn rolling_restart_under_load_loses_nothing() {
             replica.log_tail()
         );
         slowest_exit = slowest_exit.max(took);
+        assert!(
+            !replica.healthcheck("/healthz").await,
+            "`flagpole healthcheck` of a stopped replica"
+        );
         replica.spawn();
         slowest_ready = slowest_ready.max(replica.wait_ready(Duration::from_secs(30)).await);
+        assert!(
+            replica.healthcheck("/readyz").await,
+            "`flagpole healthcheck` of a ready replica"
+        );
     }
     let rollout = rollout.elapsed();
     tokio::time::sleep(Duration::from_millis(500)).await;

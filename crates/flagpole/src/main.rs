@@ -93,7 +93,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .with_context(|| format!("binding {}", args.listen))?;
     tracing::info!(address = %listener.local_addr()?, "flagpole listening");
     flagpole_server::run(args.config, listener, shutdown_signal()).await?;
-    Ok(())
+    // Exit now: `run` returns at the latest at the shutdown deadline, and dropping the
+    // runtime would otherwise wait for any blocking task still running past it.
+    std::process::exit(0)
 }
 
 /// Logs to stdout, one JSON object per line (or human-readable with `--log-format pretty`),
