@@ -18,8 +18,9 @@ use crate::push::connection::{self, Settings};
 use crate::state::AppState;
 
 /// Read buffer per connection. tungstenite's default is 128 KiB, which at 10k idle
-/// sockets is over a gigabyte; client frames are at most 16 KiB and usually tiny.
-const READ_BUFFER: usize = 4 * 1024;
+/// sockets is over a gigabyte. Client frames (hello, resync, ping) are tens of bytes; the
+/// rare larger one (up to 16 KiB) grows the buffer as it arrives.
+const READ_BUFFER: usize = 1024;
 /// The goodbye's reconnect hint; clients add jitter.
 const RECONNECT_AFTER_MS: u64 = 1000;
 
