@@ -104,8 +104,9 @@ async fn metrics_and_readiness(backend: Backend) {
         .body(Body::from(r#"{"context":{"targetingKey":"u"}}"#))
         .unwrap();
     assert_eq!(get(&app, eval).await.0, StatusCode::OK);
+    // Under /api (other paths belong to the dashboard's SPA fallback and answer 200).
     assert_eq!(
-        get(&app, plain("/no/such/route/42")).await.0,
+        get(&app, plain("/api/v1/no/such/route/42")).await.0,
         StatusCode::NOT_FOUND
     );
 
@@ -158,7 +159,7 @@ async fn request_ids_are_generated_or_propagated() {
     let (_, headers, _) = get(&app, req).await;
     assert_eq!(headers["x-request-id"], "from-the-load-balancer");
     // Errors carry it too.
-    let req = Request::get("/nope")
+    let req = Request::get("/api/nope")
         .header("x-request-id", "r-404")
         .body(Body::empty())
         .unwrap();
