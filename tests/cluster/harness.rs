@@ -68,8 +68,12 @@ pub(crate) struct TempDir(pub(crate) PathBuf);
 
 impl TempDir {
     pub(crate) fn new(prefix: &str) -> TempDir {
+        Self::new_in(&std::env::temp_dir(), prefix)
+    }
+
+    pub(crate) fn new_in(parent: &Path, prefix: &str) -> TempDir {
         static N: AtomicU64 = AtomicU64::new(0);
-        let dir = std::env::temp_dir().join(format!(
+        let dir = parent.join(format!(
             "{prefix}-{}-{}",
             std::process::id(),
             N.fetch_add(1, Ordering::Relaxed)
@@ -382,7 +386,9 @@ pub(crate) struct PrivatePostgres {
 impl PrivatePostgres {
     pub(crate) fn start() -> PrivatePostgres {
         let bin = postgres_bin_dir();
-        let dir = TempDir::new("flagpole-cluster-pg");
+        // Under /tmp rather than $TMPDIR: the `postgres` user must be able to reach it,
+        // and a TMPDIR under /root would not be.
+        let dir = TempDir::new_in(Path::new("/tmp"), "flagpole-cluster-pg");
         let port = free_port();
         if is_root() {
             sh(Command::new("chown")
