@@ -269,6 +269,9 @@ try {
   await page.getByRole('link', { name: 'Environments' }).click()
   await page.getByLabel('Key name').first().fill('web-frontend')
   await page.getByRole('button', { name: 'Create SDK key' }).first().click()
+  // The header's project picker knows the project created in this session.
+  const picked = await page.getByLabel('Project', { exact: true }).evaluate((el) => el.selectedOptions[0]?.textContent)
+  assert(picked === 'Shop', `project picker shows ${picked}`)
   const key = await page.getByTestId('new-sdk-key').textContent()
   assert(key.startsWith('fp_sdk_'), `sdk key shown once: ${key}`)
   await shot(page, '10-environments')

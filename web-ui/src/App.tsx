@@ -18,8 +18,10 @@ import { useLiveStatus } from './stores/live'
 import { SessionProvider, useSession } from './stores/session'
 import { useAsync } from './stores/useAsync'
 
-function useProjects() {
-  return useAsync(() => call(api.GET('/api/v1/projects')), [])
+/** The projects the user can see; refetched when the URL names another project (the frame
+ * survives navigation, and a project created since would otherwise be missing). */
+function useProjects(current?: string) {
+  return useAsync(() => call(api.GET('/api/v1/projects')), [current])
 }
 
 function Home() {
@@ -73,8 +75,10 @@ function Frame({ children }: { children: ReactNode }) {
   const { user, signOut, isGlobalAdmin } = useSession()
   const { project } = useParams()
   const navigate = useNavigate()
-  const projects = useProjects()
+  const projects = useProjects(project)
   const live = useLiveStatus(project)
+  const options = [...(projects.data ?? [])]
+  if (project && !options.some((p) => p.key === project)) options.push({ key: project, name: project } as (typeof options)[number])
   return (
     <>
       <a href="#main" className="skip">Skip to content</a>
@@ -88,7 +92,7 @@ function Frame({ children }: { children: ReactNode }) {
               value={project}
               onChange={(e) => navigate(`/p/${e.target.value}/flags`)}
             >
-              {(projects.data ?? [{ key: project, name: project }]).map((p) => (
+              {options.map((p) => (
                 <option key={p.key} value={p.key}>
                   {p.name || p.key}
                 </option>
