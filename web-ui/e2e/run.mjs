@@ -276,6 +276,18 @@ try {
   assert(key.startsWith('fp_sdk_'), `sdk key shown once: ${key}`)
   await shot(page, '10-environments')
 
+  log('API tokens (shown once) and users, for admins')
+  await page.getByRole('link', { name: 'API tokens' }).click()
+  await page.getByLabel('Name', { exact: true }).fill('ci-deploy')
+  await page.getByLabel('Role').selectOption('writer')
+  await page.getByRole('button', { name: 'Create token' }).click()
+  const token = await page.locator('code.secret').textContent()
+  assert(token.startsWith('fp_api_'), `token shown once: ${token}`)
+  await page.getByRole('rowheader', { name: /ci-deploy/ }).waitFor()
+  await page.getByRole('link', { name: 'Users' }).click()
+  await page.getByRole('rowheader', { name: READER.email }).waitFor()
+  await shot(page, '14-users')
+
   log('narrow screen')
   await page.setViewportSize({ width: 390, height: 844 })
   await page.getByRole('link', { name: 'Flags', exact: true }).first().click()

@@ -73,7 +73,10 @@ function CreateProject() {
 
 function Frame({ children }: { children: ReactNode }) {
   const { user, signOut, isGlobalAdmin } = useSession()
-  const { project } = useParams()
+  // Pages outside a project (tokens, users) keep the last project's navigation.
+  const params = useParams()
+  if (params.project) sessionStorage.setItem('flagpole.project', params.project)
+  const project = params.project ?? sessionStorage.getItem('flagpole.project') ?? undefined
   const navigate = useNavigate()
   const projects = useProjects(project)
   const live = useLiveStatus(project)
