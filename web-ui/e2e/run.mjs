@@ -3,7 +3,7 @@
 // xtask/src/web_ui.rs), which passes the server's address and admin credentials:
 //   FLAGPOLE_URL, FLAGPOLE_ADMIN_TOKEN, FLAGPOLE_ADMIN_EMAIL, FLAGPOLE_ADMIN_PASSWORD
 // Screenshots of the main pages go to e2e/screenshots/ (ignored by git).
-import { mkdirSync } from 'node:fs'
+import { mkdirSync, rmSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { chromium } from 'playwright-core'
@@ -19,6 +19,8 @@ const FLAG = 'checkout-v2'
 const READER = { email: 'reader@example.com', password: 'reader-password-1' }
 
 if (!TOKEN || !PASSWORD) throw new Error('FLAGPOLE_ADMIN_TOKEN and FLAGPOLE_ADMIN_PASSWORD are required')
+// Only this run's screenshots remain.
+rmSync(SHOTS, { recursive: true, force: true })
 mkdirSync(SHOTS, { recursive: true })
 
 let step = 'start'
