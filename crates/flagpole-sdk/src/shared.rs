@@ -150,13 +150,11 @@ impl Shared {
             names,
         }));
         let changed = changes::changed_flags(old.env.as_deref(), &env);
-        self.status.send_modify(|s| {
-            s.source = source;
-            s.version = Some(env.version);
-        });
-        if source == Source::Server {
-            self.persist.send_replace(Some(env.clone()));
-        }
+        // The change event goes out before the status update: whoever wakes up on the
+        // status (`wait_until_ready`, a version watch) and then subscribes must not be
+        // handed an event for flags it has already read. In the other order a subscriber
+        // created right after "ready" got the initial load as a change, at the version it
+        // had just read (the e2e replicas test saw `[11, 11, ...]`).
         if !changed.is_empty() {
             // No receivers is not an error: nobody subscribed.
             let _ = self.changes.send(ChangeEvent {
@@ -164,6 +162,13 @@ impl Shared {
                 keys: changed.into(),
                 lagged: false,
             });
+        }
+        self.status.send_modify(|s| {
+            s.source = source;
+            s.version = Some(env.version);
+        });
+        if source == Source::Server {
+            self.persist.send_replace(Some(env.clone()));
         }
         tracing::debug!(version = env.version, ?source, "flagpole: flags updated");
     }
