@@ -219,7 +219,26 @@ impl Replica {
 /// nginx in the foreground with a generated configuration in its own directory.
 pub(crate) struct Nginx {
     pub(crate) addr: SocketAddr,
-    _child: Child,
+    child: Child,
+}
+
+impl Drop for Nginx {
+    /// SIGTERM and a short wait, so the master stops its worker: SIGKILLing the master
+    /// alone (what `kill_on_drop` does) leaves the worker running, orphaned.
+    fn drop(&mut self) {
+        if let Some(pid) = self.child.id() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &pid.to_string()])
+                .status();
+            let deadline = Instant::now() + Duration::from_secs(3);
+            while Instant::now() < deadline {
+                if matches!(self.child.try_wait(), Ok(Some(_))) {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    }
 }
 
 impl Nginx {
@@ -273,10 +292,7 @@ impl Nginx {
             );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        Nginx {
-            addr,
-            _child: child,
-        }
+        Nginx { addr, child }
     }
 }
 
