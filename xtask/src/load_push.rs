@@ -44,6 +44,11 @@ pub(crate) struct Args {
     /// Clients per fleet process.
     #[arg(long, default_value_t = 5_000)]
     per_process: usize,
+    /// Run the fleet processes under `valgrind --tool=callgrind` (output in
+    /// target/callgrind.push-fleet.<pid>) to count the instructions the SDK spends per
+    /// change; latencies of such a run mean nothing.
+    #[arg(long)]
+    callgrind_fleet: bool,
 }
 
 const PROJECT: &str = "load";
@@ -87,11 +92,13 @@ pub(crate) fn run(args: Args) -> Result<()> {
     while left > 0 {
         let n = left.min(args.per_process);
         left -= n;
+        let samples = samples_dir.join(format!("{}.json", fleets.len()));
         fleets.push(Fleet::start(
             &servers,
             &sdk_key,
             n,
-            &samples_dir.join(format!("{}.json", fleets.len())),
+            &samples,
+            args.callgrind_fleet,
         )?);
     }
     for fleet in &mut fleets {
@@ -163,9 +170,19 @@ impl Fleet {
         sdk_key: &str,
         clients: usize,
         samples: &std::path::Path,
+        callgrind: bool,
     ) -> Result<Fleet> {
         let exe = ofrep_server::binary("release").with_file_name("push-fleet");
-        let mut cmd = Command::new(&exe);
+        let mut cmd = if callgrind {
+            let out = crate::util::root().join("target/callgrind.push-fleet.%p");
+            let mut cmd = Command::new("valgrind");
+            cmd.arg("--tool=callgrind")
+                .arg(format!("--callgrind-out-file={}", out.display()))
+                .arg(&exe);
+            cmd
+        } else {
+            Command::new(&exe)
+        };
         for server in servers {
             cmd.arg("--url").arg(server.url());
         }

@@ -7,6 +7,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::model::{EnvironmentSnapshot, FlagState, Segment};
 
+mod decode;
+
 /// Largest frame a client may send, in bytes. Client messages are tiny; anything larger is
 /// an attack or a bug and closes the connection with code 1009.
 pub const MAX_CLIENT_FRAME: usize = 16 * 1024;
@@ -53,8 +55,9 @@ pub enum ClientMessage {
     Pong,
 }
 
-/// Messages from the server to the SDK.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// Messages from the server to the SDK. Encoded with `type` first; decoded in one pass
+/// (`wire/decode.rs`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ServerMessage {
     /// The whole environment at `environment.version`. Replaces what the client holds.
@@ -132,6 +135,15 @@ impl EnvironmentSnapshot {
     /// Applies a patch in place. Fails, changing nothing, unless the snapshot is exactly at
     /// `patch.from` and the patch moves forward: versions never go backwards and never skip.
     pub fn apply(&mut self, patch: &Patch) -> Result<(), PatchError> {
+        *self = self.applied(patch.clone())?;
+        Ok(())
+    }
+
+    /// The environment after `patch`, under the same rules as [`EnvironmentSnapshot::apply`].
+    /// Takes the patch by value: changed flags and segments move in, and only the unchanged
+    /// ones are cloned (an SDK holds its environment behind an `Arc` and builds the next
+    /// one beside it).
+    pub fn applied(&self, patch: Patch) -> Result<EnvironmentSnapshot, PatchError> {
         if patch.to <= patch.from {
             return Err(PatchError::NotForward {
                 from: patch.from,
@@ -144,34 +156,44 @@ impl EnvironmentSnapshot {
                 from: patch.from,
             });
         }
-        upsert(&mut self.flags, &patch.flags, &patch.removed_flags, |f| {
-            &f.flag.key
-        });
-        upsert(
-            &mut self.segments,
-            &patch.segments,
-            &patch.removed_segments,
-            |s| &s.key,
-        );
-        self.version = patch.to;
-        Ok(())
+        Ok(EnvironmentSnapshot {
+            version: patch.to,
+            flags: merged(&self.flags, patch.flags, &patch.removed_flags, |f| {
+                &f.flag.key
+            }),
+            segments: merged(
+                &self.segments,
+                patch.segments,
+                &patch.removed_segments,
+                |s| &s.key,
+            ),
+        })
     }
 }
 
-/// Replaces items with the same key, appends new ones, drops removed ones; keeps order.
-fn upsert<T: Clone>(
-    items: &mut Vec<T>,
-    changed: &[T],
+/// `items` with changed ones replaced in place, new ones appended (in patch order) and
+/// removed ones dropped.
+fn merged<T: Clone>(
+    items: &[T],
+    changed: Vec<T>,
     removed: &[String],
     key: impl Fn(&T) -> &String,
-) {
-    items.retain(|item| !removed.iter().any(|r| r == key(item)));
-    for new in changed {
-        match items.iter_mut().find(|item| key(item) == key(new)) {
-            Some(slot) => *slot = new.clone(),
-            None => items.push(new.clone()),
+) -> Vec<T> {
+    let mut changed: Vec<Option<T>> = changed.into_iter().map(Some).collect();
+    let mut out = Vec::with_capacity(items.len() + changed.len());
+    for item in items {
+        let k = key(item);
+        if removed.iter().any(|r| r == k) {
+            continue;
         }
+        let replacement = changed
+            .iter_mut()
+            .find(|c| c.as_ref().is_some_and(|c| key(c) == k))
+            .and_then(Option::take);
+        out.push(replacement.unwrap_or_else(|| item.clone()));
     }
+    out.extend(changed.into_iter().flatten());
+    out
 }
 
 #[cfg(test)]
@@ -244,5 +266,77 @@ mod tests {
             json!({"type": "patch", "from": 1, "to": 2})
         );
         assert!(serde_json::from_str::<ClientMessage>(r#"{"type":"launch_missiles"}"#).is_err());
+    }
+
+    #[test]
+    fn server_messages_round_trip_whatever_the_member_order() {
+        let messages = [
+            ServerMessage::Snapshot {
+                environment: EnvironmentSnapshot {
+                    version: 7,
+                    flags: vec![flag("a", true)],
+                    segments: vec![],
+                },
+            },
+            ServerMessage::Patch(Patch {
+                from: 7,
+                to: 9,
+                flags: vec![flag("b", false)],
+                removed_flags: vec!["a".into()],
+                ..Patch::default()
+            }),
+            ServerMessage::Ping,
+            ServerMessage::Pong,
+            ServerMessage::Goodbye {
+                reason: "shutdown".into(),
+                reconnect_after_ms: 1000,
+            },
+            ServerMessage::Error {
+                code: "malformed_message".into(),
+                message: "no".into(),
+            },
+        ];
+        for message in messages {
+            let text = serde_json::to_string(&message).unwrap();
+            assert!(text.starts_with(r#"{"type":"#), "{text}");
+            assert_eq!(
+                serde_json::from_str::<ServerMessage>(&text).unwrap(),
+                message
+            );
+            // The same object with `type` last (another encoder) decodes the same.
+            let serde_json::Value::Object(mut object) = serde_json::to_value(&message).unwrap()
+            else {
+                panic!("an object")
+            };
+            let tag = object.remove("type").unwrap();
+            object.insert("type".into(), tag);
+            let text = serde_json::to_string(&object).unwrap();
+            assert_eq!(
+                serde_json::from_str::<ServerMessage>(&text).unwrap(),
+                message
+            );
+        }
+    }
+
+    #[test]
+    fn server_messages_without_a_known_type_are_errors() {
+        for text in [
+            r#"{}"#,
+            r#"{"type":"launch"}"#,
+            r#"{"from":1,"to":2}"#,
+            r#"{"type":"patch","from":"x","to":2}"#,
+            r#"{"type":"goodbye"}"#,
+            r#"[1,2]"#,
+        ] {
+            assert!(
+                serde_json::from_str::<ServerMessage>(text).is_err(),
+                "{text} decoded"
+            );
+        }
+        // Unknown members are ignored, as before.
+        assert_eq!(
+            serde_json::from_str::<ServerMessage>(r#"{"type":"ping","extra":1}"#).unwrap(),
+            ServerMessage::Ping
+        );
     }
 }

@@ -5,7 +5,8 @@
 //! segment named by one of its `in_segment` clauses, or a prerequisite flag. Reporting
 //! dependents too means a subscriber can re-evaluate exactly the flags it was told about.
 
-use std::collections::{HashMap, HashSet};
+// foldhash: these sets are rebuilt on every change an SDK applies; SipHash showed in profiles.
+use foldhash::{HashMap, HashSet};
 use std::sync::Arc;
 
 use flagpole_core::model::{Clause, EnvironmentSnapshot, Operator};

@@ -153,7 +153,7 @@ where
             }
             ServerMessage::Patch(patch) => {
                 let held = self.shared.held();
-                let step = sync::on_patch(held.as_deref(), &patch);
+                let step = sync::on_patch(held.as_deref(), patch);
                 self.step(step).await?;
             }
             ServerMessage::Ping => self.send(&ClientMessage::Pong).await?,

@@ -41,7 +41,7 @@ pub(crate) fn on_snapshot(
 }
 
 /// A patch applies only to exactly its `from` version.
-pub(crate) fn on_patch(held: Option<&EnvironmentSnapshot>, patch: &Patch) -> Step {
+pub(crate) fn on_patch(held: Option<&EnvironmentSnapshot>, patch: Patch) -> Step {
     let Some(held) = held else {
         return Step::Resync;
     };
@@ -49,9 +49,8 @@ pub(crate) fn on_patch(held: Option<&EnvironmentSnapshot>, patch: &Patch) -> Ste
         // Malformed, or already contained in what we hold (a duplicate after a resync).
         return Step::Ignore;
     }
-    let mut next = held.clone();
-    match next.apply(patch) {
-        Ok(()) => Step::Publish(next),
+    match held.applied(patch) {
+        Ok(next) => Step::Publish(next),
         Err(_) => Step::Resync,
     }
 }
@@ -96,26 +95,26 @@ mod tests {
 
     #[test]
     fn patches_apply_only_to_their_version() {
-        assert_eq!(on_patch(Some(&env(3)), &patch(3, 5)), Step::Publish(env(5)));
-        assert_eq!(on_patch(None, &patch(3, 5)), Step::Resync, "nothing held");
-        assert_eq!(on_patch(Some(&env(3)), &patch(4, 5)), Step::Resync, "gap");
+        assert_eq!(on_patch(Some(&env(3)), patch(3, 5)), Step::Publish(env(5)));
+        assert_eq!(on_patch(None, patch(3, 5)), Step::Resync, "nothing held");
+        assert_eq!(on_patch(Some(&env(3)), patch(4, 5)), Step::Resync, "gap");
         assert_eq!(
-            on_patch(Some(&env(3)), &patch(2, 4)),
+            on_patch(Some(&env(3)), patch(2, 4)),
             Step::Resync,
             "overlaps"
         );
         assert_eq!(
-            on_patch(Some(&env(3)), &patch(1, 3)),
+            on_patch(Some(&env(3)), patch(1, 3)),
             Step::Ignore,
             "already held"
         );
         assert_eq!(
-            on_patch(Some(&env(3)), &patch(3, 3)),
+            on_patch(Some(&env(3)), patch(3, 3)),
             Step::Ignore,
             "not forward"
         );
         assert_eq!(
-            on_patch(Some(&env(3)), &patch(5, 4)),
+            on_patch(Some(&env(3)), patch(5, 4)),
             Step::Ignore,
             "backwards"
         );
