@@ -125,12 +125,26 @@ async fn check(
     }
     let http = reqwest::Client::new();
     for (ctx, wire) in contexts {
-        let server = ofrep_all(&http, base, &seeded.sdk_key, wire).await;
-        assert_eq!(
-            server["metadata"]["environmentVersion"].as_u64(),
-            Some(truth.version),
-            "OFREP answers at the committed version"
-        );
+        // The OFREP cache follows commits on its own task, beside the push hub: it may be
+        // a moment behind the SDKs, never ahead, and must get there.
+        let deadline = std::time::Instant::now() + WAIT;
+        let server = loop {
+            let server = ofrep_all(&http, base, &seeded.sdk_key, wire).await;
+            let version = server["metadata"]["environmentVersion"].as_u64();
+            assert!(
+                version <= Some(truth.version),
+                "OFREP ahead of the database"
+            );
+            if version == Some(truth.version) {
+                break server;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "OFREP stuck at {version:?}, the database is at {}",
+                truth.version
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        };
         let by_key: BTreeMap<&str, &Value> = server["flags"]
             .as_array()
             .unwrap()
