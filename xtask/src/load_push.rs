@@ -49,6 +49,10 @@ pub(crate) struct Args {
     /// change; latencies of such a run mean nothing.
     #[arg(long)]
     callgrind_fleet: bool,
+    /// Bare protocol clients instead of SDKs (they decode nothing but the version and the
+    /// send time): the server's fan-out without the SDKs' CPU on this machine.
+    #[arg(long)]
+    raw: bool,
 }
 
 const PROJECT: &str = "load";
@@ -99,6 +103,7 @@ pub(crate) fn run(args: Args) -> Result<()> {
             n,
             &samples,
             args.callgrind_fleet,
+            args.raw,
         )?);
     }
     for fleet in &mut fleets {
@@ -143,6 +148,7 @@ pub(crate) fn run(args: Args) -> Result<()> {
     write_us.sort_unstable();
     let per_connection = (rss_after.saturating_sub(rss_before)) as f64 / args.clients as f64;
     let result = json!({
+        "client": if args.raw { "raw" } else { "sdk" },
         "clients": args.clients,
         "replicas": args.replicas,
         "changes": args.changes,
@@ -171,6 +177,7 @@ impl Fleet {
         clients: usize,
         samples: &std::path::Path,
         callgrind: bool,
+        raw: bool,
     ) -> Result<Fleet> {
         let exe = ofrep_server::binary("release").with_file_name("push-fleet");
         let mut cmd = if callgrind {
@@ -185,6 +192,9 @@ impl Fleet {
         };
         for server in servers {
             cmd.arg("--url").arg(server.url());
+        }
+        if raw {
+            cmd.arg("--raw");
         }
         let mut child = cmd
             .args([

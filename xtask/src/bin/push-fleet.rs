@@ -10,6 +10,11 @@
 //! Each change the coordinator makes puts its send time (Unix ns) into the target key of
 //! the `load` flag (`t<ns>`), so a client measures latency from the flags it holds, with
 //! no clock other than the machine's own.
+//!
+//! With `--raw` the clients are bare protocol clients instead of SDKs: hello, then read
+//! frames and pick the version and send time out of the text, decoding nothing else. That
+//! measures the server's fan-out without the CPU that thousands of SDKs sharing this
+//! machine's two cores spend applying every change.
 
 use std::io::BufRead as _;
 use std::sync::{Arc, Mutex};
@@ -34,6 +39,9 @@ struct Args {
     /// Where to write the latency samples (JSON array of µs).
     #[arg(long)]
     samples: std::path::PathBuf,
+    /// Bare protocol clients instead of SDKs.
+    #[arg(long)]
+    raw: bool,
 }
 
 fn main() -> Result<()> {
@@ -46,6 +54,9 @@ fn main() -> Result<()> {
 }
 
 async fn fleet(args: Args) -> Result<()> {
+    if args.raw {
+        return raw::fleet(args).await;
+    }
     let samples: Arc<Mutex<Vec<u32>>> = Arc::default();
     let started = Instant::now();
     let mut clients = Vec::with_capacity(args.clients);
@@ -72,15 +83,7 @@ async fn fleet(args: Args) -> Result<()> {
         serde_json::json!({"ready": true, "connect_ms": started.elapsed().as_secs_f64() * 1e3})
     );
 
-    let final_version = tokio::task::spawn_blocking(|| -> Result<u64> {
-        let mut line = String::new();
-        std::io::stdin().lock().read_line(&mut line)?;
-        line.trim()
-            .strip_prefix("final ")
-            .and_then(|v| v.parse().ok())
-            .with_context(|| format!("expected `final V`, got {line:?}"))
-    })
-    .await??;
+    let final_version = final_version().await?;
     let deadline = Instant::now() + Duration::from_secs(30);
     let behind = loop {
         let behind = clients
@@ -131,9 +134,146 @@ fn spawn_recorder(client: Client, samples: Arc<Mutex<Vec<u32>>>) {
     });
 }
 
+/// Reads `final V` from stdin.
+async fn final_version() -> Result<u64> {
+    tokio::task::spawn_blocking(|| -> Result<u64> {
+        let mut line = String::new();
+        std::io::stdin().lock().read_line(&mut line)?;
+        line.trim()
+            .strip_prefix("final ")
+            .and_then(|v| v.parse().ok())
+            .with_context(|| format!("expected `final V`, got {line:?}"))
+    })
+    .await?
+}
+
 fn unix_ns() -> u64 {
     let since = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default();
     u64::try_from(since.as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// Bare protocol clients.
+mod raw {
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    use futures_util::{SinkExt as _, StreamExt as _};
+    use tokio_tungstenite::tungstenite::Message;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+    use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+
+    use super::*;
+
+    pub(super) async fn fleet(args: Args) -> Result<()> {
+        let samples: Arc<Mutex<Vec<u32>>> = Arc::default();
+        let started = Instant::now();
+        let mut versions = Vec::with_capacity(args.clients);
+        for batch in (0..args.clients).collect::<Vec<_>>().chunks(args.batch) {
+            let mut waiting = Vec::new();
+            for &i in batch {
+                let url = format!("{}/sdk/v1/stream", args.urls[i % args.urls.len()])
+                    .replacen("http://", "ws://", 1);
+                let version = Arc::new(AtomicU64::new(0));
+                let (ready_tx, ready) = tokio::sync::oneshot::channel();
+                tokio::spawn(client(
+                    url,
+                    args.sdk_key.clone(),
+                    version.clone(),
+                    samples.clone(),
+                    ready_tx,
+                ));
+                versions.push(version);
+                waiting.push(ready);
+            }
+            for ready in waiting {
+                tokio::time::timeout(Duration::from_secs(30), ready)
+                    .await
+                    .context("a client did not get its snapshot within 30 s")?
+                    .context("a client failed")?;
+            }
+        }
+        println!(
+            "{}",
+            serde_json::json!({"ready": true, "connect_ms": started.elapsed().as_secs_f64() * 1e3})
+        );
+        let final_version = final_version().await?;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let behind = loop {
+            let behind = versions
+                .iter()
+                .filter(|v| v.load(Ordering::Relaxed) < final_version)
+                .count();
+            if behind == 0 || Instant::now() > deadline {
+                break behind;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        let samples = std::mem::take(&mut *samples.lock().unwrap());
+        std::fs::write(&args.samples, serde_json::to_vec(&samples)?)?;
+        println!(
+            "{}",
+            serde_json::json!({"done": true, "samples": samples.len(), "behind": behind})
+        );
+        if behind > 0 {
+            bail!("{behind} clients did not reach version {final_version}");
+        }
+        Ok(())
+    }
+
+    async fn client(
+        url: String,
+        sdk_key: String,
+        version: Arc<AtomicU64>,
+        samples: Arc<Mutex<Vec<u32>>>,
+        ready: tokio::sync::oneshot::Sender<()>,
+    ) -> Result<()> {
+        let mut request = url.into_client_request()?;
+        request
+            .headers_mut()
+            .insert("authorization", format!("Bearer {sdk_key}").parse()?);
+        let config = WebSocketConfig::default().read_buffer_size(4096);
+        let (mut ws, _) =
+            tokio_tungstenite::connect_async_with_config(request, Some(config), true).await?;
+        ws.send(Message::text(r#"{"type":"hello","sdk":"push-fleet-raw"}"#))
+            .await?;
+        let mut ready = Some(ready);
+        while let Some(frame) = ws.next().await {
+            let Message::Text(text) = frame? else {
+                continue;
+            };
+            let now = unix_ns();
+            if text.starts_with(r#"{"type":"snapshot""#) {
+                if let Some(v) = number_after(&text, r#""version":"#) {
+                    version.store(v, Ordering::Relaxed);
+                }
+                if let Some(ready) = ready.take() {
+                    let _ = ready.send(());
+                }
+            } else if text.starts_with(r#"{"type":"patch""#) {
+                if let Some(to) = number_after(&text, r#""to":"#) {
+                    version.store(to, Ordering::Relaxed);
+                }
+                if let Some(sent) = number_after(&text, r#""keys":["t"#) {
+                    let micros = now.saturating_sub(sent) / 1_000;
+                    samples
+                        .lock()
+                        .unwrap()
+                        .push(u32::try_from(micros).unwrap_or(u32::MAX));
+                }
+            } else if text.starts_with(r#"{"type":"ping""#) {
+                ws.send(Message::text(r#"{"type":"pong"}"#)).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The unsigned number right after the first `marker` in `text`.
+    fn number_after(text: &str, marker: &str) -> Option<u64> {
+        let rest = &text[text.find(marker)? + marker.len()..];
+        let end = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        rest[..end].parse().ok()
+    }
 }
