@@ -172,6 +172,25 @@ impl App {
     }
 }
 
+/// Connections the kernel queues before `accept`. tokio's `TcpListener::bind` asks for
+/// 1,024; when a replica restarts, every SDK it served reconnects to the others within a
+/// second or two, and a burst beyond the queue costs each dropped client a one-second SYN
+/// retransmit. The kernel caps it at `net.core.somaxconn` (4,096 by default).
+const LISTEN_BACKLOG: u32 = 4096;
+
+/// A listener on `addr` with a backlog sized for reconnect storms.
+pub fn bind(addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    // A restarted server must not wait for the old one's TIME_WAIT sockets.
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
+}
+
 /// Builds the app from `config` and serves it on `listener` until `shutdown` completes.
 pub async fn run(
     config: Config,

@@ -88,9 +88,8 @@ fn healthcheck(args: &HealthcheckArgs) -> anyhow::Result<()> {
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     init_logging(args.config.log_format);
-    let listener = tokio::net::TcpListener::bind(args.listen)
-        .await
-        .with_context(|| format!("binding {}", args.listen))?;
+    let listener =
+        flagpole_server::bind(args.listen).with_context(|| format!("binding {}", args.listen))?;
     tracing::info!(address = %listener.local_addr()?, "flagpole listening");
     flagpole_server::run(args.config, listener, shutdown_signal()).await?;
     // Exit now: `run` returns at the latest at the shutdown deadline, and dropping the
