@@ -41,8 +41,9 @@ pub(crate) struct Args {
     /// Pause between changes, in milliseconds.
     #[arg(long, default_value_t = 100)]
     interval_ms: u64,
-    /// Clients per fleet process.
-    #[arg(long, default_value_t = 5_000)]
+    /// Clients per fleet process (each holds that many sockets; the limit here is 20,000
+    /// files per process).
+    #[arg(long, default_value_t = 2_500)]
     per_process: usize,
     /// Run the fleet processes under `valgrind --tool=callgrind` (output in
     /// target/callgrind.push-fleet.<pid>) to count the instructions the SDK spends per

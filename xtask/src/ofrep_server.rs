@@ -72,7 +72,17 @@ impl Server {
         std::fs::create_dir_all(&dir)?;
         let log = dir.join("server.log");
         let out = std::fs::File::create(&log)?;
-        let mut command = Command::new(binary);
+        // FLAGPOLE_XTASK_SERVER_WRAPPER (e.g. `valgrind --tool=callgrind`) runs the server
+        // under a profiler; load tools measure nothing meaningful then, but count instructions.
+        let mut command = match std::env::var("FLAGPOLE_XTASK_SERVER_WRAPPER") {
+            Ok(wrapper) if !wrapper.trim().is_empty() => {
+                let mut words = wrapper.split_whitespace();
+                let mut command = Command::new(words.next().unwrap_or_default());
+                command.args(words).arg(binary);
+                command
+            }
+            _ => Command::new(binary),
+        };
         command
             .args(["serve", "--listen", &addr.to_string(), "--data-dir"])
             .arg(dir.join("data"))
