@@ -139,6 +139,10 @@ pub(crate) fn run(args: Args) -> Result<()> {
         samples.extend(serde_json::from_slice::<Vec<u32>>(&bytes)?);
     }
     let _ = std::fs::remove_dir_all(&samples_dir);
+    let fanout = servers
+        .iter()
+        .map(|s| fanout_ms(s.addr))
+        .collect::<Result<Vec<_>>>()?;
     for server in servers {
         server.stop()?;
     }
@@ -155,6 +159,7 @@ pub(crate) fn run(args: Args) -> Result<()> {
         "changes": args.changes,
         "latency_ms": percentiles(&samples),
         "write_ms": percentiles(&write_us),
+        "server_fanout_ms": fanout,
         "delivered": round3(samples.len() as f64 / (args.clients * args.changes) as f64),
         "connect_sync_ms": round3(connect_sync.as_secs_f64() * 1e3),
         "rss_per_idle_connection_kib": round3(per_connection),
@@ -344,6 +349,25 @@ fn config(sent_ns: Option<u64>) -> Value {
     json!({"enabled": true, "off_variant": "off", "targets": targets,
            "default_serve": {"rollout": {"weights": [
                {"variant": "on", "weight": 50_000}, {"variant": "off", "weight": 50_000}]}}})
+}
+
+/// A server's own view of fan-out (`stream_fanout_seconds`: from a patch being published
+/// by its hub to its bytes handed to one connection's socket), p50/p99 in ms from /metrics.
+fn fanout_ms(addr: SocketAddr) -> Result<Value> {
+    let (status, text) = ofrep_server::request(addr, "GET", "/metrics", None, None)?;
+    if status != 200 {
+        bail!("/metrics answered {status}");
+    }
+    let quantile = |q: &str| -> Option<f64> {
+        let prefix = format!("stream_fanout_seconds{{quantile=\"{q}\"}} ");
+        let line = text.lines().find(|l| l.starts_with(&prefix))?;
+        line[prefix.len()..]
+            .trim()
+            .parse::<f64>()
+            .ok()
+            .map(|s| round3(s * 1e3))
+    };
+    Ok(json!({"p50": quantile("0.5"), "p99": quantile("0.99"), "max": quantile("1")}))
 }
 
 /// Sum of the servers' resident set sizes.

@@ -46,8 +46,10 @@ struct Args {
 
 fn main() -> Result<()> {
     let args = Args::parse();
+    // Two workers: this machine has two cores, and a fleet of thousands of SDKs applying
+    // every change is CPU-bound (one worker would serialise them all behind each other).
     let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
+        .worker_threads(2)
         .enable_all()
         .build()?;
     runtime.block_on(fleet(args))
