@@ -22,30 +22,41 @@ pub struct SdkClient {
     pub project_id: i64,
 }
 
-/// Key hash → the client it authenticates, or `None` for a key that does not exist or was
+/// SDK key → the client it authenticates, or `None` for a key that does not exist or was
 /// revoked (cached too, so a client hammering with a bad key costs no queries).
+///
+/// Requests look keys up by the key as presented: hashing it (SHA-256, then hex) on every
+/// OFREP request was a fifth of the request's instructions. The stored hash is the key of
+/// a second cache, used where only the hash is known (the stream revocation check). Both
+/// load from the database on a miss, so an entry is never older than the TTL.
 ///
 /// Entries live a short time: revoking on this replica invalidates at once
 /// ([`SdkKeyCache::invalidate`]); other replicas notice within the TTL.
 #[derive(Clone)]
 pub struct SdkKeyCache {
-    entries: Cache<String, Option<SdkClient>>,
+    by_key: Cache<String, Option<SdkClient>>,
+    by_hash: Cache<String, Option<SdkClient>>,
 }
 
 impl SdkKeyCache {
     /// A cache whose entries expire `ttl` after they were loaded.
     pub fn new(ttl: Duration) -> SdkKeyCache {
+        let cache = || Cache::builder().max_capacity(100_000).time_to_live(ttl).build();
         SdkKeyCache {
-            entries: Cache::builder()
-                .max_capacity(100_000)
-                .time_to_live(ttl)
-                .build(),
+            by_key: cache(),
+            by_hash: cache(),
         }
     }
 
     /// The client for an SDK key (plaintext), from the cache or the database.
     pub async fn lookup(&self, db: &Db, key: &str) -> Result<Option<SdkClient>, sqlx::Error> {
-        self.lookup_hash(db, hash_secret(key)).await
+        if let Some(hit) = self.by_key.get(key).await {
+            return Ok(hit);
+        }
+        self.by_key
+            .try_get_with(key.to_owned(), load(db, hash_secret(key)))
+            .await
+            .map_err(unshare)
     }
 
     /// Like [`SdkKeyCache::lookup`], by the key's stored hash.
@@ -55,23 +66,32 @@ impl SdkKeyCache {
         hash: String,
     ) -> Result<Option<SdkClient>, sqlx::Error> {
         // try_get_with runs one load per key even when many requests miss at once.
-        self.entries
+        self.by_hash
             .try_get_with(hash.clone(), load(db, hash))
             .await
-            .map_err(|e| match std::sync::Arc::try_unwrap(e) {
-                Ok(e) => e,
-                Err(shared) => sqlx::Error::Protocol(format!("loading SDK key: {shared}")),
-            })
+            .map_err(unshare)
     }
 
-    /// Forgets a key (by its stored hash), after it was revoked.
+    /// Forgets a key (by its stored hash), after it was revoked. The plaintext side cannot
+    /// be addressed by hash, so it is emptied: revoking is rare, reloading is one query per
+    /// key in use.
     pub async fn invalidate(&self, key_hash: &str) {
-        self.entries.invalidate(key_hash).await;
+        self.by_hash.invalidate(key_hash).await;
+        self.by_key.invalidate_all();
     }
 
     /// Forgets every key, e.g. after an environment or project was deleted.
     pub fn invalidate_all(&self) {
-        self.entries.invalidate_all();
+        self.by_key.invalidate_all();
+        self.by_hash.invalidate_all();
+    }
+}
+
+/// A load error shared by every request that waited on it, as one error.
+fn unshare(e: std::sync::Arc<sqlx::Error>) -> sqlx::Error {
+    match std::sync::Arc::try_unwrap(e) {
+        Ok(e) => e,
+        Err(shared) => sqlx::Error::Protocol(format!("loading SDK key: {shared}")),
     }
 }
 
