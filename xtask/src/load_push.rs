@@ -25,6 +25,7 @@ use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
 
 use crate::ofrep_server::{self, Server, admin};
+use crate::postgres::{FreshDatabase, psql};
 use crate::util::{cargo, run as sh};
 
 #[derive(clap::Args)]
@@ -72,7 +73,7 @@ pub(crate) fn run(args: Args) -> Result<()> {
         "--bins",
     ]))?;
     let pg = crate::postgres::ensure()?;
-    let database = Database::create(&pg)?;
+    let database = FreshDatabase::create(&pg, "fp_load")?;
     let servers = (0..args.replicas)
         .map(|_| {
             Server::start_on(
@@ -129,7 +130,7 @@ pub(crate) fn run(args: Args) -> Result<()> {
         flag_version = view["version"].as_i64().context("flag version")?;
         std::thread::sleep(Duration::from_millis(args.interval_ms));
     }
-    let final_version = database.environment_version()?;
+    let final_version = environment_version(&database)?;
     let mut samples = Vec::new();
     for fleet in &mut fleets {
         fleet.finish(final_version)?;
@@ -257,60 +258,18 @@ impl Drop for Fleet {
     }
 }
 
-/// A fresh database on the Postgres at `admin_url`, dropped at the end.
-struct Database {
-    admin_url: String,
-    name: String,
-    url: String,
-}
-
-impl Database {
-    fn create(admin_url: &str) -> Result<Database> {
-        let name = format!("fp_load_{}", std::process::id());
-        psql(admin_url, &format!("create database {name}"))?;
-        let url = match admin_url.rsplit_once('/') {
-            Some((server, _)) => format!("{server}/{name}"),
-            None => bail!("unexpected Postgres URL {admin_url}"),
-        };
-        Ok(Database {
-            admin_url: admin_url.to_owned(),
-            name,
-            url,
-        })
-    }
-
-    fn environment_version(&self) -> Result<i64> {
-        let out = psql(
-            &self.url,
-            &format!(
-                "select e.data_version from environment e join project p on p.id = e.project_id \
-                 where p.key = '{PROJECT}' and e.key = 'production'"
-            ),
-        )?;
-        out.trim()
-            .parse()
-            .with_context(|| format!("data_version: {out:?}"))
-    }
-}
-
-impl Drop for Database {
-    fn drop(&mut self) {
-        let _ = psql(
-            &self.admin_url,
-            &format!("drop database if exists {} with (force)", self.name),
-        );
-    }
-}
-
-fn psql(url: &str, sql: &str) -> Result<String> {
-    let out = Command::new("psql")
-        .args([url, "-tAqc", sql])
-        .output()
-        .context("running psql")?;
-    if !out.status.success() {
-        bail!("psql `{sql}`: {}", String::from_utf8_lossy(&out.stderr));
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+/// The `production` environment's data version of project [`PROJECT`].
+fn environment_version(database: &FreshDatabase) -> Result<i64> {
+    let out = psql(
+        &database.url,
+        &format!(
+            "select e.data_version from environment e join project p on p.id = e.project_id \
+             where p.key = '{PROJECT}' and e.key = 'production'"
+        ),
+    )?;
+    out.trim()
+        .parse()
+        .with_context(|| format!("data_version: {out:?}"))
 }
 
 /// Project `load`, boolean flag `load` on in production, and an SDK key.

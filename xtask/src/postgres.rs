@@ -139,3 +139,53 @@ pub(crate) fn drop_stale_test_databases(url: &str) -> Result<()> {
     }
     Ok(())
 }
+
+/// Runs one SQL statement with psql; returns what it printed (tuples only, unaligned).
+pub(crate) fn psql(url: &str, sql: &str) -> Result<String> {
+    let out = Command::new("psql")
+        .args([url, "-tAqc", sql])
+        .output()
+        .context("running psql")?;
+    if !out.status.success() {
+        bail!("psql `{sql}`: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// A fresh database on the Postgres at `admin_url`, named `<prefix>_<pid>`, dropped when
+/// this is dropped.
+pub(crate) struct FreshDatabase {
+    admin_url: String,
+    name: String,
+    /// Its URL.
+    pub(crate) url: String,
+}
+
+impl FreshDatabase {
+    pub(crate) fn create(admin_url: &str, prefix: &str) -> Result<FreshDatabase> {
+        let name = format!("{prefix}_{}", std::process::id());
+        psql(
+            admin_url,
+            &format!("drop database if exists {name} with (force)"),
+        )?;
+        psql(admin_url, &format!("create database {name}"))?;
+        let url = match admin_url.rsplit_once('/') {
+            Some((server, _)) => format!("{server}/{name}"),
+            None => bail!("unexpected Postgres URL {admin_url}"),
+        };
+        Ok(FreshDatabase {
+            admin_url: admin_url.to_owned(),
+            name,
+            url,
+        })
+    }
+}
+
+impl Drop for FreshDatabase {
+    fn drop(&mut self) {
+        let _ = psql(
+            &self.admin_url,
+            &format!("drop database if exists {} with (force)", self.name),
+        );
+    }
+}

@@ -10,6 +10,7 @@ use std::process::Command;
 use anyhow::{Context, Result, bail};
 
 use crate::ofrep_server::{self, ADMIN_TOKEN, Server};
+use crate::postgres::FreshDatabase;
 use crate::util::{cargo, have, root, run as sh};
 
 /// The admin password `Server::start_on` gives the first-start bootstrap.
@@ -109,60 +110,13 @@ fn ensure_chromium() -> Result<PathBuf> {
     Ok(path)
 }
 
-fn psql(url: &str, sql: &str) -> Result<()> {
-    let out = Command::new("psql")
-        .args([url, "-tAqc", sql])
-        .output()
-        .context("running psql")?;
-    if !out.status.success() {
-        bail!("psql `{sql}`: {}", String::from_utf8_lossy(&out.stderr));
-    }
-    Ok(())
-}
-
-/// A fresh database on the Postgres at `admin_url`, dropped when this is dropped.
-struct FreshDatabase {
-    admin_url: String,
-    name: String,
-    url: String,
-}
-
-impl FreshDatabase {
-    fn create(admin_url: &str) -> Result<FreshDatabase> {
-        let name = format!("fp_webui_e2e_{}", std::process::id());
-        psql(
-            admin_url,
-            &format!("drop database if exists {name} with (force)"),
-        )?;
-        psql(admin_url, &format!("create database {name}"))?;
-        let url = match admin_url.rsplit_once('/') {
-            Some((server, _)) => format!("{server}/{name}"),
-            None => bail!("unexpected Postgres URL {admin_url}"),
-        };
-        Ok(FreshDatabase {
-            admin_url: admin_url.to_owned(),
-            name,
-            url,
-        })
-    }
-}
-
-impl Drop for FreshDatabase {
-    fn drop(&mut self) {
-        let _ = psql(
-            &self.admin_url,
-            &format!("drop database if exists {} with (force)", self.name),
-        );
-    }
-}
-
 /// The browser scenario (web-ui/e2e/run.mjs) against one `flagpole serve` on a fresh
 /// Postgres database. Expects `build()` to have run and the debug `flagpole` binary to be
 /// built after it (so it embeds the current dashboard).
 pub(crate) fn e2e(pg_admin_url: &str) -> Result<()> {
     let chromium = ensure_chromium()?;
     sh(cargo().args(["build", "--quiet", "-p", "flagpole"]))?;
-    let db = FreshDatabase::create(pg_admin_url)?;
+    let db = FreshDatabase::create(pg_admin_url, "fp_webui_e2e")?;
     let server = Server::start_on(&ofrep_server::binary("debug"), "warn", Some(&db.url))?;
     let status = Command::new("node")
         .arg("e2e/run.mjs")

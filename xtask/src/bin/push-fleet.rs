@@ -86,17 +86,13 @@ async fn fleet(args: Args) -> Result<()> {
     );
 
     let final_version = final_version().await?;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let behind = loop {
-        let behind = clients
+    let behind = settle(|| {
+        clients
             .iter()
             .filter(|c| c.flags().version() < Some(final_version))
-            .count();
-        if behind == 0 || Instant::now() > deadline {
-            break behind;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+            .count()
+    })
+    .await;
     // Let the recorders see the last events.
     tokio::time::sleep(Duration::from_millis(100)).await;
     let samples = std::mem::take(&mut *samples.lock().unwrap());
@@ -134,6 +130,19 @@ fn spawn_recorder(client: Client, samples: Arc<Mutex<Vec<u32>>>) {
             }
         }
     });
+}
+
+/// Waits up to 30 s for `behind` (clients not yet at the final version) to reach 0;
+/// returns its last value.
+async fn settle(behind: impl Fn() -> usize) -> usize {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let n = behind();
+        if n == 0 || Instant::now() > deadline {
+            return n;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 /// Reads `final V` from stdin.
@@ -200,17 +209,13 @@ mod raw {
             serde_json::json!({"ready": true, "connect_ms": started.elapsed().as_secs_f64() * 1e3})
         );
         let final_version = final_version().await?;
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let behind = loop {
-            let behind = versions
+        let behind = settle(|| {
+            versions
                 .iter()
                 .filter(|v| v.load(Ordering::Relaxed) < final_version)
-                .count();
-            if behind == 0 || Instant::now() > deadline {
-                break behind;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        };
+                .count()
+        })
+        .await;
         let samples = std::mem::take(&mut *samples.lock().unwrap());
         std::fs::write(&args.samples, serde_json::to_vec(&samples)?)?;
         println!(
