@@ -41,7 +41,12 @@ pub struct SdkKeyCache {
 impl SdkKeyCache {
     /// A cache whose entries expire `ttl` after they were loaded.
     pub fn new(ttl: Duration) -> SdkKeyCache {
-        let cache = || Cache::builder().max_capacity(100_000).time_to_live(ttl).build();
+        let cache = || {
+            Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(ttl)
+                .build()
+        };
         SdkKeyCache {
             by_key: cache(),
             by_hash: cache(),
