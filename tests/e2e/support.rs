@@ -6,12 +6,10 @@ use std::time::Duration;
 
 use flagpole_core::model::EnvironmentSnapshot;
 use flagpole_sdk::Client;
-use flagpole_server::testing::{fresh_postgres_url, fresh_sqlite_dir};
-use flagpole_server::{App, Config, Db, StartError};
+use flagpole_server::testing::{Served, fresh_postgres_url, fresh_sqlite_dir};
+use flagpole_server::{App, Config, Db};
 use reqwest::Method;
 use serde_json::{Value, json};
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
 
 /// The admin token `Config::for_tests` bootstraps.
 pub(crate) const ADMIN_TOKEN: &str = "fp_api_test_admin_token_0000000000000000";
@@ -22,8 +20,7 @@ pub(crate) const WAIT: Duration = Duration::from_secs(30);
 pub(crate) struct Replica {
     /// `http://127.0.0.1:port`.
     pub(crate) url: String,
-    stop: Option<oneshot::Sender<()>>,
-    handle: Option<JoinHandle<Result<(), StartError>>>,
+    served: Served,
 }
 
 impl Replica {
@@ -32,31 +29,16 @@ impl Replica {
         let db = Db::connect(database_url, 8).await.expect("connect");
         let config = Config::for_tests(fresh_sqlite_dir().unwrap());
         let app = App::with_db(db, config).await.expect("app");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        let (stop, stopped) = oneshot::channel::<()>();
-        let handle = tokio::spawn(app.serve(listener, async {
-            let _ = stopped.await;
-        }));
+        let served = Served::start(app).await;
         Replica {
-            url,
-            stop: Some(stop),
-            handle: Some(handle),
+            url: served.url(),
+            served,
         }
     }
 
     /// Graceful shutdown; waits until `serve` has returned.
     pub(crate) async fn stop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(handle) = self.handle.take() {
-            tokio::time::timeout(WAIT, handle)
-                .await
-                .expect("serve returns after shutdown")
-                .expect("serve task")
-                .expect("serve");
-        }
+        self.served.stop(WAIT).await;
     }
 }
 

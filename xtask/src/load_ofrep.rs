@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 
 use crate::ofrep_server::{self, Server, free_port};
-use crate::util::{cargo, have, run as sh};
+use crate::util::{have, run as sh};
 
 #[derive(clap::Args)]
 pub(crate) struct Args {
@@ -39,17 +39,7 @@ struct Measured {
 
 pub(crate) fn run(args: Args) -> Result<()> {
     ensure_wrk()?;
-    // One invocation, so both packages share one feature resolution and flagpole-server is
-    // compiled once (two invocations resolve features separately and compile it twice).
-    sh(cargo().args([
-        "build",
-        "--release",
-        "-p",
-        "flagpole",
-        "-p",
-        "xtask",
-        "--bins",
-    ]))?;
+    ofrep_server::build_release()?;
 
     let server = Server::start(&ofrep_server::binary("release"), "warn")?;
     let sdk_key = ofrep_server::seed(server.addr).context("seeding the server")?;

@@ -26,7 +26,6 @@ use serde_json::{Value, json};
 
 use crate::ofrep_server::{self, Server, admin};
 use crate::postgres::{FreshDatabase, psql};
-use crate::util::{cargo, run as sh};
 
 #[derive(clap::Args)]
 pub(crate) struct Args {
@@ -63,15 +62,7 @@ pub(crate) fn run(args: Args) -> Result<()> {
     if args.clients == 0 || args.replicas == 0 || args.changes == 0 {
         bail!("--clients, --replicas and --changes must be at least 1");
     }
-    sh(cargo().args([
-        "build",
-        "--release",
-        "-p",
-        "flagpole",
-        "-p",
-        "xtask",
-        "--bins",
-    ]))?;
+    ofrep_server::build_release()?;
     let pg = crate::postgres::ensure()?;
     let database = FreshDatabase::create(&pg, "fp_load")?;
     let servers = (0..args.replicas)

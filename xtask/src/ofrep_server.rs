@@ -40,6 +40,21 @@ pub(crate) fn binary(profile: &str) -> PathBuf {
     target.join(profile).join("flagpole")
 }
 
+/// Release builds of the `flagpole` server and xtask's own binaries (load-tool clients and
+/// baseline), in one invocation so both packages share one feature resolution and
+/// flagpole-server is compiled once (two invocations resolve features separately).
+pub(crate) fn build_release() -> Result<()> {
+    crate::util::run(crate::util::cargo().args([
+        "build",
+        "--release",
+        "-p",
+        "flagpole",
+        "-p",
+        "xtask",
+        "--bins",
+    ]))
+}
+
 /// A port nothing listens on right now.
 pub(crate) fn free_port() -> Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())

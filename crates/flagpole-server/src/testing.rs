@@ -5,12 +5,17 @@
 //! default `postgres://postgres@127.0.0.1:5432/postgres`); the test command starts a
 //! server when none is reachable.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use sqlx::{Connection, Executor};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
 
 use crate::db::{Backend, Db};
+use crate::{App, StartError};
 
 /// Admin URL of the test Postgres server.
 pub fn postgres_admin_url() -> String {
@@ -59,4 +64,50 @@ pub async fn fresh_db(backend: Backend) -> anyhow::Result<Db> {
     };
     db.migrate().await?;
     Ok(db)
+}
+
+/// An app served on a real socket (127.0.0.1, port 0) until [`Served::stop`].
+pub struct Served {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    handle: Option<JoinHandle<Result<(), StartError>>>,
+}
+
+impl Served {
+    /// Serves `app` on a fresh port.
+    pub async fn start(app: App) -> Served {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind 127.0.0.1:0");
+        let addr = listener.local_addr().expect("local address");
+        let (stop, stopped) = oneshot::channel::<()>();
+        let handle = tokio::spawn(app.serve(listener, async {
+            let _ = stopped.await;
+        }));
+        Served {
+            addr,
+            stop: Some(stop),
+            handle: Some(handle),
+        }
+    }
+
+    /// `http://127.0.0.1:port`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Graceful shutdown; panics unless `serve` returns cleanly within `wait`.
+    pub async fn stop(&mut self, wait: Duration) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(handle) = self.handle.take() {
+            tokio::time::timeout(wait, handle)
+                .await
+                .expect("serve returns after shutdown")
+                .expect("serve task")
+                .expect("serve");
+        }
+    }
 }

@@ -11,13 +11,12 @@ use axum::http::{Method, Request, StatusCode};
 use flagpole_core::model::EnvironmentSnapshot;
 use flagpole_core::wire::ServerMessage;
 use flagpole_server::db::Db;
-use flagpole_server::testing::fresh_sqlite_dir;
-use flagpole_server::{App, Config, StartError};
+use flagpole_server::testing::{Served, fresh_sqlite_dir};
+use flagpole_server::{App, Config};
 use futures_util::{SinkExt, StreamExt};
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use tokio::net::{TcpSocket, TcpStream};
-use tokio::task::JoinHandle;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
@@ -35,8 +34,7 @@ pub(crate) struct Server {
     pub(crate) addr: SocketAddr,
     pub(crate) router: Router,
     pub(crate) db: Db,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    handle: Option<JoinHandle<Result<(), StartError>>>,
+    served: Served,
 }
 
 impl Server {
@@ -46,33 +44,18 @@ impl Server {
         config.stream_heartbeat_secs = heartbeat_secs;
         let app = App::with_db(db.clone(), config).await.expect("app");
         let router = app.router();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let handle = tokio::spawn(app.serve(listener, async {
-            let _ = stopped.await;
-        }));
+        let served = Served::start(app).await;
         Server {
-            addr,
+            addr: served.addr,
             router,
             db,
-            stop: Some(stop),
-            handle: Some(handle),
+            served,
         }
     }
 
     /// Triggers graceful shutdown and waits for `serve` to return.
     pub(crate) async fn stop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(handle) = self.handle.take() {
-            tokio::time::timeout(WAIT, handle)
-                .await
-                .expect("serve returns after shutdown")
-                .unwrap()
-                .unwrap();
-        }
+        self.served.stop(WAIT).await;
     }
 
     /// A JSON request with the admin token, through the router.
