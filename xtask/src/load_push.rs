@@ -9,6 +9,10 @@
 //! - `latency_ms`: p50/p99/max from the write request being sent to the change applied in
 //!   a client, over every (client, change) pair. This includes the write itself (HTTP,
 //!   validation, commit), whose own duration is `write_ms`;
+//! - `latency_from_ack_ms`: the same pairs measured from the write's response arriving
+//!   (the API acknowledging a committed change). The commit happens between the two
+//!   origins, just before the response is written, so commit → applied lies between
+//!   `latency_from_ack_ms` and `latency_ms`, close to the former;
 //! - `delivered`: samples seen / clients × changes (a client that was told of two changes
 //!   at once counts once, so slightly under 1.0 can be coalescing, not loss; every client
 //!   must still end at the final version or the run fails);
@@ -107,6 +111,8 @@ pub(crate) fn run(args: Args) -> Result<()> {
     let rss_after = rss_kib(&servers)?;
 
     let mut writes = Vec::with_capacity(args.changes);
+    // Send time (Unix ns, which also identifies the change) → µs until its response.
+    let mut acked_after_us = std::collections::HashMap::with_capacity(args.changes);
     for i in 0..args.changes {
         let addr = addrs[i % addrs.len()];
         let sent = unix_ns();
@@ -117,7 +123,9 @@ pub(crate) fn run(args: Args) -> Result<()> {
             &format!("/api/v1/projects/{PROJECT}/flags/load/environments/production"),
             json!({"version": flag_version, "config": config(Some(sent))}),
         )?;
-        writes.push(begun.elapsed());
+        let took = begun.elapsed();
+        writes.push(took);
+        acked_after_us.insert(sent, took.as_micros() as u32);
         flag_version = view["version"].as_i64().context("flag version")?;
         std::thread::sleep(Duration::from_millis(args.interval_ms));
     }
@@ -128,19 +136,29 @@ pub(crate) fn run(args: Args) -> Result<()> {
     }
     for i in 0..fleets.len() {
         let bytes = std::fs::read(samples_dir.join(format!("{i}.json")))?;
-        samples.extend(serde_json::from_slice::<Vec<u32>>(&bytes)?);
+        samples.extend(serde_json::from_slice::<Vec<(u64, u32)>>(&bytes)?);
     }
     let _ = std::fs::remove_dir_all(&samples_dir);
     let fanout = servers
         .iter()
-        .map(|s| fanout_ms(s.addr))
+        .map(|s| summary_ms(s.addr, "stream_fanout_seconds"))
+        .collect::<Result<Vec<_>>>()?;
+    let patch_read = servers
+        .iter()
+        .map(|s| summary_ms(s.addr, "stream_patch_read_seconds"))
         .collect::<Result<Vec<_>>>()?;
     for server in servers {
         server.stop()?;
     }
     drop(database);
 
-    samples.sort_unstable();
+    let mut from_sent: Vec<u32> = samples.iter().map(|&(_, us)| us).collect();
+    let mut from_ack: Vec<u32> = samples
+        .iter()
+        .map(|(sent, us)| us.saturating_sub(acked_after_us.get(sent).copied().unwrap_or(0)))
+        .collect();
+    from_sent.sort_unstable();
+    from_ack.sort_unstable();
     let mut write_us: Vec<u32> = writes.iter().map(|d| d.as_micros() as u32).collect();
     write_us.sort_unstable();
     let per_connection = (rss_after.saturating_sub(rss_before)) as f64 / args.clients as f64;
@@ -149,9 +167,11 @@ pub(crate) fn run(args: Args) -> Result<()> {
         "clients": args.clients,
         "replicas": args.replicas,
         "changes": args.changes,
-        "latency_ms": percentiles(&samples),
+        "latency_ms": percentiles(&from_sent),
+        "latency_from_ack_ms": percentiles(&from_ack),
         "write_ms": percentiles(&write_us),
         "server_fanout_ms": fanout,
+        "server_patch_read_ms": patch_read,
         "delivered": round3(samples.len() as f64 / (args.clients * args.changes) as f64),
         "connect_sync_ms": round3(connect_sync.as_secs_f64() * 1e3),
         "rss_per_idle_connection_kib": round3(per_connection),
@@ -301,15 +321,17 @@ fn config(sent_ns: Option<u64>) -> Value {
                {"variant": "on", "weight": 50_000}, {"variant": "off", "weight": 50_000}]}}})
 }
 
-/// A server's own view of fan-out (`stream_fanout_seconds`: from a patch being published
-/// by its hub to its bytes handed to one connection's socket), p50/p99 in ms from /metrics.
-fn fanout_ms(addr: SocketAddr) -> Result<Value> {
+/// p50/p99/max in ms of one of a server's own timings, from /metrics:
+/// `stream_fanout_seconds` (from a patch being published by its hub to its bytes handed
+/// to one connection's socket) or `stream_patch_read_seconds` (the database read that
+/// builds each patch, before it is published).
+fn summary_ms(addr: SocketAddr, name: &str) -> Result<Value> {
     let (status, text) = ofrep_server::request(addr, "GET", "/metrics", None, None)?;
     if status != 200 {
         bail!("/metrics answered {status}");
     }
     let quantile = |q: &str| -> Option<f64> {
-        let prefix = format!("stream_fanout_seconds{{quantile=\"{q}\"}} ");
+        let prefix = format!("{name}{{quantile=\"{q}\"}} ");
         let line = text.lines().find(|l| l.starts_with(&prefix))?;
         line[prefix.len()..]
             .trim()

@@ -4,8 +4,8 @@
 //! here) and speaks to each over stdin/stdout, one JSON line per message:
 //! - it prints `{"ready": true, "connect_ms": …}` once every client holds flags;
 //! - on `final V` from stdin it waits until every client holds version V, writes every
-//!   latency sample (µs, from the write being sent to the change applied in that client)
-//!   to `--samples` and prints `{"done": true, "samples": …, "behind": …}`.
+//!   sample (`[sent, µs]`: the change's send time in Unix ns, and µs from then to the
+//!   change applied in that client) to `--samples` and prints `{"done": true, "samples": …, "behind": …}`.
 //!
 //! Each change the coordinator makes puts its send time (Unix ns) into the target key of
 //! the `load` flag (`t<ns>`), so a client measures latency from the flags it holds, with
@@ -36,7 +36,7 @@ struct Args {
     /// Clients connecting at once (the rest wait), so the listen backlog never overflows.
     #[arg(long, default_value_t = 500)]
     batch: usize,
-    /// Where to write the latency samples (JSON array of µs).
+    /// Where to write the latency samples (JSON array of `[sent Unix ns, µs]`).
     #[arg(long)]
     samples: std::path::PathBuf,
     /// Bare protocol clients instead of SDKs.
@@ -59,7 +59,7 @@ async fn fleet(args: Args) -> Result<()> {
     if args.raw {
         return raw::fleet(args).await;
     }
-    let samples: Arc<Mutex<Vec<u32>>> = Arc::default();
+    let samples: Samples = Arc::default();
     let started = Instant::now();
     let mut clients = Vec::with_capacity(args.clients);
     for batch in (0..args.clients).collect::<Vec<_>>().chunks(args.batch) {
@@ -110,8 +110,19 @@ async fn fleet(args: Args) -> Result<()> {
     Ok(())
 }
 
+/// Latency samples of every client in this process: (the change's send time in Unix ns,
+/// µs from then until a client applied it). The send time identifies the change, so the
+/// coordinator can also measure from the moment the write was acknowledged.
+type Samples = Arc<Mutex<Vec<(u64, u32)>>>;
+
+fn record(samples: &Samples, sent_ns: u64, now_ns: u64) {
+    let micros = now_ns.saturating_sub(sent_ns) / 1_000;
+    let micros = u32::try_from(micros).unwrap_or(u32::MAX);
+    samples.lock().unwrap().push((sent_ns, micros));
+}
+
 /// Records, for every change the client applies, how long ago the change was sent.
-fn spawn_recorder(client: Client, samples: Arc<Mutex<Vec<u32>>>) {
+fn spawn_recorder(client: Client, samples: Samples) {
     let mut changes = client.subscribe_flag("load");
     tokio::spawn(async move {
         while changes.recv().await.is_some() {
@@ -122,11 +133,7 @@ fn spawn_recorder(client: Client, samples: Arc<Mutex<Vec<u32>>>) {
                 key.strip_prefix('t')?.parse::<u64>().ok()
             });
             if let Some(sent) = sent {
-                let micros = now.saturating_sub(sent) / 1_000;
-                samples
-                    .lock()
-                    .unwrap()
-                    .push(u32::try_from(micros).unwrap_or(u32::MAX));
+                record(&samples, sent, now);
             }
         }
     });
@@ -177,7 +184,7 @@ mod raw {
     use super::*;
 
     pub(super) async fn fleet(args: Args) -> Result<()> {
-        let samples: Arc<Mutex<Vec<u32>>> = Arc::default();
+        let samples: Samples = Arc::default();
         let started = Instant::now();
         let mut versions = Vec::with_capacity(args.clients);
         for batch in (0..args.clients).collect::<Vec<_>>().chunks(args.batch) {
@@ -232,7 +239,7 @@ mod raw {
         url: String,
         sdk_key: String,
         version: Arc<AtomicU64>,
-        samples: Arc<Mutex<Vec<u32>>>,
+        samples: Samples,
         ready: tokio::sync::oneshot::Sender<()>,
     ) -> Result<()> {
         let mut request = url.into_client_request()?;
@@ -262,11 +269,7 @@ mod raw {
                     version.store(to, Ordering::Relaxed);
                 }
                 if let Some(sent) = number_after(&text, r#""keys":["t"#) {
-                    let micros = now.saturating_sub(sent) / 1_000;
-                    samples
-                        .lock()
-                        .unwrap()
-                        .push(u32::try_from(micros).unwrap_or(u32::MAX));
+                    record(&samples, sent, now);
                 }
             } else if text.starts_with(r#"{"type":"ping""#) {
                 ws.send(Message::text(r#"{"type":"pong"}"#)).await?;

@@ -29,6 +29,7 @@ pub(crate) async fn build_patch(
     environment_id: i64,
     from: u64,
 ) -> Result<Built, sqlx::Error> {
+    let started = std::time::Instant::now();
     let mut tx = begin_consistent_read(db).await?;
     let row: Option<(i64, i64)> =
         sqlx::query_as("select project_id, data_version from environment where id = $1")
@@ -83,6 +84,7 @@ pub(crate) async fn build_patch(
     .fetch_all(&mut *tx)
     .await?;
     tx.commit().await?;
+    metrics::histogram!("stream_patch_read_seconds").record(started.elapsed().as_secs_f64());
 
     let flags: Vec<FlagState> = flag_rows
         .into_iter()
