@@ -17,6 +17,10 @@
 //!   at once counts once, so slightly under 1.0 can be coalescing, not loss; every client
 //!   must still end at the final version or the run fails);
 //! - `connect_sync_ms`: from starting the fleet to every client holding flags;
+//! - `cpu_us_per_delivery`: CPU time (user, system) the servers and the fleets spent
+//!   during the changes, per (client, change) pair: what each delivery costs on this
+//!   machine, where both sides share two cores (steadier than latencies for comparing
+//!   two builds);
 //! - `rss_per_idle_connection_kib`: growth of the servers' RSS with every client connected
 //!   and idle, divided by the client count.
 
@@ -110,6 +114,8 @@ pub(crate) fn run(args: Args) -> Result<()> {
     std::thread::sleep(Duration::from_secs(1));
     let rss_after = rss_kib(&servers)?;
 
+    let server_cpu_before = cpu_of(servers.iter().filter_map(Server::pid))?;
+    let fleet_cpu_before = cpu_of(fleets.iter().map(|f| f.child.id()))?;
     let mut writes = Vec::with_capacity(args.changes);
     // Send time (Unix ns, which also identifies the change) → µs until its response.
     let mut acked_after_us = std::collections::HashMap::with_capacity(args.changes);
@@ -131,9 +137,13 @@ pub(crate) fn run(args: Args) -> Result<()> {
     }
     let final_version = environment_version(&database)?;
     let mut samples = Vec::new();
+    let mut fleet_cpu = Cpu::default();
     for fleet in &mut fleets {
-        fleet.finish(final_version)?;
+        fleet_cpu += fleet.finish(final_version)?;
     }
+    let server_cpu = cpu_of(servers.iter().filter_map(Server::pid))? - server_cpu_before;
+    let fleet_cpu = fleet_cpu - fleet_cpu_before;
+    let deliveries = (args.clients * args.changes) as f64;
     for i in 0..fleets.len() {
         let bytes = std::fs::read(samples_dir.join(format!("{i}.json")))?;
         samples.extend(serde_json::from_slice::<Vec<(u64, u32)>>(&bytes)?);
@@ -170,6 +180,10 @@ pub(crate) fn run(args: Args) -> Result<()> {
         "latency_ms": percentiles(&from_sent),
         "latency_from_ack_ms": percentiles(&from_ack),
         "write_ms": percentiles(&write_us),
+        "cpu_us_per_delivery": {
+            "server": server_cpu.per(deliveries),
+            "fleet": fleet_cpu.per(deliveries),
+        },
         "server_fanout_ms": fanout,
         "server_patch_read_ms": patch_read,
         "delivered": round3(samples.len() as f64 / (args.clients * args.changes) as f64),
@@ -251,14 +265,17 @@ impl Fleet {
         Ok(())
     }
 
-    fn finish(&mut self, final_version: i64) -> Result<()> {
+    /// Tells the fleet the final version and waits for it to finish; returns the CPU
+    /// time it had used once every client held that version (before closing them).
+    fn finish(&mut self, final_version: i64) -> Result<Cpu> {
         writeln!(self.stdin, "final {final_version}")?;
         let message = self.message()?;
+        let cpu = cpu_of([self.child.id()]);
         let status = self.child.wait()?;
         if message["done"] != true || !status.success() {
             bail!("push-fleet failed ({status}): {message}");
         }
-        Ok(())
+        cpu
     }
 }
 
@@ -340,6 +357,61 @@ fn summary_ms(addr: SocketAddr, name: &str) -> Result<Value> {
             .map(|s| round3(s * 1e3))
     };
     Ok(json!({"p50": quantile("0.5"), "p99": quantile("0.99"), "max": quantile("1")}))
+}
+
+/// CPU time used by processes, in clock ticks, from /proc/PID/stat.
+#[derive(Debug, Clone, Copy, Default)]
+struct Cpu {
+    user: u64,
+    system: u64,
+}
+
+impl std::ops::AddAssign for Cpu {
+    fn add_assign(&mut self, other: Cpu) {
+        self.user += other.user;
+        self.system += other.system;
+    }
+}
+
+impl std::ops::Sub for Cpu {
+    type Output = Cpu;
+    fn sub(self, other: Cpu) -> Cpu {
+        Cpu {
+            user: self.user.saturating_sub(other.user),
+            system: self.system.saturating_sub(other.system),
+        }
+    }
+}
+
+impl Cpu {
+    /// µs per delivery, user and system (Linux counts in ticks of 1/100 s).
+    fn per(self, deliveries: f64) -> Value {
+        let us = |ticks: u64| round3(ticks as f64 * 10_000.0 / deliveries);
+        json!({"user": us(self.user), "system": us(self.system)})
+    }
+}
+
+fn cpu_of(pids: impl IntoIterator<Item = u32>) -> Result<Cpu> {
+    let mut total = Cpu::default();
+    for pid in pids {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+        // Fields after the parenthesised command name; utime and stime are the 14th and
+        // 15th of the whole line.
+        let rest = stat.rsplit_once(')').context("/proc stat")?.1;
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        let field = |i: usize| -> Result<u64> {
+            fields
+                .get(i)
+                .context("/proc stat field")?
+                .parse()
+                .context("ticks")
+        };
+        total += Cpu {
+            user: field(11)?,
+            system: field(12)?,
+        };
+    }
+    Ok(total)
 }
 
 /// Sum of the servers' resident set sizes.

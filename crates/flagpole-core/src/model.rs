@@ -268,12 +268,20 @@ pub struct SegmentRule {
 }
 
 /// One flag as it exists in one environment.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct FlagState {
     /// Identity, kind and variants.
     pub flag: Flag,
     /// This environment's configuration.
     pub config: FlagConfig,
+}
+
+/// Config first: SDKs compare the states a patch brings with the ones they hold, and most
+/// changes are to the config (a toggle, a rule, a rollout), so it usually decides sooner.
+impl PartialEq for FlagState {
+    fn eq(&self, other: &Self) -> bool {
+        self.config == other.config && self.flag == other.flag
+    }
 }
 
 /// Everything an SDK needs to evaluate one environment, at one version.

@@ -124,20 +124,7 @@ pub(crate) fn changed_flags(
     let Some(old) = old else {
         return new.flags.iter().map(|f| f.flag.key.clone()).collect();
     };
-    let old_flags: HashMap<&str, _> = old.flags.iter().map(|f| (f.flag.key.as_str(), f)).collect();
-    let new_keys: HashSet<&str> = new.flags.iter().map(|f| f.flag.key.as_str()).collect();
-    let mut changed: HashSet<&str> = new
-        .flags
-        .iter()
-        .filter(|f| old_flags.get(f.flag.key.as_str()) != Some(f))
-        .map(|f| f.flag.key.as_str())
-        .collect();
-    let removed: Vec<&str> = old
-        .flags
-        .iter()
-        .map(|f| f.flag.key.as_str())
-        .filter(|k| !new_keys.contains(k))
-        .collect();
+    let (mut changed, removed) = directly_changed(old, new);
     changed.extend(&removed);
 
     let segments = changed_segments(old, new);
@@ -154,12 +141,12 @@ pub(crate) fn changed_flags(
                 .prerequisites
                 .iter()
                 .any(|p| changed.contains(p.flag.as_str()));
-            let via_segment = f
-                .config
-                .rules
-                .iter()
-                .flat_map(|r| &r.clauses)
-                .any(|c| names_segment_in(c, &segments));
+            let via_segment = !segments.is_empty()
+                && f.config
+                    .rules
+                    .iter()
+                    .flat_map(|r| &r.clauses)
+                    .any(|c| names_segment_in(c, &segments));
             if via_prerequisite || via_segment {
                 changed.insert(f.flag.key.as_str());
             }
@@ -177,6 +164,46 @@ pub(crate) fn changed_flags(
         .collect();
     keys.extend(removed.into_iter().map(str::to_owned));
     keys
+}
+
+/// Flags whose own state was added or changed, and flags removed.
+fn directly_changed<'a>(
+    old: &'a EnvironmentSnapshot,
+    new: &'a EnvironmentSnapshot,
+) -> (HashSet<&'a str>, Vec<&'a str>) {
+    // A patch that changes flags in place (the usual one) keeps every key where it was,
+    // so the two lists pair up and no map is needed.
+    let in_place = old.flags.len() == new.flags.len()
+        && old
+            .flags
+            .iter()
+            .zip(&new.flags)
+            .all(|(o, n)| o.flag.key == n.flag.key);
+    if in_place {
+        let changed = old
+            .flags
+            .iter()
+            .zip(&new.flags)
+            .filter(|(o, n)| o != n)
+            .map(|(_, n)| n.flag.key.as_str())
+            .collect();
+        return (changed, Vec::new());
+    }
+    let old_flags: HashMap<&str, _> = old.flags.iter().map(|f| (f.flag.key.as_str(), f)).collect();
+    let new_keys: HashSet<&str> = new.flags.iter().map(|f| f.flag.key.as_str()).collect();
+    let changed = new
+        .flags
+        .iter()
+        .filter(|f| old_flags.get(f.flag.key.as_str()) != Some(f))
+        .map(|f| f.flag.key.as_str())
+        .collect();
+    let removed = old
+        .flags
+        .iter()
+        .map(|f| f.flag.key.as_str())
+        .filter(|k| !new_keys.contains(k))
+        .collect();
+    (changed, removed)
 }
 
 /// Segments added, removed or changed, including segments whose rules use such a segment.
