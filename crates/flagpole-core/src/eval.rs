@@ -230,6 +230,13 @@ impl Snapshot {
         // Plain loops rather than `all`, and one place that serves: the clause and
         // rollout code is inlined once.
         let (serve, why) = 'found: {
+            if let Some((clause, serve)) = &body.lone_rule {
+                break 'found if clause.matches(ctx, &self.segments) {
+                    (serve, Why::Rule(0))
+                } else {
+                    (&body.default, Why::Fallthrough)
+                };
+            }
             'rules: for (rule_index, rule) in self.store.rules(body.rules).iter().enumerate() {
                 for clause in self.store.clauses(rule.clauses) {
                     if !clause.matches(ctx, &self.segments) {

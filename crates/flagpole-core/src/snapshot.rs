@@ -152,6 +152,12 @@ pub(crate) struct FlagBody {
     pub(crate) prerequisites: Box<[(usize, Box<[usize]>)]>,
     /// In [`Store::rules`].
     pub(crate) rules: Span,
+    /// The commonest targeting, a single rule of a single clause, held here rather than
+    /// in the store: evaluating it then reads the flag's own memory instead of following
+    /// the body to its rule and the rule to its clause, two dependent loads that were a
+    /// fifth of such an evaluation. When set, the rule's clause span in the store is empty
+    /// and [`crate::eval`] must use this instead.
+    pub(crate) lone_rule: Option<(CompiledClause, CompiledServe)>,
     pub(crate) default: CompiledServe,
     /// The variant every context gets, when that does not depend on the context (the flag
     /// is off, or has no prerequisites, targets or rules and a fixed default): kill
@@ -169,7 +175,7 @@ pub(crate) struct CompiledRule {
     pub(crate) serve: CompiledServe,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) enum CompiledServe {
     Variant(usize),
     /// Slices as (exclusive upper bucket, variant index), zero-weight slices dropped, in
@@ -525,8 +531,19 @@ impl Compiler {
             &mut self.store.slices,
         );
 
+        // See `FlagBody::lone_rule`. The rule's clause is the last one compiled.
+        let lone_rule = match self.store.rules(rules) {
+            [rule] if rule.clauses.len == 1 && sink.is_clean() => {
+                let serve = rule.serve.clone();
+                let clause = self.store.clauses.pop().expect("the rule's clause");
+                self.store.rules[rules.start].clauses = Span::default();
+                Some((clause, serve))
+            }
+            _ => None,
+        };
         let body = match (sink.is_clean(), off, default) {
             (true, Some(off), Some(default)) => Some(FlagBody {
+                lone_rule,
                 constant: if !config.enabled {
                     Some(off)
                 } else if prerequisites.is_empty() && targets.is_empty() && rules.len == 0 {
