@@ -1,10 +1,14 @@
 //! The baseline for `cargo xtask load-ofrep`: the most trivial axum server (any method, any
-//! path, a fixed text body), on the same runtime settings as flagpole, so the load test
-//! compares OFREP against what the HTTP stack alone can do on this machine.
+//! path, a fixed text body), on the same runtime settings and allocator as flagpole, so the
+//! load test compares OFREP against what the HTTP stack alone can do on this machine.
 //!
 //! Usage: `baseline 127.0.0.1:PORT`.
 
 use axum::Router;
+
+/// The allocator `flagpole` uses, so the comparison is of the request handling alone.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
