@@ -10,13 +10,13 @@
 //! - `db_pool_connections`, `db_pool_idle_connections`, `db_pool_max_connections`,
 //!   `snapshot_cache_environments` (gauges set when `/metrics` is scraped).
 
-use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{OnceLock, RwLock};
 use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::{MatchedPath, Request};
-use axum::http::{HeaderName, HeaderValue};
+use axum::http::{HeaderName, HeaderValue, Method};
 use axum::middleware::Next;
 use axum::response::Response;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
@@ -171,19 +171,54 @@ fn splitmix64(mut x: u64) -> u64 {
 /// status.
 async fn track_http(req: Request, next: Next) -> Response {
     let started = Instant::now();
-    let method = req.method().as_str().to_owned();
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let method = req.method().clone();
+    let route = req.extensions().get::<MatchedPath>().cloned();
     let response = next.run(req).await;
-    let labels = [
-        ("method", method),
-        ("route", route),
-        ("status", response.status().as_u16().to_string()),
-    ];
-    metrics::counter!("http_requests_total", &labels).increment(1);
-    metrics::histogram!("http_request_duration_seconds", &labels)
-        .record(started.elapsed().as_secs_f64());
+    let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
+    let (count, duration) = http_meters(&method, route, response.status().as_u16());
+    count.increment(1);
+    duration.record(started.elapsed().as_secs_f64());
     response
+}
+
+/// One request's counter and latency histogram.
+type HttpMeters = (metrics::Counter, metrics::Histogram);
+
+/// Meters by route template, then (method, status). The metrics macros build a labelled
+/// key (three label strings and a vector) and hash it into the registry on every call;
+/// under load that was several allocations and lookups per request. Routes, methods and
+/// statuses are few, so each combination is looked up once and its handles kept here.
+type MeterCache = std::collections::HashMap<Box<str>, Vec<(Method, u16, HttpMeters)>>;
+
+fn http_meters(method: &Method, route: &str, status: u16) -> HttpMeters {
+    static CACHE: OnceLock<RwLock<MeterCache>> = OnceLock::new();
+    let cache = CACHE.get_or_init(RwLock::default);
+    let find = |cache: &MeterCache| {
+        cache.get(route).and_then(|by| {
+            by.iter()
+                .find(|(m, s, _)| m == method && *s == status)
+                .map(|(_, _, meters)| meters.clone())
+        })
+    };
+    if let Some(meters) = find(&cache.read().unwrap_or_else(|p| p.into_inner())) {
+        return meters;
+    }
+    let mut cache = cache.write().unwrap_or_else(|p| p.into_inner());
+    if let Some(meters) = find(&cache) {
+        return meters;
+    }
+    let labels = [
+        ("method", method.as_str().to_owned()),
+        ("route", route.to_owned()),
+        ("status", status.to_string()),
+    ];
+    let meters = (
+        metrics::counter!("http_requests_total", &labels),
+        metrics::histogram!("http_request_duration_seconds", &labels),
+    );
+    cache
+        .entry(route.into())
+        .or_default()
+        .push((method.clone(), status, meters.clone()));
+    meters
 }

@@ -113,7 +113,7 @@ async fn evaluate_flag(
     };
     let evaluation = env.snapshot.evaluate(&key, &ctx);
     let outcome = map_evaluation(&env, &key, &ctx, evaluation);
-    count(outcome.reason_label());
+    count(outcome.reason_index(), 1);
     match outcome {
         Outcome::Success(success) => axum::Json(success).into_response(),
         Outcome::Failure(failure) => failure.with_key(&key).into_response(),
@@ -185,9 +185,9 @@ async fn evaluate_flags(
             }
         })
         .collect();
-    for (label, n) in REASON_LABELS.iter().zip(tally) {
+    for (reason_index, n) in tally.into_iter().enumerate() {
         if n > 0 {
-            metrics::counter!("flag_evaluations_total", "reason" => *label).increment(n);
+            count(reason_index, n);
         }
     }
     let body = BulkEvaluationSuccess {

@@ -40,8 +40,16 @@ impl Outcome<'_> {
     }
 }
 
-pub(super) fn count(reason: &'static str) {
-    metrics::counter!("flag_evaluations_total", "reason" => reason).increment(1);
+/// Adds `n` evaluations with reason `REASON_LABELS[reason_index]`. The counters are looked
+/// up once: the macro hashes name and label into the registry on every call, on every
+/// OFREP request.
+pub(super) fn count(reason_index: usize, n: u64) {
+    static COUNTERS: std::sync::OnceLock<[metrics::Counter; REASON_LABELS.len()]> =
+        std::sync::OnceLock::new();
+    let counters = COUNTERS.get_or_init(|| {
+        REASON_LABELS.map(|reason| metrics::counter!("flag_evaluations_total", "reason" => reason))
+    });
+    counters[reason_index.min(REASON_LABELS.len() - 1)].increment(n);
 }
 
 /// Translates a Flagpole evaluation into OFREP terms (see the module docs for the table).
