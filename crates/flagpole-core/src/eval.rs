@@ -304,9 +304,10 @@ impl Snapshot {
         }
     }
 
-    /// [`Snapshot::decide`] out of line, so the callers' fast path stays small.
-    #[inline(never)]
-    /// Returns the value (a pointer, in a register) rather than the variant index.
+    /// [`Snapshot::decide`], returning the value (a pointer, in a register) rather than the
+    /// variant index. Inlined into each typed entry point: out of line, its call and the
+    /// registers it saved were 6-8% of a one-rule evaluation.
+    #[inline]
     fn decide_value(&self, body: &FlagBody, ctx: &Context) -> Option<&Value> {
         let (v, _) = self.decide(body, ctx).ok()?;
         Some(self.store.value(body.variants, v))
