@@ -44,6 +44,14 @@ async function rest(method, path, body) {
 }
 
 const shots = []
+/** Follows a link in the header and waits for its page. A click returns before the route
+ * changes, and the page being left often has fields and switches of the same names (the
+ * flag page's switch, the environments page's Name), so acting at once acts on it. */
+async function nav(page, link, heading) {
+  await page.getByRole('link', { name: link, exact: true }).first().click()
+  await page.getByRole('heading', { level: 1, name: heading, exact: true }).waitFor()
+}
+
 async function shot(page, name) {
   const file = join(SHOTS, `${name}.png`)
   await page.screenshot({ path: file, fullPage: true })
@@ -150,7 +158,7 @@ try {
   )
 
   log('turn it on in production through the confirmation')
-  await page.getByRole('link', { name: 'Flags', exact: true }).first().click()
+  await nav(page, 'Flags', 'Flags')
   const prodSwitch = page.getByRole('switch', { name: new RegExp(`${FLAG} in production`, 'i') })
   await prodSwitch.click()
   const dialog = page.getByRole('dialog')
@@ -168,7 +176,7 @@ try {
   await shot(page, '02-flags-list')
 
   log('the audit log shows the toggle with a readable diff')
-  await page.getByRole('link', { name: 'Audit log' }).click()
+  await nav(page, 'Audit log', 'Audit log')
   const entry = page.locator('li', { hasText: 'Turned on from the dashboard' }).first()
   await entry.waitFor()
   await entry.getByRole('button', { name: 'Show changes' }).click()
@@ -189,7 +197,7 @@ try {
   await shot(page, '06-flag-history-reverted')
 
   log('a change made through the REST API appears live, without a reload')
-  await page.getByRole('link', { name: 'Flags', exact: true }).first().click()
+  await nav(page, 'Flags', 'Flags')
   await prodSwitch.and(page.locator('[aria-checked=false]')).waitFor()
   const navigations = []
   page.on('framenavigated', (f) => f === page.mainFrame() && navigations.push(f.url()))
@@ -210,7 +218,7 @@ try {
   assert(navigations.length === 0, `the page reloaded: ${navigations}`)
 
   log('the evaluation debugger explains a rule match and a rollout')
-  await page.getByRole('link', { name: 'Debugger' }).click()
+  await nav(page, 'Debugger', 'Evaluation debugger')
   await page.getByLabel('Environment').selectOption('production')
   await page.getByLabel('Targeting key').fill('user-1')
   await page.getByLabel('Attributes (JSON object)').fill('{"plan": "pro"}')
@@ -226,7 +234,7 @@ try {
   await shot(page, '07-debugger')
 
   log('a conflicting edit: the page shows the other change live, then what changed, and reloads')
-  await page.getByRole('link', { name: 'Flags', exact: true }).first().click()
+  await nav(page, 'Flags', 'Flags')
   await page.getByRole('link', { name: 'Checkout v2' }).click()
   const version = Number(await page.getByTestId('flag-version').textContent())
   await page.getByRole('listitem', { name: 'Rule 1' }).getByLabel('Rule 1 description').fill('paying customers')
@@ -249,26 +257,30 @@ try {
   )
 
   log('keyboard: the kill switch and its confirmation work without a mouse')
-  await page.getByRole('link', { name: 'Flags', exact: true }).first().click()
-  await prodSwitch.focus()
+  await nav(page, 'Flags', 'Flags')
+  // The switch in the flags table (the flag page has one of the same name).
+  const listSwitch = page
+    .locator('table.flags')
+    .getByRole('switch', { name: new RegExp(`${FLAG} in production`, 'i') })
+  await listSwitch.focus()
   await page.keyboard.press('Enter')
   const keyDialog = page.getByRole('dialog')
   await keyDialog.waitFor()
   assert((await page.evaluate(() => document.activeElement?.textContent)) === 'Cancel', 'focus starts on Cancel')
   await page.keyboard.press('Escape')
   await keyDialog.waitFor({ state: 'detached' })
-  assert(await prodSwitch.evaluate((el) => el === document.activeElement), 'focus returns to the switch')
-  assert((await prodSwitch.getAttribute('aria-checked')) === 'true', 'Escape changed nothing')
+  assert(await listSwitch.evaluate((el) => el === document.activeElement), 'focus returns to the switch')
+  assert((await listSwitch.getAttribute('aria-checked')) === 'true', 'Escape changed nothing')
 
   log('segments and environments pages')
-  await page.getByRole('link', { name: 'Segments' }).click()
+  await nav(page, 'Segments', 'Segments')
   await page.getByRole('button', { name: 'New segment' }).click()
   await page.getByLabel('Key', { exact: true }).fill('beta-testers')
   await page.getByLabel('Included keys').fill('user-1, user-2')
   await page.getByRole('button', { name: 'Save segment' }).click()
   await page.getByRole('rowheader', { name: /beta-testers/ }).waitFor()
   await shot(page, '09-segments')
-  await page.getByRole('link', { name: 'Environments' }).click()
+  await nav(page, 'Environments', 'Environments')
   await page.getByLabel('Key name').first().fill('web-frontend')
   await page.getByRole('button', { name: 'Create SDK key' }).first().click()
   // The header's project picker knows the project created in this session.
@@ -279,20 +291,20 @@ try {
   await shot(page, '10-environments')
 
   log('API tokens (shown once) and users, for admins')
-  await page.getByRole('link', { name: 'API tokens' }).click()
+  await nav(page, 'API tokens', 'API tokens')
   await page.getByLabel('Name', { exact: true }).fill('ci-deploy')
   await page.getByLabel('Role').selectOption('writer')
   await page.getByRole('button', { name: 'Create token' }).click()
   const token = await page.locator('code.secret').textContent()
   assert(token.startsWith('fp_api_'), `token shown once: ${token}`)
   await page.getByRole('rowheader', { name: /ci-deploy/ }).waitFor()
-  await page.getByRole('link', { name: 'Users' }).click()
+  await nav(page, 'Users', 'Users')
   await page.getByRole('rowheader', { name: READER.email }).waitFor()
   await shot(page, '14-users')
 
   log('narrow screen')
   await page.setViewportSize({ width: 390, height: 844 })
-  await page.getByRole('link', { name: 'Flags', exact: true }).first().click()
+  await nav(page, 'Flags', 'Flags')
   await prodSwitch.waitFor()
   await shot(page, '11-flags-narrow')
 
