@@ -58,6 +58,12 @@ pub(crate) struct Args {
     /// change; latencies of such a run mean nothing.
     #[arg(long)]
     callgrind_fleet: bool,
+    /// Flags in the environment: `load` (the one changed) and `flags - 1` others that
+    /// every client holds but no change touches, each with a rule and a rollout. What an
+    /// SDK does per change may grow with the flags it holds; one flag measures only the
+    /// fixed cost.
+    #[arg(long, default_value_t = 1)]
+    flags: usize,
     /// Bare protocol clients instead of SDKs (they decode nothing but the version and the
     /// send time): the server's fan-out without the SDKs' CPU on this machine.
     #[arg(long)]
@@ -67,8 +73,8 @@ pub(crate) struct Args {
 const PROJECT: &str = "load";
 
 pub(crate) fn run(args: Args) -> Result<()> {
-    if args.clients == 0 || args.replicas == 0 || args.changes == 0 {
-        bail!("--clients, --replicas and --changes must be at least 1");
+    if args.clients == 0 || args.replicas == 0 || args.changes == 0 || args.flags == 0 {
+        bail!("--clients, --replicas, --changes and --flags must be at least 1");
     }
     ofrep_server::build_release()?;
     let pg = crate::postgres::ensure()?;
@@ -83,7 +89,7 @@ pub(crate) fn run(args: Args) -> Result<()> {
         })
         .collect::<Result<Vec<_>>>()?;
     let addrs: Vec<SocketAddr> = servers.iter().map(|s| s.addr).collect();
-    let sdk_key = seed(addrs[0])?;
+    let sdk_key = seed(addrs[0], args.flags)?;
     let mut flag_version = 2; // created, then configured by `seed`
     std::thread::sleep(Duration::from_millis(500));
     let rss_before = rss_kib(&servers)?;
@@ -177,6 +183,7 @@ pub(crate) fn run(args: Args) -> Result<()> {
         "clients": args.clients,
         "replicas": args.replicas,
         "changes": args.changes,
+        "flags": args.flags,
         "latency_ms": percentiles(&from_sent),
         "latency_from_ack_ms": percentiles(&from_ack),
         "write_ms": percentiles(&write_us),
@@ -300,8 +307,9 @@ fn environment_version(database: &FreshDatabase) -> Result<i64> {
         .with_context(|| format!("data_version: {out:?}"))
 }
 
-/// Project `load`, boolean flag `load` on in production, and an SDK key.
-fn seed(addr: SocketAddr) -> Result<String> {
+/// Project `load`, boolean flag `load` on in production, `flags - 1` other flags, and an
+/// SDK key.
+fn seed(addr: SocketAddr, flags: usize) -> Result<String> {
     admin(addr, "POST", "/api/v1/projects", json!({"key": PROJECT}))?;
     admin(
         addr,
@@ -315,6 +323,22 @@ fn seed(addr: SocketAddr) -> Result<String> {
         &format!("/api/v1/projects/{PROJECT}/flags/load/environments/production"),
         json!({"version": 1, "config": config(None)}),
     )?;
+    for i in 1..flags {
+        let key = format!("other-{i}");
+        admin(
+            addr,
+            "POST",
+            &format!("/api/v1/projects/{PROJECT}/flags"),
+            json!({"key": key, "name": format!("Other flag {i}"),
+                   "description": "Held by every client, never changed by the run."}),
+        )?;
+        admin(
+            addr,
+            "PUT",
+            &format!("/api/v1/projects/{PROJECT}/flags/{key}/environments/production"),
+            json!({"version": 1, "config": other_config(i)}),
+        )?;
+    }
     let created = admin(
         addr,
         "POST",
@@ -325,6 +349,16 @@ fn seed(addr: SocketAddr) -> Result<String> {
         .as_str()
         .map(str::to_owned)
         .context("SDK key")
+}
+
+/// A typical flag: on for one country list, a 10% canary for everyone else.
+fn other_config(i: usize) -> Value {
+    json!({"enabled": true, "off_variant": "off",
+           "rules": [{"id": format!("r{i}"), "clauses": [
+               {"attribute": "country", "op": "in", "values": ["NZ", "AU", "CA"]}],
+               "serve": {"variant": "on"}}],
+           "default_serve": {"rollout": {"weights": [
+               {"variant": "on", "weight": 10_000}, {"variant": "off", "weight": 90_000}]}}})
 }
 
 /// The `load` flag's config; a change carries its send time as a target key.

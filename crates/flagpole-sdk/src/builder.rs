@@ -156,14 +156,16 @@ impl ClientBuilder {
         }
         let shutdown = CancellationToken::new();
         let tasks = TaskTracker::new();
+        // Subscribed before the connection starts: `Shared::publish` skips the cache
+        // channel while nobody listens, so a first snapshot must not arrive before this.
+        let cache_updates = self.cache_file.as_ref().map(|_| shared.watch_persist());
         tasks.spawn(connection::run(
             endpoint,
             shared.clone(),
             self.options,
             shutdown.clone(),
         ));
-        if let Some(path) = self.cache_file {
-            let updates = shared.watch_persist();
+        if let (Some(path), Some(updates)) = (self.cache_file, cache_updates) {
             tasks.spawn(cache::run_writer(
                 path,
                 fingerprint,

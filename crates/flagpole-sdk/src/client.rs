@@ -155,7 +155,7 @@ impl Client {
     }
 
     /// A boolean flag's value, variant and reason. Allocation-free: the variant and rule
-    /// ids are shared strings.
+    /// ids are shared strings, interned by the first detail call after each change.
     pub fn bool_detail(
         &self,
         flag_key: &str,
@@ -167,7 +167,7 @@ impl Client {
             return EvaluationDetail::error(default, ErrorKind::NotReady);
         }
         let d = state.snapshot.bool_detail(flag_key, ctx, default);
-        state.names.detail(flag_key, d.value, d.variant, d.reason)
+        state.names().detail(flag_key, d.value, d.variant, d.reason)
     }
 
     /// A number flag's value, variant and reason. Allocation-free, as [`Client::bool_detail`].
@@ -182,7 +182,7 @@ impl Client {
             return EvaluationDetail::error(default, ErrorKind::NotReady);
         }
         let d = state.snapshot.number_detail(flag_key, ctx, default);
-        state.names.detail(flag_key, d.value, d.variant, d.reason)
+        state.names().detail(flag_key, d.value, d.variant, d.reason)
     }
 
     /// A string flag's value (owned), variant and reason.
@@ -198,7 +198,7 @@ impl Client {
         }
         let d = state.snapshot.string_detail(flag_key, ctx, default);
         state
-            .names
+            .names()
             .detail(flag_key, d.value.to_owned(), d.variant, d.reason)
     }
 
@@ -215,7 +215,7 @@ impl Client {
         }
         let e = state.snapshot.evaluate(flag_key, ctx);
         let value = e.value.cloned().unwrap_or(default);
-        state.names.detail(flag_key, value, e.variant, e.reason)
+        state.names().detail(flag_key, value, e.variant, e.reason)
     }
 
     /// The current flags, borrowed: `flagpole-core`'s own [`Detail`] and [`Evaluation`]

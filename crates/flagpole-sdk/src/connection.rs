@@ -8,8 +8,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::{Sink, Stream};
-use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+#[cfg(not(feature = "rustls"))]
+use tokio_tungstenite::tungstenite::error::UrlError;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::http::header::AUTHORIZATION;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
@@ -20,6 +21,7 @@ use tokio_util::sync::CancellationToken;
 use crate::backoff::{self, Backoff};
 use crate::session::{self, SessionEnd};
 use crate::shared::{ConnectionState, Shared};
+use crate::socket::DelayedAcks;
 
 /// Read buffer per connection. Client frames are tiny and server frames are read in
 /// chunks into a growing buffer, so a few KiB is plenty; tungstenite's default is 128 KiB.
@@ -53,7 +55,7 @@ pub(crate) struct Endpoint {
 }
 
 impl Connect for Endpoint {
-    type Stream = WebSocketStream<MaybeTlsStream<TcpStream>>;
+    type Stream = WebSocketStream<MaybeTlsStream<DelayedAcks>>;
 
     async fn connect(&self) -> Result<Self::Stream, WsError> {
         let mut request = self.url.as_str().into_client_request()?;
@@ -61,16 +63,21 @@ impl Connect for Endpoint {
             .headers_mut()
             .insert(AUTHORIZATION, self.authorization.clone());
         let config = WebSocketConfig::default().read_buffer_size(READ_BUFFER);
-        // Nagle off: messages are small and latency is the point.
+        let tcp = DelayedAcks::connect(&request).await?;
         #[cfg(feature = "rustls")]
         let (ws, _response) = {
             let connector = self.tls.clone().map(tokio_tungstenite::Connector::Rustls);
-            tokio_tungstenite::connect_async_tls_with_config(request, Some(config), true, connector)
+            tokio_tungstenite::client_async_tls_with_config(request, tcp, Some(config), connector)
                 .await?
         };
         #[cfg(not(feature = "rustls"))]
-        let (ws, _response) =
-            tokio_tungstenite::connect_async_with_config(request, Some(config), true).await?;
+        let (ws, _response) = {
+            if request.uri().scheme_str() == Some("wss") {
+                return Err(WsError::Url(UrlError::TlsFeatureNotEnabled));
+            }
+            let plain = MaybeTlsStream::Plain(tcp);
+            tokio_tungstenite::client_async_with_config(request, plain, Some(config)).await?
+        };
         Ok(ws)
     }
 }

@@ -34,6 +34,7 @@ mod detail;
 mod error;
 mod session;
 mod shared;
+mod socket;
 mod sync;
 #[cfg(test)]
 mod testing;

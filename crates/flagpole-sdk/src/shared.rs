@@ -6,7 +6,7 @@
 //! so a load-compare-store here never races another writer.
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use arc_swap::ArcSwap;
 use flagpole_core::Snapshot;
@@ -98,7 +98,10 @@ pub(crate) struct State {
     /// The model the snapshot was compiled from; `None` before the first flags.
     pub(crate) env: Option<Arc<EnvironmentSnapshot>>,
     pub(crate) snapshot: Snapshot,
-    pub(crate) names: Names,
+    /// Built by the first `*_detail` call on this version, not on every change: most
+    /// applications evaluate values only, and every change would pay for interning every
+    /// flag's names.
+    names: OnceLock<Names>,
 }
 
 impl State {
@@ -106,8 +109,16 @@ impl State {
         State {
             env: None,
             snapshot: Snapshot::empty(),
-            names: Names::default(),
+            names: OnceLock::new(),
         }
+    }
+
+    /// Shared strings for owned details.
+    pub(crate) fn names(&self) -> &Names {
+        self.names.get_or_init(|| match &self.env {
+            Some(env) => Names::new(env),
+            None => Names::default(),
+        })
     }
 }
 
@@ -142,12 +153,11 @@ impl Shared {
         for error in snapshot.errors() {
             tracing::warn!(%error, "flagpole: flag failed to compile; it will evaluate to INVALID_FLAG");
         }
-        let names = Names::new(&env);
         let env = Arc::new(env);
         let old = self.state.swap(Arc::new(State {
             env: Some(env.clone()),
             snapshot,
-            names,
+            names: OnceLock::new(),
         }));
         let changed = changes::changed_flags(old.env.as_deref(), &env);
         // The change event goes out before the status update: whoever wakes up on the
@@ -167,7 +177,9 @@ impl Shared {
             s.source = source;
             s.version = Some(env.version);
         });
-        if source == Source::Server {
+        // Only the disk-cache writer reads this (subscribed before the connection starts,
+        // see `ClientBuilder::build`); without one there is nobody to wake.
+        if source == Source::Server && self.persist.receiver_count() > 0 {
             self.persist.send_replace(Some(env.clone()));
         }
         tracing::debug!(version = env.version, ?source, "flagpole: flags updated");
