@@ -38,6 +38,31 @@ backends! {
     bad_credentials_are_refused_before_the_upgrade => refused_postgres, refused_sqlite;
 }
 
+/// A snapshot far larger than one frame (the server sends it as continuation frames of a
+/// few KiB) arrives whole and equal to the database, over a socket with a 4 KiB receive
+/// buffer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_snapshot_arrives_whole_through_fragments() {
+    let mut server = Server::start(fresh_db(Backend::Sqlite).await.unwrap(), 15).await;
+    let seeded = seed(&server).await;
+    for i in 0..60 {
+        server
+            .write(
+                Method::POST,
+                "/api/v1/projects/shop/flags",
+                json!({"key": format!("flag-{i}"), "name": format!("Flag numéro {i}"),
+                       "description": "x".repeat(300)}),
+            )
+            .await;
+    }
+    let mut ws = connect_small_buffer(server.addr, &seeded.sdk_key).await;
+    send(&mut ws, json!({"type": "hello"})).await;
+    let env = snapshot_of(next_message(&mut ws).await);
+    assert!(env.flags.len() > 60, "{} flags", env.flags.len());
+    assert_eq!(sorted(env), truth(&server.db, seeded.env_id).await);
+    server.stop().await;
+}
+
 async fn snapshot_then_patches_reproduce_the_database(backend: Backend) {
     let mut server = Server::start(fresh_db(backend).await.unwrap(), 15).await;
     let seeded = seed(&server).await;

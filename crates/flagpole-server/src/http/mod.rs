@@ -27,6 +27,7 @@ mod sdk_keys;
 mod segments;
 mod stream;
 mod tokens;
+mod upgrade;
 mod users;
 
 /// The OpenAPI document's root; paths and schemas are added by each area's router.

@@ -3,14 +3,14 @@
 
 use axum::Json;
 use axum::extract::State;
-use axum::extract::ws::WebSocketUpgrade;
-use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use flagpole_core::wire::MAX_CLIENT_FRAME;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::upgrade::{NotAnUpgrade, Upgrade};
 use crate::auth::{SdkClient, hash_secret, presented_key};
 use crate::error::{ApiError, ErrorBody, ErrorDetail};
 use crate::push::HubError;
@@ -46,7 +46,7 @@ async fn stream(
     client: SdkClient,
     headers: HeaderMap,
     State(state): State<AppState>,
-    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+    upgrade: Result<Upgrade, NotAnUpgrade>,
 ) -> Response {
     let upgrade = match upgrade {
         Ok(upgrade) => upgrade,
@@ -76,42 +76,44 @@ async fn stream(
     let shutdown = state.push.shutdown().clone();
     let tasks = state.push.tasks().clone();
     let db = state.push.db().clone();
-    upgrade
+    let config = WebSocketConfig::default()
         .read_buffer_size(READ_BUFFER)
         // Every send flushes; nothing is gained by letting writes accumulate.
         .write_buffer_size(0)
-        .max_message_size(MAX_CLIENT_FRAME)
-        .max_frame_size(MAX_CLIENT_FRAME)
-        .on_failed_upgrade(|error| tracing::debug!(%error, "stream upgrade failed"))
-        .on_upgrade(move |socket| {
-            // Tracked, so App::serve waits for every goodbye before returning.
-            tasks.track_future(async move {
-                let hub = lease.hub().clone();
-                let revoked = key_lease.revoked.clone();
-                let end =
-                    connection::serve(socket, hub, Some(db), settings, shutdown, revoked).await;
-                tracing::debug!(
-                    environment_id = client.environment_id,
-                    ?end,
-                    "stream closed"
-                );
-                drop((lease, key_lease));
-            })
-        })
+        .max_message_size(Some(MAX_CLIENT_FRAME))
+        .max_frame_size(Some(MAX_CLIENT_FRAME));
+    // Tracked, so App::serve waits for every goodbye before returning.
+    upgrade.on_upgrade(config, &tasks, move |socket| async move {
+        let hub = lease.hub().clone();
+        let revoked = key_lease.revoked.clone();
+        let end = connection::serve(socket, hub, Some(db), settings, shutdown, revoked).await;
+        tracing::debug!(
+            environment_id = client.environment_id,
+            ?end,
+            "stream closed"
+        );
+        drop((lease, key_lease));
+    })
 }
 
-fn not_an_upgrade(rejection: &WebSocketUpgradeRejection) -> Response {
+impl IntoResponse for NotAnUpgrade {
+    fn into_response(self) -> Response {
+        not_an_upgrade(&self)
+    }
+}
+
+fn not_an_upgrade(rejection: &NotAnUpgrade) -> Response {
     let body = ErrorBody {
         error: ErrorDetail {
             code: "websocket_upgrade_required".into(),
             message: format!(
                 "this endpoint is a WebSocket (docs/protocol.md): {}",
-                rejection.body_text()
+                rejection.reason
             ),
             field: None,
             details: Vec::new(),
         },
         current: None,
     };
-    (rejection.status(), Json(body)).into_response()
+    (rejection.status, Json(body)).into_response()
 }

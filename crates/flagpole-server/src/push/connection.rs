@@ -1,8 +1,10 @@
 //! One SDK connection: a `select!` over {shutdown, environment deleted, liveness deadline,
 //! incoming frame, outgoing patch, heartbeat tick} (docs/protocol.md).
 //!
-//! Written against `Sink`/`Stream` of axum `Message`s rather than a socket, so the whole
-//! protocol logic is unit-tested with in-memory channels and a paused clock.
+//! Written against `Sink`/`Stream` of tungstenite `Message`s rather than a socket, so the
+//! whole protocol logic is unit-tested with in-memory channels and a paused clock.
+//! (tungstenite's own types rather than axum's: only they can send a message as several
+//! frames, see [`FRAGMENT`].)
 //!
 //! The connection tracks `held`, the version the client holds. A patch is forwarded only
 //! if it starts at `held`; anything else (a gap after lagging, a client that came from a
@@ -12,12 +14,16 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::ws::{CloseFrame, Message, Utf8Bytes};
 use flagpole_core::wire::{ClientMessage, ServerMessage, close_code};
 use futures_util::{FutureExt, Sink, SinkExt, Stream, StreamExt};
 use tokio::sync::broadcast::Receiver;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::time::{Instant, MissedTickBehavior};
+use tokio_tungstenite::tungstenite::error::CapacityError;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::frame::Frame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
+use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
 use tokio_util::sync::CancellationToken;
 
 use super::hub::{CatchUp, EnvHub, PatchFrame, encode};
@@ -27,6 +33,12 @@ const PING: Utf8Bytes = Utf8Bytes::from_static(r#"{"type":"ping"}"#);
 const PONG: Utf8Bytes = Utf8Bytes::from_static(r#"{"type":"pong"}"#);
 /// How long closing (and saying goodbye) may take before the socket is simply dropped.
 const CLOSE_GRACE: Duration = Duration::from_secs(1);
+/// Messages longer than this (snapshots of large environments) go out as a text frame and
+/// continuation frames of at most this size. tungstenite copies each frame into the
+/// connection's write buffer and keeps that buffer at its largest size for the life of
+/// the connection: sent whole, a 60 KiB snapshot left every idle connection holding 60 KiB.
+/// Every WebSocket client reassembles fragments (RFC 6455 §5.4).
+pub(crate) const FRAGMENT: usize = 4 * 1024;
 
 /// Per-connection settings.
 #[derive(Debug, Clone, Copy)]
@@ -84,7 +96,7 @@ pub(crate) async fn serve<S>(
     revoked: CancellationToken,
 ) -> End
 where
-    S: Stream<Item = Result<Message, axum::Error>> + Sink<Message, Error = axum::Error> + Unpin,
+    S: Stream<Item = Result<Message, WsError>> + Sink<Message, Error = WsError> + Unpin,
 {
     metrics::gauge!("stream_connections").increment(1.0);
     let updates = hub.subscribe();
@@ -131,7 +143,7 @@ type Step = Result<(), End>;
 
 impl<S> Connection<S>
 where
-    S: Stream<Item = Result<Message, axum::Error>> + Sink<Message, Error = axum::Error> + Unpin,
+    S: Stream<Item = Result<Message, WsError>> + Sink<Message, Error = WsError> + Unpin,
 {
     async fn run(&mut self) -> End {
         let heartbeat = self.settings.heartbeat;
@@ -172,12 +184,13 @@ where
         }
     }
 
-    async fn on_incoming(&mut self, incoming: Option<Result<Message, axum::Error>>) -> Step {
+    async fn on_incoming(&mut self, incoming: Option<Result<Message, WsError>>) -> Step {
         let text = match incoming {
             None | Some(Ok(Message::Close(_))) => return Err(End::ClientClosed),
             Some(Err(error)) if is_too_big(&error) => return Err(End::TooBig),
             Some(Err(_)) => return Err(End::Broken),
-            Some(Ok(Message::Ping(_) | Message::Pong(_))) => return Ok(()),
+            // Raw frames are never read (tungstenite reassembles them into messages).
+            Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => return Ok(()),
             Some(Ok(Message::Binary(_))) => {
                 return self.malformed("expected text frames holding JSON").await;
             }
@@ -229,7 +242,9 @@ where
             metrics::counter!("stream_resyncs_total", "cause" => "gap").increment(1);
             return self.sync().await;
         }
-        self.write(frame.text.clone()).await?;
+        // Patches are small: one frame, no fragment check (this runs for every connection
+        // on every change).
+        self.write(Message::Text(frame.text.clone())).await?;
         self.patches_sent.increment(1);
         self.held = Some(frame.to);
         self.fanout.record(frame.published.elapsed().as_secs_f64());
@@ -311,19 +326,25 @@ where
         }
     }
 
-    /// Sends one text frame and counts it under `kind`.
+    /// Sends one text message and counts it under `kind`.
     async fn send(&mut self, text: Utf8Bytes, kind: &'static str) -> Step {
-        self.write(text).await?;
+        if text.len() > FRAGMENT {
+            for frame in fragments(&text) {
+                self.write(Message::Frame(frame)).await?;
+            }
+        } else {
+            self.write(Message::Text(text)).await?;
+        }
         metrics::counter!("stream_messages_sent_total", "type" => kind).increment(1);
         Ok(())
     }
 
-    /// Sends one text frame; gives up (4001) if the client does not take it in time, and
+    /// Sends one message; gives up (4001) if the client does not take it in time, and
     /// stops at once if the server shuts down meanwhile. The timer and the shutdown wait
-    /// are only set up when the socket does not take the frame at once: almost always it
-    /// does, and this runs for every connection on every change.
-    async fn write(&mut self, text: Utf8Bytes) -> Step {
-        let mut write = self.socket.send(Message::Text(text));
+    /// are only set up when the socket does not take the message at once: almost always
+    /// it does, and this runs for every connection on every change.
+    async fn write(&mut self, message: Message) -> Step {
+        let mut write = self.socket.send(message);
         let result = match (&mut write).now_or_never() {
             Some(result) => Ok(result),
             None => {
@@ -375,7 +396,7 @@ where
             End::KeyRevoked => (close_code::POLICY, "SDK key revoked"),
         };
         let close = Message::Close(Some(CloseFrame {
-            code,
+            code: code.into(),
             reason: Utf8Bytes::from_static(reason),
         }));
         let sent = tokio::time::timeout(CLOSE_GRACE, self.socket.send(close)).await;
@@ -424,12 +445,38 @@ fn error_frame(code: &str, message: &str) -> Utf8Bytes {
 }
 
 /// True for tungstenite's "message too long" read error (a frame or message over the limit).
-fn is_too_big(error: &axum::Error) -> bool {
-    use tokio_tungstenite::tungstenite::Error;
-    use tokio_tungstenite::tungstenite::error::CapacityError;
-    std::error::Error::source(error)
-        .and_then(|e| e.downcast_ref::<Error>())
-        .is_some_and(|e| matches!(e, Error::Capacity(CapacityError::MessageTooLong { .. })))
+fn is_too_big(error: &WsError) -> bool {
+    matches!(
+        error,
+        WsError::Capacity(CapacityError::MessageTooLong { .. })
+    )
+}
+
+/// `text` as one text frame and continuation frames of at most [`FRAGMENT`] bytes, each
+/// cut at a character boundary, sharing `text`'s bytes (no copy until tungstenite writes
+/// them).
+pub(crate) fn fragments(text: &Utf8Bytes) -> Vec<Frame> {
+    let bytes: &bytes::Bytes = text.as_ref();
+    let mut frames = Vec::with_capacity(text.len() / FRAGMENT + 1);
+    let mut start = 0;
+    while start < text.len() {
+        let mut end = (start + FRAGMENT).min(text.len());
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        let opcode = if start == 0 {
+            OpCode::Data(Data::Text)
+        } else {
+            OpCode::Data(Data::Continue)
+        };
+        frames.push(Frame::message(
+            bytes.slice(start..end),
+            opcode,
+            end == text.len(),
+        ));
+        start = end;
+    }
+    frames
 }
 
 #[cfg(test)]

@@ -14,26 +14,26 @@ use super::*;
 /// The server's end: frames the test injects come out of `incoming`; what the server sends
 /// goes into `outgoing`.
 struct TestSocket {
-    incoming: mpsc::UnboundedReceiver<Result<Message, axum::Error>>,
+    incoming: mpsc::UnboundedReceiver<Result<Message, WsError>>,
     outgoing: mpsc::UnboundedSender<Message>,
 }
 
 impl Stream for TestSocket {
-    type Item = Result<Message, axum::Error>;
+    type Item = Result<Message, WsError>;
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         self.incoming.poll_recv(cx)
     }
 }
 
 impl Sink<Message> for TestSocket {
-    type Error = axum::Error;
+    type Error = WsError;
     fn poll_ready(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         Poll::Ready(Ok(()))
     }
     fn start_send(self: Pin<&mut Self>, item: Message) -> Result<(), Self::Error> {
         self.outgoing
             .send(item)
-            .map_err(|_| axum::Error::new("peer gone"))
+            .map_err(|_| WsError::ConnectionClosed)
     }
     fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         Poll::Ready(Ok(()))
@@ -45,7 +45,7 @@ impl Sink<Message> for TestSocket {
 
 /// The client's end.
 struct Peer {
-    to_server: mpsc::UnboundedSender<Result<Message, axum::Error>>,
+    to_server: mpsc::UnboundedSender<Result<Message, WsError>>,
     from_server: mpsc::UnboundedReceiver<Message>,
     task: tokio::task::JoinHandle<End>,
     shutdown: CancellationToken,
@@ -76,7 +76,7 @@ impl Peer {
     async fn close_code(&mut self) -> u16 {
         loop {
             match self.next().await {
-                Message::Close(Some(frame)) => return frame.code,
+                Message::Close(Some(frame)) => return frame.code.into(),
                 Message::Text(_) => continue,
                 other => panic!("expected close, got {other:?}"),
             }
@@ -289,9 +289,7 @@ async fn malformed_and_oversized_frames_close_with_1003_and_1009() {
             max_size: flagpole_core::wire::MAX_CLIENT_FRAME,
         },
     );
-    peer.to_server
-        .send(Err(axum::Error::new(too_long)))
-        .unwrap();
+    peer.to_server.send(Err(too_long)).unwrap();
     let ServerMessage::Error { code, .. } = peer.next_server_message().await else {
         panic!("expected an error first")
     };
@@ -354,4 +352,70 @@ fn static_frames_are_valid_server_messages() {
         serde_json::from_str::<ServerMessage>(&frames[0].text).unwrap(),
         ServerMessage::Patch(toggle(2, 4, false))
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_large_snapshot_goes_out_in_fragments_that_reassemble_to_it() {
+    let hub = Arc::new(EnvHub::new(1));
+    // Non-ASCII keys, so some cut points fall inside a character and must move.
+    let flags: Vec<FlagState> = (0..200)
+        .map(|i| flag(&format!("drapeau-é-{i}"), true))
+        .collect();
+    hub.set_loaded(EnvironmentSnapshot {
+        version: 4,
+        flags: flags.clone(),
+        segments: vec![],
+    });
+    let whole = hub.snapshot().unwrap().text.clone();
+    assert!(
+        whole.len() > 4 * FRAGMENT,
+        "the test needs several fragments"
+    );
+
+    let mut peer = connect(&hub);
+    peer.send(json!({"type": "hello"}));
+    let mut payload = Vec::new();
+    let mut frames = 0;
+    loop {
+        let Message::Frame(frame) = peer.next().await else {
+            panic!("a large snapshot is sent as raw frames")
+        };
+        let header = frame.header();
+        let expected = if frames == 0 {
+            OpCode::Data(Data::Text)
+        } else {
+            OpCode::Data(Data::Continue)
+        };
+        assert_eq!(header.opcode, expected);
+        assert!(frame.payload().len() <= FRAGMENT);
+        assert!(
+            std::str::from_utf8(frame.payload()).is_ok(),
+            "cut at a character boundary"
+        );
+        payload.extend_from_slice(frame.payload());
+        frames += 1;
+        if header.is_final {
+            break;
+        }
+    }
+    assert!(frames >= whole.len().div_ceil(FRAGMENT));
+    assert_eq!(payload, whole.as_bytes());
+    let ServerMessage::Snapshot { environment } = serde_json::from_slice(&payload).unwrap() else {
+        panic!("expected a snapshot")
+    };
+    assert_eq!(environment.version, 4);
+    assert_eq!(environment.flags, flags);
+
+    // Small messages are still single text frames.
+    hub.publish(toggle_key("drapeau-é-0", 4, 5)).unwrap();
+    assert!(matches!(peer.next().await, Message::Text(_)));
+}
+
+fn toggle_key(key: &str, from: u64, to: u64) -> Patch {
+    Patch {
+        from,
+        to,
+        flags: vec![flag(key, false)],
+        ..Patch::default()
+    }
 }

@@ -11,11 +11,11 @@ use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
-use axum::extract::ws::Utf8Bytes;
 use flagpole_core::model::EnvironmentSnapshot;
 use flagpole_core::wire::Patch;
 use serde::Serialize;
 use tokio::sync::{Notify, broadcast};
+use tokio_tungstenite::tungstenite::Utf8Bytes;
 use tokio_util::sync::CancellationToken;
 
 /// Patches kept for catching up reconnecting clients, and the broadcast's capacity: a
