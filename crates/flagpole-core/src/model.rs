@@ -5,6 +5,8 @@
 //! Field names are snake_case JSON and every optional field has a default, so documents
 //! written by older servers keep deserialising.
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -285,6 +287,11 @@ impl PartialEq for FlagState {
 }
 
 /// Everything an SDK needs to evaluate one environment, at one version.
+///
+/// Flags and segments are behind `Arc`, so the next version (the previous one with a patch
+/// applied) shares every unchanged flag with it instead of copying it: applying a change
+/// costs what the change touched, not what the environment holds. On the wire an `Arc<T>`
+/// is just `T`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct EnvironmentSnapshot {
     /// Monotonic version of the environment; bumped by every write.
@@ -292,8 +299,8 @@ pub struct EnvironmentSnapshot {
     pub version: u64,
     /// Live (not archived) flags.
     #[serde(default)]
-    pub flags: Vec<FlagState>,
+    pub flags: Vec<Arc<FlagState>>,
     /// Segments of the environment's project.
     #[serde(default)]
-    pub segments: Vec<Segment>,
+    pub segments: Vec<Arc<Segment>>,
 }

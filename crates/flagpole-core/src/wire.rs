@@ -3,6 +3,8 @@
 //! Pure data plus [`EnvironmentSnapshot::apply`], so the rules for moving from one version
 //! to the next live in one place and are tested without a socket.
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 
 use crate::model::{EnvironmentSnapshot, FlagState, Segment};
@@ -140,9 +142,9 @@ impl EnvironmentSnapshot {
     }
 
     /// The environment after `patch`, under the same rules as [`EnvironmentSnapshot::apply`].
-    /// Takes the patch by value: changed flags and segments move in, and only the unchanged
-    /// ones are cloned (an SDK holds its environment behind an `Arc` and builds the next
-    /// one beside it).
+    /// Takes the patch by value: changed flags and segments move in, and the unchanged ones
+    /// are shared with `self` (an SDK holds its environment behind an `Arc` and builds the
+    /// next one beside it).
     pub fn applied(&self, patch: Patch) -> Result<EnvironmentSnapshot, PatchError> {
         if patch.to <= patch.from {
             return Err(PatchError::NotForward {
@@ -158,12 +160,15 @@ impl EnvironmentSnapshot {
         }
         Ok(EnvironmentSnapshot {
             version: patch.to,
-            flags: merged(&self.flags, patch.flags, &patch.removed_flags, |f| {
-                &f.flag.key
-            }),
+            flags: merged(
+                &self.flags,
+                patch.flags.into_iter().map(Arc::new).collect(),
+                &patch.removed_flags,
+                |f| &f.flag.key,
+            ),
             segments: merged(
                 &self.segments,
-                patch.segments,
+                patch.segments.into_iter().map(Arc::new).collect(),
                 &patch.removed_segments,
                 |s| &s.key,
             ),
@@ -213,7 +218,7 @@ mod tests {
     fn applies_forward_patches_and_refuses_gaps() {
         let mut env = EnvironmentSnapshot {
             version: 3,
-            flags: vec![flag("a", true), flag("b", true)],
+            flags: vec![flag("a", true).into(), flag("b", true).into()],
             segments: vec![],
         };
         let patch = Patch {
@@ -274,7 +279,7 @@ mod tests {
             ServerMessage::Snapshot {
                 environment: EnvironmentSnapshot {
                     version: 7,
-                    flags: vec![flag("a", true)],
+                    flags: vec![flag("a", true).into()],
                     segments: vec![],
                 },
             },

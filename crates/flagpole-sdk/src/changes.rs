@@ -184,7 +184,7 @@ fn directly_changed<'a>(
             .flags
             .iter()
             .zip(&new.flags)
-            .filter(|(o, n)| o != n)
+            .filter(|(o, n)| !same(o, n))
             .map(|(_, n)| n.flag.key.as_str())
             .collect();
         return (changed, Vec::new());
@@ -194,7 +194,11 @@ fn directly_changed<'a>(
     let changed = new
         .flags
         .iter()
-        .filter(|f| old_flags.get(f.flag.key.as_str()) != Some(f))
+        .filter(|f| {
+            !old_flags
+                .get(f.flag.key.as_str())
+                .is_some_and(|o| same(o, f))
+        })
         .map(|f| f.flag.key.as_str())
         .collect();
     let removed = old
@@ -216,7 +220,7 @@ fn changed_segments<'a>(
     let mut changed: HashSet<&str> = new
         .segments
         .iter()
-        .filter(|s| old_segments.get(s.key.as_str()) != Some(s))
+        .filter(|s| !old_segments.get(s.key.as_str()).is_some_and(|o| same(o, s)))
         .map(|s| s.key.as_str())
         .chain(
             old_segments
@@ -241,6 +245,12 @@ fn changed_segments<'a>(
             return changed;
         }
     }
+}
+
+/// Equal flags or segments. A patch shares every item it did not touch with the previous
+/// version, so most pairs are the same allocation and need no comparison.
+fn same<T: PartialEq>(a: &Arc<T>, b: &Arc<T>) -> bool {
+    Arc::ptr_eq(a, b) || a == b
 }
 
 fn names_segment_in(clause: &Clause, segments: &HashSet<&str>) -> bool {

@@ -102,7 +102,7 @@ fn hub_at(version: u64) -> Arc<EnvHub> {
     let hub = Arc::new(EnvHub::new(1));
     hub.set_loaded(EnvironmentSnapshot {
         version,
-        flags: vec![flag("a", true)],
+        flags: vec![flag("a", true).into()],
         segments: vec![],
     });
     hub
@@ -358,8 +358,8 @@ fn static_frames_are_valid_server_messages() {
 async fn a_large_snapshot_goes_out_in_fragments_that_reassemble_to_it() {
     let hub = Arc::new(EnvHub::new(1));
     // Non-ASCII keys, so some cut points fall inside a character and must move.
-    let flags: Vec<FlagState> = (0..200)
-        .map(|i| flag(&format!("drapeau-é-{i}"), true))
+    let flags: Vec<Arc<FlagState>> = (0..200)
+        .map(|i| Arc::new(flag(&format!("drapeau-é-{i}"), true)))
         .collect();
     hub.set_loaded(EnvironmentSnapshot {
         version: 4,

@@ -3,6 +3,7 @@
 //! before anything is written.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use flagpole_core::model::{EnvironmentSnapshot, Flag, FlagConfig, FlagState, Segment};
 
@@ -127,13 +128,15 @@ impl ProjectData {
                 .iter()
                 .filter(|f| !f.archived)
                 .filter_map(|f| {
-                    f.configs.get(&env_id).map(|config| FlagState {
-                        flag: f.definition.clone(),
-                        config: config.clone(),
+                    f.configs.get(&env_id).map(|config| {
+                        Arc::new(FlagState {
+                            flag: f.definition.clone(),
+                            config: config.clone(),
+                        })
                     })
                 })
                 .collect(),
-            segments: self.segments.clone(),
+            segments: self.segments.iter().cloned().map(Arc::new).collect(),
         }
     }
 }

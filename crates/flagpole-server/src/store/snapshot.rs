@@ -5,6 +5,8 @@
 //! the content returned: a cache keyed by version can never hold new data under an old
 //! version or the reverse.
 
+use std::sync::Arc;
+
 use flagpole_core::model::{EnvironmentSnapshot, Flag, FlagConfig, FlagState, Segment};
 use sqlx::{Any, Transaction};
 
@@ -53,13 +55,13 @@ pub async fn load_environment(
         .filter_map(|(key, definition, config)| {
             let flag: Flag = parse_document(environment_id, "flag", &key, &definition)?;
             let config: FlagConfig = parse_document(environment_id, "flag config", &key, &config)?;
-            Some(FlagState { flag, config })
+            Some(Arc::new(FlagState { flag, config }))
         })
         .collect();
     let segments = segment_rows
         .into_iter()
         .filter_map(|(key, definition)| {
-            parse_document::<Segment>(environment_id, "segment", &key, &definition)
+            parse_document::<Segment>(environment_id, "segment", &key, &definition).map(Arc::new)
         })
         .collect();
     Ok(Some(EnvironmentSnapshot {
