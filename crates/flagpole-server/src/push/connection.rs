@@ -38,7 +38,7 @@ const CLOSE_GRACE: Duration = Duration::from_secs(1);
 /// connection's write buffer and keeps that buffer at its largest size for the life of
 /// the connection: sent whole, a 60 KiB snapshot left every idle connection holding 60 KiB.
 /// Every WebSocket client reassembles fragments (RFC 6455 §5.4).
-pub(crate) const FRAGMENT: usize = 4 * 1024;
+pub(crate) const FRAGMENT: usize = 2 * 1024;
 
 /// Per-connection settings.
 #[derive(Debug, Clone, Copy)]
