@@ -107,6 +107,7 @@ where
         updates,
         held: None,
         greeted: false,
+        mid_message: false,
         settings,
         shutdown,
         revoked,
@@ -129,6 +130,9 @@ struct Connection<S> {
     held: Option<u64>,
     /// Patches flow only after the client's hello said what it holds.
     greeted: bool,
+    /// Part of a fragmented message is out and the rest is not: no other data frame may
+    /// follow until it is finished (RFC 6455 §5.4), so ending now sends only the close.
+    mid_message: bool,
     settings: Settings,
     shutdown: CancellationToken,
     revoked: CancellationToken,
@@ -329,9 +333,11 @@ where
     /// Sends one text message and counts it under `kind`.
     async fn send(&mut self, text: Utf8Bytes, kind: &'static str) -> Step {
         if text.len() > FRAGMENT {
+            self.mid_message = true;
             for frame in fragments(&text) {
                 self.write(Message::Frame(frame)).await?;
             }
+            self.mid_message = false;
         } else {
             self.write(Message::Text(text)).await?;
         }
@@ -416,7 +422,12 @@ where
         }
     }
 
+    /// A last message before the close, unless a fragmented message was cut off (a text
+    /// frame now would break the framing; the close code says why on its own).
     async fn send_quickly(&mut self, text: Utf8Bytes) {
+        if self.mid_message {
+            return;
+        }
         let _ = tokio::time::timeout(CLOSE_GRACE, self.socket.send(Message::Text(text))).await;
     }
 }

@@ -16,6 +16,9 @@ use super::*;
 struct TestSocket {
     incoming: mpsc::UnboundedReceiver<Result<Message, WsError>>,
     outgoing: mpsc::UnboundedSender<Message>,
+    /// Messages the client takes before it stops reading (`None`: it never stops). Shared
+    /// with the test, which can make it read again.
+    takes: Arc<std::sync::Mutex<Option<usize>>>,
 }
 
 impl Stream for TestSocket {
@@ -28,9 +31,17 @@ impl Stream for TestSocket {
 impl Sink<Message> for TestSocket {
     type Error = WsError;
     fn poll_ready(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        Poll::Ready(Ok(()))
+        // Stalled: not ready (nothing wakes the writer; the connection's own timers and
+        // cancellations decide what happens next).
+        match *self.takes.lock().unwrap() {
+            Some(0) => Poll::Pending,
+            _ => Poll::Ready(Ok(())),
+        }
     }
     fn start_send(self: Pin<&mut Self>, item: Message) -> Result<(), Self::Error> {
+        if let Some(takes) = &mut *self.takes.lock().unwrap() {
+            *takes = takes.saturating_sub(1);
+        }
         self.outgoing
             .send(item)
             .map_err(|_| WsError::ConnectionClosed)
@@ -50,6 +61,8 @@ struct Peer {
     task: tokio::task::JoinHandle<End>,
     shutdown: CancellationToken,
     revoked: CancellationToken,
+    /// See [`TestSocket::takes`].
+    takes: Arc<std::sync::Mutex<Option<usize>>>,
 }
 
 impl Peer {
@@ -118,6 +131,11 @@ fn toggle(from: u64, to: u64, enabled: bool) -> Patch {
 }
 
 fn connect(hub: &Arc<EnvHub>) -> Peer {
+    connect_taking(hub, None)
+}
+
+fn connect_taking(hub: &Arc<EnvHub>, takes: Option<usize>) -> Peer {
+    let takes = Arc::new(std::sync::Mutex::new(takes));
     let (to_server, incoming) = mpsc::unbounded_channel();
     let (outgoing, from_server) = mpsc::unbounded_channel();
     let shutdown = CancellationToken::new();
@@ -127,7 +145,11 @@ fn connect(hub: &Arc<EnvHub>) -> Peer {
         reconnect_after_ms: 1000,
     };
     let task = tokio::spawn(serve(
-        TestSocket { incoming, outgoing },
+        TestSocket {
+            incoming,
+            outgoing,
+            takes: takes.clone(),
+        },
         hub.clone(),
         None,
         settings,
@@ -140,6 +162,7 @@ fn connect(hub: &Arc<EnvHub>) -> Peer {
         task,
         shutdown,
         revoked,
+        takes,
     }
 }
 
@@ -418,4 +441,39 @@ fn toggle_key(key: &str, from: u64, to: u64) -> Patch {
         flags: vec![flag(key, false)],
         ..Patch::default()
     }
+}
+
+#[tokio::test(start_paused = true)]
+async fn shutdown_in_the_middle_of_a_fragmented_snapshot_sends_no_goodbye_inside_it() {
+    let hub = Arc::new(EnvHub::new(1));
+    let flags = (0..200)
+        .map(|i| Arc::new(flag(&format!("flag-{i}"), true)))
+        .collect();
+    hub.set_loaded(EnvironmentSnapshot {
+        version: 4,
+        flags,
+        segments: vec![],
+    });
+    // The client takes two fragments, then stops reading.
+    let mut peer = connect_taking(&hub, Some(2));
+    peer.send(json!({"type": "hello"}));
+    for _ in 0..2 {
+        assert!(matches!(peer.next().await, Message::Frame(_)));
+    }
+    // It reads again just as the server shuts down: whatever the server sends while
+    // ending goes through.
+    *peer.takes.lock().unwrap() = None;
+    peer.shutdown.cancel();
+    assert_eq!(peer.task.await.unwrap(), End::Shutdown);
+    // A goodbye here would be a text frame inside the unfinished message, which the
+    // client would reject as a protocol error; the close (a control frame, allowed between
+    // fragments) says why on its own.
+    let mut rest = Vec::new();
+    while let Ok(message) = peer.from_server.try_recv() {
+        rest.push(message);
+    }
+    assert!(
+        matches!(&rest[..], [Message::Close(Some(frame))] if u16::from(frame.code) == close_code::GOING_AWAY),
+        "{rest:?}"
+    );
 }
