@@ -178,8 +178,8 @@ impl Snapshot {
         };
         match self.decide(body, ctx) {
             Ok((v, why)) => Evaluation {
-                value: Some(self.store.value(body.variants, v)),
-                variant: Some(self.store.variant_key(body.variants, v)),
+                value: Some(body.store.value(body.variants, v)),
+                variant: Some(body.store.variant_key(body.variants, v)),
                 reason: self.reason(body, why),
             },
             Err(error) => Evaluation::error(error),
@@ -191,10 +191,10 @@ impl Snapshot {
             Why::Off => Reason::Off,
             Why::Target => Reason::TargetMatch,
             Why::Rule(rule_index) => {
-                let rule = &self.store.rules(body.rules)[rule_index];
+                let rule = &body.store.rules(body.rules)[rule_index];
                 Reason::RuleMatch {
                     rule_index,
-                    rule_id: self.store.text(rule.id),
+                    rule_id: body.store.text(rule.id),
                     in_rollout: matches!(rule.serve, CompiledServe::Rollout { .. }),
                 }
             }
@@ -237,8 +237,8 @@ impl Snapshot {
                     (&body.default, Why::Fallthrough)
                 };
             }
-            'rules: for (rule_index, rule) in self.store.rules(body.rules).iter().enumerate() {
-                for clause in self.store.clauses(rule.clauses) {
+            'rules: for (rule_index, rule) in body.store.rules(body.rules).iter().enumerate() {
+                for clause in body.store.clauses(rule.clauses) {
                     if !clause.matches(ctx, &self.segments) {
                         continue 'rules;
                     }
@@ -299,7 +299,7 @@ impl Snapshot {
         let i = self.typed_index(flag_key, kind).ok()?;
         let body = self.flags[i].body.as_ref()?;
         match body.constant {
-            Some(v) => Some(self.store.value(body.variants, v)),
+            Some(v) => Some(body.store.value(body.variants, v)),
             None => self.decide_value(body, ctx),
         }
     }
@@ -308,9 +308,9 @@ impl Snapshot {
     /// variant index. Inlined into each typed entry point: out of line, its call and the
     /// registers it saved were 6-8% of a one-rule evaluation.
     #[inline]
-    fn decide_value(&self, body: &FlagBody, ctx: &Context) -> Option<&Value> {
+    fn decide_value<'s>(&'s self, body: &'s FlagBody, ctx: &Context) -> Option<&'s Value> {
         let (v, _) = self.decide(body, ctx).ok()?;
-        Some(self.store.value(body.variants, v))
+        Some(body.store.value(body.variants, v))
     }
 
     /// A boolean flag's value with details; `default` on any error.
@@ -432,7 +432,7 @@ impl Snapshot {
         match serve {
             CompiledServe::Variant(v) => Ok(*v),
             CompiledServe::Rollout { bucket_by, slices } => {
-                rollout(body, bucket_by, self.store.slices(*slices), ctx)
+                rollout(body, bucket_by, body.store.slices(*slices), ctx)
             }
         }
     }

@@ -22,7 +22,7 @@ const K0: u64 = 0x243f_6a88_85a3_08d3;
 const K1: u64 = 0x1319_8a2e_0370_7344;
 
 /// Flag key → position in the snapshot's flag list, and back. Immutable once built.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct KeyIndex {
     seed: u64,
     /// `slots.len() - 1`; the length is a power of two.

@@ -39,6 +39,7 @@ mod context;
 mod error;
 mod eval;
 mod index;
+mod reuse;
 mod snapshot;
 
 pub use context::{Attributes, Context};

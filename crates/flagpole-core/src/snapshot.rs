@@ -5,6 +5,7 @@
 //! and segment graphs are acyclic. Evaluation itself lives in [`crate::eval`].
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use serde_json::Value;
 
@@ -17,6 +18,7 @@ use crate::index::KeyIndex;
 use crate::model::{
     EnvironmentSnapshot, FlagKind, FlagState, Segment, Serve, TOTAL_WEIGHT, Variant,
 };
+use crate::reuse::Reuse;
 
 type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 type FastSet<K> = HashSet<K, foldhash::fast::RandomState>;
@@ -29,15 +31,17 @@ const LINEAR_MAX: usize = 16;
 pub const MAX_KEY_LEN: usize = 200;
 
 /// A compiled environment: every flag and segment, ready to evaluate. Immutable; share it
-/// behind an `Arc` and swap in a new one when the environment changes.
+/// behind an `Arc` and swap in a new one when the environment changes
+/// ([`Snapshot::recompile`] reuses every flag the change did not touch).
 #[derive(Debug)]
 pub struct Snapshot {
     pub(crate) version: u64,
-    pub(crate) flags: Vec<CompiledFlag>,
+    /// Each flag in its own allocation, with its own [`Store`], so that the next snapshot
+    /// can share every flag a change did not touch instead of compiling it again.
+    pub(crate) flags: Vec<Arc<CompiledFlag>>,
     pub(crate) index: KeyIndex,
-    pub(crate) segments: Vec<CompiledSegment>,
-    pub(crate) store: Store,
-    errors: Vec<CompileError>,
+    pub(crate) segments: Arc<[CompiledSegment]>,
+    pub(crate) errors: Vec<CompileError>,
 }
 
 /// A run of items in one of the [`Store`]'s lists, or of bytes of its text.
@@ -54,10 +58,10 @@ impl Span {
     }
 }
 
-/// What the flags of a snapshot are made of, in lists shared by all of them: a flag's body
-/// refers to its variants, rules, clauses and rollout slices by [`Span`]. Boxing a list per
-/// flag meant ~14 small allocations per flag, half the time of compiling a snapshot; the
-/// shared lists are sized by counting first, so a snapshot takes a handful.
+/// What a flag's body is made of, in one list per kind of item: the body refers to its
+/// variants, rules, clauses and rollout slices by [`Span`]. Boxing a list per rule and per
+/// serve meant ~14 small allocations per flag, half the time of compiling a snapshot; the
+/// lists are sized from the flag first, so a flag takes a handful.
 #[derive(Debug, Default)]
 pub(crate) struct Store {
     /// Variant keys and rule ids, back to back.
@@ -70,23 +74,29 @@ pub(crate) struct Store {
 }
 
 impl Store {
-    /// Empty lists with room for what `env`'s flags probably need. Counted from the
-    /// flags' own list lengths only: following every rule into the heap to count exactly
-    /// cost more (cache misses on a large environment) than the odd reallocation.
-    fn for_flags(env: &EnvironmentSnapshot) -> Store {
-        let (mut variants, mut rules) = (0, 0);
-        for f in &env.flags {
-            variants += f.flag.variants.len();
-            rules += f.config.rules.len();
-        }
-        Store {
-            text: String::with_capacity(8 * (variants + rules)),
-            variant_keys: Vec::with_capacity(variants),
-            values: Vec::with_capacity(variants),
-            rules: Vec::with_capacity(rules),
-            clauses: Vec::with_capacity(rules),
-            slices: Vec::with_capacity(2 * (rules + env.flags.len())),
-        }
+    /// Moves the lists out into exactly sized ones (an empty list allocates nothing),
+    /// leaving these empty. The compiler builds every flag in one scratch store that keeps
+    /// its capacity from flag to flag, so a flag costs one allocation per list it uses.
+    fn take_exact(&mut self) -> Store {
+        let store = Store {
+            text: self.text.as_str().into(),
+            variant_keys: self.variant_keys.drain(..).collect(),
+            values: self.values.drain(..).collect(),
+            rules: self.rules.drain(..).collect(),
+            clauses: self.clauses.drain(..).collect(),
+            slices: self.slices.drain(..).collect(),
+        };
+        self.text.clear();
+        store
+    }
+
+    fn clear(&mut self) {
+        self.text.clear();
+        self.variant_keys.clear();
+        self.values.clear();
+        self.rules.clear();
+        self.clauses.clear();
+        self.slices.clear();
     }
 
     fn push_text(&mut self, s: &str) -> Span {
@@ -140,6 +150,8 @@ pub(crate) struct CompiledFlag {
 
 #[derive(Debug)]
 pub(crate) struct FlagBody {
+    /// What the spans below refer to.
+    pub(crate) store: Store,
     /// The flag's variants in [`Store::variant_key`] and [`Store::value`].
     pub(crate) variants: Span,
     /// The bucketing hash part-way through `salt ++ ":"` (the salt being the flag key
@@ -222,7 +234,26 @@ impl Snapshot {
     /// (`ERROR`/`INVALID_FLAG`) instead of failing the whole environment. This is what SDKs
     /// use, so a newer server's unknown operator breaks one flag, not all of them.
     pub fn compile(env: &EnvironmentSnapshot) -> Snapshot {
-        Compiler::default().run(env)
+        Compiler::default().run(env, None)
+    }
+
+    /// [`Snapshot::compile`] of `env`, taking from `previous` (compiled from
+    /// `previous_env`) every flag and segment the change between the two did not touch:
+    /// what an SDK does on each patch, so applying a change costs what the change
+    /// contains, not what the environment holds. Evaluates exactly like
+    /// `Snapshot::compile(env)`.
+    ///
+    /// "Not touched" is by pointer: [`EnvironmentSnapshot::applied`] shares every flag
+    /// state a patch does not replace. A flag is compiled again when its state was
+    /// replaced, when it has prerequisites (they refer to other flags by position and take
+    /// part in cycle checks), or when the segment keys changed; everything is compiled
+    /// again when `previous` had errors or was not compiled from `previous_env`.
+    pub fn recompile(
+        env: &EnvironmentSnapshot,
+        previous_env: &EnvironmentSnapshot,
+        previous: &Snapshot,
+    ) -> Snapshot {
+        Compiler::default().run(env, Reuse::new(env, previous_env, previous))
     }
 
     /// Compiles and fails on any error. This is what the server uses to validate writes.
@@ -300,38 +331,35 @@ const KEY_BYTES: [bool; 256] = {
 #[derive(Default)]
 struct Compiler {
     errors: Vec<CompileError>,
+    /// Scratch: each flag is compiled into it, then moved out (see `Store::take_exact`).
     store: Store,
     names: Names,
 }
 
 impl Compiler {
-    fn run(mut self, env: &EnvironmentSnapshot) -> Snapshot {
+    fn run(mut self, env: &EnvironmentSnapshot, reuse: Option<Reuse<'_>>) -> Snapshot {
         let segment_index = first_index(env.segments.iter().map(|s| s.key.as_str()));
-        let mut segments: Vec<CompiledSegment> = env
-            .segments
-            .iter()
-            .enumerate()
-            .map(|(i, s)| {
-                self.segment(
-                    s,
-                    segment_index.get(s.key.as_str()) == Some(&i),
-                    &segment_index,
-                )
-            })
-            .collect();
-        self.break_segment_cycles(env, &mut segments);
+        let segments = match reuse.as_ref().and_then(|r| r.segments(env)) {
+            Some(segments) => segments,
+            None => self.segments(env, &segment_index).into(),
+        };
 
         // Built first: compilation resolves prerequisites and duplicates through it, and
         // the snapshot keeps it for evaluation.
-        let index = KeyIndex::new(env.flags.iter().map(|f| f.flag.key.as_str()));
-        self.store = Store::for_flags(env);
-        let mut flags: Vec<CompiledFlag> = env
+        let index = match reuse.as_ref().and_then(Reuse::index) {
+            Some(index) => index,
+            None => KeyIndex::new(env.flags.iter().map(|f| f.flag.key.as_str())),
+        };
+        let mut flags: Vec<Arc<CompiledFlag>> = env
             .flags
             .iter()
             .enumerate()
             .map(|(i, f)| {
+                if let Some(compiled) = reuse.as_ref().and_then(|r| r.flag(i, f, &index)) {
+                    return compiled;
+                }
                 let unique = index.get(&f.flag.key) == Some(i);
-                self.flag(f, unique, &index, env, &segment_index)
+                Arc::new(self.flag(f, unique, &index, env, &segment_index))
             })
             .collect();
         self.break_prerequisite_cycles(env, &mut flags);
@@ -341,9 +369,29 @@ impl Compiler {
             flags,
             index,
             segments,
-            store: self.store,
             errors: self.errors,
         }
+    }
+
+    fn segments(
+        &mut self,
+        env: &EnvironmentSnapshot,
+        segment_index: &HashMap<&str, usize>,
+    ) -> Vec<CompiledSegment> {
+        let mut segments: Vec<CompiledSegment> = env
+            .segments
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                self.segment(
+                    s,
+                    segment_index.get(s.key.as_str()) == Some(&i),
+                    segment_index,
+                )
+            })
+            .collect();
+        self.break_segment_cycles(env, &mut segments);
+        segments
     }
 
     fn segment(
@@ -389,6 +437,7 @@ impl Compiler {
         segment_index: &HashMap<&str, usize>,
     ) -> CompiledFlag {
         let (flag, config) = (&state.flag, &state.config);
+        self.store.clear();
         let mut sink = Sink::flag(&flag.key, &mut self.errors);
 
         if let Err(msg) = validate_key(&flag.key) {
@@ -542,9 +591,8 @@ impl Compiler {
             _ => None,
         };
         let body = match (sink.is_clean(), off, default) {
-            (true, Some(off), Some(default)) => Some(FlagBody {
-                lone_rule,
-                constant: if !config.enabled {
+            (true, Some(off), Some(default)) => {
+                let constant = if !config.enabled {
                     Some(off)
                 } else if prerequisites.is_empty() && targets.is_empty() && rules.len == 0 {
                     match &default {
@@ -558,8 +606,8 @@ impl Compiler {
                     }
                 } else {
                     None
-                },
-                variants: {
+                };
+                let variants = {
                     let start = self.store.values.len();
                     for v in &flag.variants {
                         let key = self.store.push_text(&v.key);
@@ -567,19 +615,25 @@ impl Compiler {
                         self.store.values.push(v.value.clone());
                     }
                     span_from(start, self.store.values.len())
-                },
-                salt: SaltedPrefix::new(if flag.salt.is_empty() {
-                    flag.key.as_bytes()
-                } else {
-                    flag.salt.as_bytes()
-                }),
-                enabled: config.enabled,
-                off,
-                targets,
-                prerequisites: prerequisites.into(),
-                rules,
-                default,
-            }),
+                };
+                Some(FlagBody {
+                    store: self.store.take_exact(),
+                    lone_rule,
+                    constant,
+                    variants,
+                    salt: SaltedPrefix::new(if flag.salt.is_empty() {
+                        flag.key.as_bytes()
+                    } else {
+                        flag.salt.as_bytes()
+                    }),
+                    enabled: config.enabled,
+                    off,
+                    targets,
+                    prerequisites: prerequisites.into(),
+                    rules,
+                    default,
+                })
+            }
             _ => None,
         };
         CompiledFlag {
@@ -616,7 +670,11 @@ impl Compiler {
     }
 
     /// Marks flags whose prerequisites form a cycle (or lead into one) invalid.
-    fn break_prerequisite_cycles(&mut self, env: &EnvironmentSnapshot, flags: &mut [CompiledFlag]) {
+    fn break_prerequisite_cycles(
+        &mut self,
+        env: &EnvironmentSnapshot,
+        flags: &mut [Arc<CompiledFlag>],
+    ) {
         // Most environments use no prerequisites at all: skip building the graph.
         if flags
             .iter()
@@ -633,8 +691,13 @@ impl Compiler {
                     .unwrap_or_default()
             })
             .collect();
+        // Only flags with prerequisites lie on or lead into a cycle, and those are never
+        // reused from a previous snapshot (see `Reuse::flag`), so nothing shared is lost.
         for node in unresolved_nodes(&edges) {
-            flags[node].body = None;
+            flags[node] = Arc::new(CompiledFlag {
+                kind: flags[node].kind,
+                body: None,
+            });
             let subject = Subject::Flag(env.flags[node].flag.key.clone());
             Sink::new(&subject, &mut self.errors)
                 .push("config.prerequisites", "prerequisites form a cycle");

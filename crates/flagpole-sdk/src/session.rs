@@ -162,8 +162,10 @@ where
                 self.step(step).await?;
             }
             ServerMessage::Patch(patch) => {
-                let held = self.shared.held();
-                let step = sync::on_patch(held.as_deref(), patch);
+                let step = {
+                    let held = self.shared.state.load();
+                    sync::on_patch(held.env.as_deref(), &held.snapshot, patch)
+                };
                 self.step(step).await?;
             }
             ServerMessage::Ping => self.send(&ClientMessage::Pong).await?,

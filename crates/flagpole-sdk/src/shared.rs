@@ -147,9 +147,17 @@ impl Shared {
     /// Compiles and installs a new environment, then tells subscribers which flags changed.
     ///
     /// Compilation is lenient ([`Snapshot::compile`]): a flag this SDK cannot compile
-    /// evaluates to `INVALID_FLAG` while the rest of the environment keeps working.
+    /// evaluates to `INVALID_FLAG` while the rest of the environment keeps working. It
+    /// is also incremental ([`Snapshot::recompile`]): a patch's environment shares every
+    /// flag it did not replace with the one held, and those flags are not compiled again.
     pub(crate) fn publish(&self, env: EnvironmentSnapshot, source: Source) {
-        let snapshot = Snapshot::compile(&env);
+        let snapshot = {
+            let held = self.state.load();
+            match &held.env {
+                Some(held_env) => Snapshot::recompile(&env, held_env, &held.snapshot),
+                None => Snapshot::compile(&env),
+            }
+        };
         for error in snapshot.errors() {
             tracing::warn!(%error, "flagpole: flag failed to compile; it will evaluate to INVALID_FLAG");
         }

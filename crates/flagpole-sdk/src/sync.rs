@@ -1,6 +1,7 @@
 //! The version rules for incoming snapshots and patches, as pure functions: what the SDK
 //! holds may only move forward, one exact step at a time.
 
+use flagpole_core::Snapshot;
 use flagpole_core::model::EnvironmentSnapshot;
 use flagpole_core::wire::Patch;
 
@@ -40,8 +41,14 @@ pub(crate) fn on_snapshot(
     }
 }
 
-/// A patch applies only to exactly its `from` version.
-pub(crate) fn on_patch(held: Option<&EnvironmentSnapshot>, patch: Patch) -> Step {
+/// A patch applies only to exactly its `from` version. `compiled` is what the SDK
+/// evaluates with; when it was compiled from `held`, the flags the patch replaces are found
+/// through its index.
+pub(crate) fn on_patch(
+    held: Option<&EnvironmentSnapshot>,
+    compiled: &Snapshot,
+    patch: Patch,
+) -> Step {
     let Some(held) = held else {
         return Step::Resync;
     };
@@ -49,7 +56,7 @@ pub(crate) fn on_patch(held: Option<&EnvironmentSnapshot>, patch: Patch) -> Step
         // Malformed, or already contained in what we hold (a duplicate after a resync).
         return Step::Ignore;
     }
-    match held.applied(patch) {
+    match held.applied_indexed(patch, compiled) {
         Ok(next) => Step::Publish(next),
         Err(_) => Step::Resync,
     }
@@ -95,26 +102,37 @@ mod tests {
 
     #[test]
     fn patches_apply_only_to_their_version() {
-        assert_eq!(on_patch(Some(&env(3)), patch(3, 5)), Step::Publish(env(5)));
-        assert_eq!(on_patch(None, patch(3, 5)), Step::Resync, "nothing held");
-        assert_eq!(on_patch(Some(&env(3)), patch(4, 5)), Step::Resync, "gap");
         assert_eq!(
-            on_patch(Some(&env(3)), patch(2, 4)),
+            on_patch(Some(&env(3)), &Snapshot::empty(), patch(3, 5)),
+            Step::Publish(env(5))
+        );
+        assert_eq!(
+            on_patch(None, &Snapshot::empty(), patch(3, 5)),
+            Step::Resync,
+            "nothing held"
+        );
+        assert_eq!(
+            on_patch(Some(&env(3)), &Snapshot::empty(), patch(4, 5)),
+            Step::Resync,
+            "gap"
+        );
+        assert_eq!(
+            on_patch(Some(&env(3)), &Snapshot::empty(), patch(2, 4)),
             Step::Resync,
             "overlaps"
         );
         assert_eq!(
-            on_patch(Some(&env(3)), patch(1, 3)),
+            on_patch(Some(&env(3)), &Snapshot::empty(), patch(1, 3)),
             Step::Ignore,
             "already held"
         );
         assert_eq!(
-            on_patch(Some(&env(3)), patch(3, 3)),
+            on_patch(Some(&env(3)), &Snapshot::empty(), patch(3, 3)),
             Step::Ignore,
             "not forward"
         );
         assert_eq!(
-            on_patch(Some(&env(3)), patch(5, 4)),
+            on_patch(Some(&env(3)), &Snapshot::empty(), patch(5, 4)),
             Step::Ignore,
             "backwards"
         );
