@@ -74,29 +74,28 @@ pub(crate) struct Store {
 }
 
 impl Store {
-    /// Moves the lists out into exactly sized ones (an empty list allocates nothing),
-    /// leaving these empty. The compiler builds every flag in one scratch store that keeps
-    /// its capacity from flag to flag, so a flag costs one allocation per list it uses.
-    fn take_exact(&mut self) -> Store {
-        let store = Store {
-            text: self.text.as_str().into(),
-            variant_keys: self.variant_keys.drain(..).collect(),
-            values: self.values.drain(..).collect(),
-            rules: self.rules.drain(..).collect(),
-            clauses: self.clauses.drain(..).collect(),
-            slices: self.slices.drain(..).collect(),
+    /// Empty lists with exactly the room `state` needs (rollout slices counted with their
+    /// zero weights, which are dropped), except clauses: those are compiled into the
+    /// compiler's scratch list and copied out (see [`Compiler::clauses`]). A flag costs one
+    /// allocation per list it uses, and a list it does not use costs none.
+    fn for_flag(state: &FlagState) -> Store {
+        let (variants, rules) = (&state.flag.variants, &state.config.rules);
+        let weights = |serve: &Serve| match serve {
+            Serve::Rollout(r) => r.weights.len(),
+            Serve::Variant(_) => 0,
         };
-        self.text.clear();
-        store
-    }
-
-    fn clear(&mut self) {
-        self.text.clear();
-        self.variant_keys.clear();
-        self.values.clear();
-        self.rules.clear();
-        self.clauses.clear();
-        self.slices.clear();
+        let text = variants.iter().map(|v| v.key.len()).sum::<usize>()
+            + rules.iter().map(|r| r.id.len()).sum::<usize>();
+        let slices = rules.iter().map(|r| weights(&r.serve)).sum::<usize>()
+            + weights(&state.config.default_serve);
+        Store {
+            text: String::with_capacity(text),
+            variant_keys: Vec::with_capacity(variants.len()),
+            values: Vec::with_capacity(variants.len()),
+            rules: Vec::with_capacity(rules.len()),
+            clauses: Vec::new(),
+            slices: Vec::with_capacity(slices),
+        }
     }
 
     fn push_text(&mut self, s: &str) -> Span {
@@ -331,8 +330,12 @@ const KEY_BYTES: [bool; 256] = {
 #[derive(Default)]
 struct Compiler {
     errors: Vec<CompileError>,
-    /// Scratch: each flag is compiled into it, then moved out (see `Store::take_exact`).
+    /// The store of the flag being compiled.
     store: Store,
+    /// Scratch for the clauses of the flag being compiled, kept from flag to flag: a flag
+    /// whose only rule has one clause keeps it in its body (`FlagBody::lone_rule`), so
+    /// its store's clause list stays empty and allocates nothing.
+    clauses: Vec<CompiledClause>,
     names: Names,
 }
 
@@ -437,7 +440,8 @@ impl Compiler {
         segment_index: &HashMap<&str, usize>,
     ) -> CompiledFlag {
         let (flag, config) = (&state.flag, &state.config);
-        self.store.clear();
+        self.store = Store::for_flag(state);
+        self.clauses.clear();
         let mut sink = Sink::flag(&flag.key, &mut self.errors);
 
         if let Err(msg) = validate_key(&flag.key) {
@@ -547,16 +551,16 @@ impl Compiler {
             if duplicate {
                 sink.push(path.field("id"), format!("duplicate rule id `{}`", rule.id));
             }
-            let clauses_start = self.store.clauses.len();
+            let clauses_start = self.clauses.len();
             compile_clauses(
                 &rule.clauses,
                 &path,
                 segment_index,
                 &mut self.names,
                 &mut sink,
-                &mut self.store.clauses,
+                &mut self.clauses,
             );
-            let clauses = span_from(clauses_start, self.store.clauses.len());
+            let clauses = span_from(clauses_start, self.clauses.len());
             let serve = compile_serve(
                 &rule.serve,
                 &path.field("serve"),
@@ -584,7 +588,7 @@ impl Compiler {
         let lone_rule = match self.store.rules(rules) {
             [rule] if rule.clauses.len == 1 && sink.is_clean() => {
                 let serve = rule.serve.clone();
-                let clause = self.store.clauses.pop().expect("the rule's clause");
+                let clause = self.clauses.pop().expect("the rule's clause");
                 self.store.rules[rules.start].clauses = Span::default();
                 Some((clause, serve))
             }
@@ -617,7 +621,10 @@ impl Compiler {
                     span_from(start, self.store.values.len())
                 };
                 Some(FlagBody {
-                    store: self.store.take_exact(),
+                    store: Store {
+                        clauses: self.clauses.drain(..).collect(),
+                        ..std::mem::take(&mut self.store)
+                    },
                     lone_rule,
                     constant,
                     variants,

@@ -244,25 +244,29 @@ fn merged_at<T: Clone>(
     key: impl Fn(&T) -> &String,
     position: impl Fn(&str) -> Option<usize>,
 ) -> Vec<T> {
-    let mut out: Vec<Option<T>> = items.iter().cloned().map(Some).collect();
-    for r in removed {
-        if let Some(p) = position(r) {
-            out[p] = None;
-        }
-    }
-    let (mut appended, mut replaced) = (Vec::new(), Vec::new());
+    let mut out = Vec::with_capacity(items.len() + changed.len());
+    out.extend_from_slice(items);
+    let gone: Vec<usize> = removed.iter().filter_map(|r| position(r)).collect();
+    let mut replaced = Vec::new();
     for c in changed {
         // As in `merged`: a removed item is not replaced (its new version is appended),
         // and an item is replaced once (a second version of it is appended).
         match position(key(&c)) {
-            Some(p) if out[p].is_some() && !replaced.contains(&p) => {
-                out[p] = Some(c);
+            Some(p) if !gone.contains(&p) && !replaced.contains(&p) => {
+                out[p] = c;
                 replaced.push(p);
             }
-            _ => appended.push(c),
+            _ => out.push(c),
         }
     }
-    out.into_iter().flatten().chain(appended).collect()
+    if !gone.is_empty() {
+        let mut p = 0;
+        out.retain(|_| {
+            p += 1;
+            !gone.contains(&(p - 1))
+        });
+    }
+    out
 }
 
 #[cfg(test)]
