@@ -11,7 +11,7 @@ use crate::attribute::{AttrRef, AttrValue};
 use crate::bucket::SaltedPrefix;
 use crate::context::Context;
 use crate::model::FlagKind;
-use crate::snapshot::{CompiledServe, FlagBody, Snapshot};
+use crate::snapshot::{CompiledFlag, CompiledServe, FlagBody, Snapshot};
 
 /// Why a value was served.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -165,15 +165,15 @@ impl Snapshot {
     /// Evaluates a flag for a context.
     #[inline]
     pub fn evaluate<'s>(&'s self, flag_key: &str, ctx: &Context) -> Evaluation<'s> {
-        match self.index.get(flag_key) {
-            Some(i) => self.evaluate_index(i, ctx),
+        match self.find(flag_key) {
+            Some((_, flag)) => self.evaluate_flag(flag, ctx),
             None => Evaluation::error(ErrorKind::FlagNotFound),
         }
     }
 
     #[inline]
-    fn evaluate_index<'s>(&'s self, i: usize, ctx: &Context) -> Evaluation<'s> {
-        let Some(body) = &self.flags[i].body else {
+    fn evaluate_flag<'s>(&'s self, flag: &'s CompiledFlag, ctx: &Context) -> Evaluation<'s> {
+        let Some(body) = &flag.body else {
             return Evaluation::error(ErrorKind::InvalidFlag);
         };
         match self.decide(body, ctx) {
@@ -272,22 +272,22 @@ impl Snapshot {
         }
     }
 
-    /// The flag's index, unless it is missing or not of `kind` (JSON accepts any).
+    /// The flag, unless it is missing or not of `kind` (JSON accepts any).
     #[inline(always)]
-    fn typed_index(&self, flag_key: &str, kind: FlagKind) -> Result<usize, ErrorKind> {
-        match self.index.get(flag_key) {
+    fn typed_flag(&self, flag_key: &str, kind: FlagKind) -> Result<&CompiledFlag, ErrorKind> {
+        match self.find(flag_key) {
             None => Err(ErrorKind::FlagNotFound),
-            Some(i) if kind != FlagKind::Json && self.flags[i].kind != kind => {
+            Some((_, flag)) if kind != FlagKind::Json && flag.kind != kind => {
                 Err(ErrorKind::WrongType)
             }
-            Some(i) => Ok(i),
+            Some((_, flag)) => Ok(flag),
         }
     }
 
     /// Typed evaluation: `Err(WrongType)` unless the flag is of `kind` (JSON accepts any).
     fn typed<'s>(&'s self, flag_key: &str, ctx: &Context, kind: FlagKind) -> Evaluation<'s> {
-        match self.typed_index(flag_key, kind) {
-            Ok(i) => self.evaluate_index(i, ctx),
+        match self.typed_flag(flag_key, kind) {
+            Ok(flag) => self.evaluate_flag(flag, ctx),
             Err(error) => Evaluation::error(error),
         }
     }
@@ -296,8 +296,7 @@ impl Snapshot {
     /// calls need, without building a reason.
     #[inline(always)]
     fn typed_value(&self, flag_key: &str, ctx: &Context, kind: FlagKind) -> Option<&Value> {
-        let i = self.typed_index(flag_key, kind).ok()?;
-        let body = self.flags[i].body.as_ref()?;
+        let body = self.typed_flag(flag_key, kind).ok()?.body.as_ref()?;
         match body.constant {
             Some(v) => Some(body.store.value(body.variants, v)),
             None => self.decide_value(body, ctx),

@@ -65,7 +65,7 @@ impl<'a> Reuse<'a> {
 
     /// A copy of the previous key index, if the flag keys are the same in the same order.
     pub(crate) fn index(&self) -> Option<KeyIndex> {
-        self.same_flag_keys.then(|| self.previous.index.clone())
+        self.same_flag_keys.then(|| self.previous.index.detached())
     }
 
     /// The previous compiled form of flag `i` of the new environment (`state`), if it can

@@ -297,7 +297,13 @@ impl Snapshot {
 
     /// The kind of a flag, if it exists.
     pub fn flag_kind(&self, key: &str) -> Option<FlagKind> {
-        self.index.get(key).map(|i| self.flags[i].kind)
+        self.find(key).map(|(_, flag)| flag.kind)
+    }
+
+    /// The flag with this key, and its position.
+    #[inline(always)]
+    pub(crate) fn find(&self, key: &str) -> Option<(usize, &CompiledFlag)> {
+        self.index.find(key)
     }
 }
 
@@ -366,6 +372,9 @@ impl Compiler {
             })
             .collect();
         self.break_prerequisite_cycles(env, &mut flags);
+        // After the cycle check, which may replace flags.
+        let mut index = index;
+        index.attach(&flags);
 
         Snapshot {
             version: env.version,
