@@ -153,6 +153,24 @@ impl Db {
         }
     }
 
+    /// A transaction whose reads all see one point in time. Postgres's default isolation
+    /// (read committed) takes a new snapshot per statement, so a write committing between
+    /// two selects would mix versions; repeatable read fixes the snapshot at the first
+    /// statement. SQLite in WAL mode already reads from one snapshot for a whole
+    /// transaction.
+    pub async fn begin_consistent_read(
+        &self,
+    ) -> Result<sqlx::Transaction<'static, sqlx::Any>, sqlx::Error> {
+        match self.backend {
+            Backend::Postgres => {
+                self.pool
+                    .begin_with("begin isolation level repeatable read read only")
+                    .await
+            }
+            Backend::Sqlite => self.pool.begin().await,
+        }
+    }
+
     /// The URL this pool was opened with (may contain a password: do not log it).
     pub fn url(&self) -> &str {
         &self.url

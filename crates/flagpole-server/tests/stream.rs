@@ -36,6 +36,7 @@ backends! {
     snapshot_then_patches_reproduce_the_database => snapshot_then_patches_postgres, snapshot_then_patches_sqlite;
     versions_catch_up_by_patches_or_snapshot => catch_up_postgres, catch_up_sqlite;
     bad_credentials_are_refused_before_the_upgrade => refused_postgres, refused_sqlite;
+    pruned_history_sends_the_whole_environment => pruned_history_postgres, pruned_history_sqlite;
 }
 
 /// A snapshot far larger than one frame (the server sends it as continuation frames of a
@@ -134,6 +135,87 @@ async fn snapshot_then_patches_reproduce_the_database(backend: Backend) {
     ] {
         assert!(metrics.contains(name), "{name} missing from /metrics");
     }
+    server.stop().await;
+}
+
+/// `env_change` is pruned to each environment's last versions; a hub holding a version
+/// older than the history left gets the whole environment as one patch. The change made
+/// here without history rows (a flag archived behind the server's back, as if its rows had
+/// been pruned) is only seen that way: a patch built from the rows alone would miss it.
+async fn pruned_history_sends_the_whole_environment(backend: Backend) {
+    let mut server = Server::start(fresh_db(backend).await.unwrap(), 15).await;
+    let seeded = seed(&server).await;
+    let base = "/api/v1/projects/shop";
+    server
+        .write(
+            Method::POST,
+            &format!("{base}/flags"),
+            json!({"key": "doomed"}),
+        )
+        .await;
+    let mut ws = connect(server.addr, &seeded.sdk_key).await;
+    send(&mut ws, json!({"type": "hello", "sdk": "test/0"})).await;
+    let mut env = snapshot_of(next_message(&mut ws).await);
+    assert!(env.flags.iter().any(|f| f.flag.key == "doomed"));
+    let db = &server.db;
+    let history = |db: &flagpole_server::Db| {
+        let db = db.clone();
+        async move {
+            let rows: Vec<(i64,)> = sqlx::query_as(
+                "select data_version from env_change where environment_id = $1 \
+                 order by data_version",
+            )
+            .bind(seeded.env_id)
+            .fetch_all(&db.pool)
+            .await
+            .unwrap();
+            rows.into_iter().map(|(v,)| v).collect::<Vec<_>>()
+        }
+    };
+
+    sqlx::query("update flag set archived_at = 1 where key = 'doomed'")
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    sqlx::query("update environment set data_version = data_version + 1 where id = $1")
+        .bind(seeded.env_id)
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    let deleted = flagpole_server::push::history::prune(db, 0).await.unwrap();
+    assert!(deleted > 0, "the history before the archive is pruned");
+    assert_eq!(history(db).await, Vec::<i64>::new());
+
+    // A write through the API pokes the hub, which is two versions behind and finds its
+    // history gone.
+    let toggle = format!("{base}/flags/switch/environments/production/toggle");
+    server
+        .write(Method::POST, &toggle, json!({"enabled": true}))
+        .await;
+    let patch = patch_of(next_message(&mut ws).await);
+    assert_eq!((patch.from, patch.to), (env.version, env.version + 2));
+    assert_eq!(patch.removed_flags, ["doomed"]);
+    env.apply(&patch).unwrap();
+    assert_eq!(sorted(env.clone()), truth(db, seeded.env_id).await);
+
+    // From then on, ordinary patches; pruning keeps the last versions asked for.
+    for enabled in [false, true, false] {
+        server
+            .write(Method::POST, &toggle, json!({"enabled": enabled}))
+            .await;
+        let patch = patch_of(next_message(&mut ws).await);
+        assert_eq!((patch.from, patch.to), (env.version, env.version + 1));
+        env.apply(&patch).unwrap();
+    }
+    flagpole_server::push::history::prune(db, 2).await.unwrap();
+    let v = i64::try_from(env.version).unwrap();
+    assert_eq!(history(db).await, [v - 1, v]);
+    assert_eq!(
+        flagpole_server::push::history::prune(db, 2).await.unwrap(),
+        0,
+        "pruning again removes nothing"
+    );
+    assert_eq!(sorted(env), truth(db, seeded.env_id).await);
     server.stop().await;
 }
 

@@ -184,6 +184,23 @@ impl EnvHub {
         Ok(())
     }
 
+    /// Brings the hub to `env` (the whole environment, read from the database) when the
+    /// change history after its own version was pruned: one patch that carries every flag
+    /// and segment of `env` and removes what it no longer has, so connections move forward
+    /// exactly as with any other patch.
+    pub(crate) fn publish_whole(&self, env: &EnvironmentSnapshot) -> Result<(), PublishError> {
+        let patch = {
+            let state = self.lock();
+            let held = state.env.as_ref().ok_or(PublishError::NotLoaded)?;
+            if env.version <= held.version {
+                return Ok(());
+            }
+            whole_patch(held, env)
+        };
+        // Only the hub's updater publishes, so nothing moved the hub in between.
+        self.publish(patch)
+    }
+
     /// What a connection holding `held` needs to reach the hub's version.
     pub(crate) fn catch_up(&self, held: Option<u64>) -> CatchUp {
         let mut state = self.lock();
@@ -209,6 +226,30 @@ impl EnvHub {
         let mut state = self.lock();
         state.env.as_ref()?;
         Some(snapshot_of(&mut state))
+    }
+}
+
+/// The patch from `held` to `env` that carries all of `env`.
+fn whole_patch(held: &EnvironmentSnapshot, env: &EnvironmentSnapshot) -> Patch {
+    let gone = |held: Vec<&String>, now: Vec<&String>| -> Vec<String> {
+        held.into_iter()
+            .filter(|k| !now.contains(k))
+            .cloned()
+            .collect()
+    };
+    Patch {
+        from: held.version,
+        to: env.version,
+        flags: env.flags.iter().map(|f| (**f).clone()).collect(),
+        removed_flags: gone(
+            held.flags.iter().map(|f| &f.flag.key).collect(),
+            env.flags.iter().map(|f| &f.flag.key).collect(),
+        ),
+        segments: env.segments.iter().map(|s| (**s).clone()).collect(),
+        removed_segments: gone(
+            held.segments.iter().map(|s| &s.key).collect(),
+            env.segments.iter().map(|s| &s.key).collect(),
+        ),
     }
 }
 

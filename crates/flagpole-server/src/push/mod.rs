@@ -15,8 +15,10 @@
 //!
 //! Safety nets: a listener that reconnects, and a periodic version check, compare every
 //! hub with the database (notifications sent while a listener was away are lost).
+//! [`history`] keeps the change rows patches are built from bounded.
 
 pub(crate) mod connection;
+pub mod history;
 pub(crate) mod hub;
 pub(crate) mod keys;
 pub(crate) mod notify;
@@ -175,6 +177,10 @@ impl Push {
             cache,
             self.inner.shutdown.clone(),
         ));
+        tasks.spawn(history::prune_periodically(
+            self.inner.db.clone(),
+            self.inner.shutdown.clone(),
+        ));
     }
 
     /// A lease on environment `environment_id`'s hub, loading it first if needed (one
@@ -302,6 +308,24 @@ async fn updater(hub: Arc<EnvHub>, db: Db, shutdown: CancellationToken) {
                 hub.closed.cancel();
                 return;
             }
+            Ok(Built::Pruned) => match load_environment(&db, hub.environment_id).await {
+                Ok(Some(env)) => {
+                    tracing::info!(
+                        environment_id = hub.environment_id,
+                        from,
+                        to = env.version,
+                        "change history pruned past this hub's version; sending the whole environment"
+                    );
+                    if let Err(error) = hub.publish_whole(&env) {
+                        tracing::error!(environment_id = hub.environment_id, %error, "publishing the whole environment failed");
+                    }
+                }
+                // Deleted meanwhile: the next poke finds it gone.
+                Ok(None) => hub.poke(None),
+                Err(error) => {
+                    tracing::warn!(environment_id = hub.environment_id, %error, "loading the environment failed");
+                }
+            },
             // The next poke (or the periodic check) retries.
             Err(error) => {
                 tracing::warn!(environment_id = hub.environment_id, %error, "building patch failed");

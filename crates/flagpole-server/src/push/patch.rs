@@ -6,11 +6,9 @@
 //! V' itself. A write that commits while we read is either wholly in that snapshot (and in
 //! `to`) or wholly outside it, so the patch's content is exactly the environment at `to`.
 
+use crate::db::Db;
 use flagpole_core::model::{Flag, FlagConfig, FlagState, Segment};
 use flagpole_core::wire::Patch;
-use sqlx::{Any, Transaction};
-
-use crate::db::{Backend, Db};
 
 /// The outcome of [`build_patch`].
 #[derive(Debug)]
@@ -21,6 +19,9 @@ pub(crate) enum Built {
     Patch(Patch),
     /// The environment no longer exists.
     Gone,
+    /// The history after `from` was pruned (see [`super::history`]): only the whole
+    /// environment can bring a holder of `from` up to date.
+    Pruned,
 }
 
 /// Reads the changes of environment `environment_id` after version `from`.
@@ -30,13 +31,14 @@ pub(crate) async fn build_patch(
     from: u64,
 ) -> Result<Built, sqlx::Error> {
     let started = std::time::Instant::now();
-    let mut tx = begin_consistent_read(db).await?;
-    let row: Option<(i64, i64)> =
-        sqlx::query_as("select project_id, data_version from environment where id = $1")
-            .bind(environment_id)
-            .fetch_optional(&mut *tx)
-            .await?;
-    let Some((project_id, to)) = row else {
+    let mut tx = db.begin_consistent_read().await?;
+    let row: Option<(i64, i64, i64)> = sqlx::query_as(
+        "select project_id, data_version, history_from from environment where id = $1",
+    )
+    .bind(environment_id)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some((project_id, to, history_from)) = row else {
         tx.rollback().await?;
         return Ok(Built::Gone);
     };
@@ -44,6 +46,10 @@ pub(crate) async fn build_patch(
     if to <= from {
         tx.rollback().await?;
         return Ok(Built::UpToDate);
+    }
+    if from < u64::try_from(history_from).unwrap_or(0) {
+        tx.rollback().await?;
+        return Ok(Built::Pruned);
     }
     let (low, high) = (as_i64(from), as_i64(to));
     let changed: Vec<(String, String)> = sqlx::query_as(
@@ -141,20 +147,6 @@ pub(crate) async fn data_versions(db: &Db, ids: &[i64]) -> Result<Vec<(i64, u64)
 
 fn as_i64(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
-}
-
-/// Same as `store::snapshot`'s: repeatable read on Postgres fixes one snapshot for every
-/// statement (read committed would take a new one per statement); SQLite in WAL mode
-/// already reads one snapshot per transaction.
-async fn begin_consistent_read(db: &Db) -> Result<Transaction<'static, Any>, sqlx::Error> {
-    match db.backend {
-        Backend::Postgres => {
-            db.pool
-                .begin_with("begin isolation level repeatable read read only")
-                .await
-        }
-        Backend::Sqlite => db.pool.begin().await,
-    }
 }
 
 /// A stored document this server cannot read is treated like `load_environment` treats

@@ -7,10 +7,8 @@
 
 use std::sync::Arc;
 
+use crate::db::Db;
 use flagpole_core::model::{EnvironmentSnapshot, Flag, FlagConfig, FlagState, Segment};
-use sqlx::{Any, Transaction};
-
-use crate::db::{Backend, Db};
 
 /// Loads environment `environment_id` at its current `data_version`; `None` if there is no
 /// such environment.
@@ -22,7 +20,7 @@ pub async fn load_environment(
     db: &Db,
     environment_id: i64,
 ) -> Result<Option<EnvironmentSnapshot>, sqlx::Error> {
-    let mut tx = begin_consistent_read(db).await?;
+    let mut tx = db.begin_consistent_read().await?;
     let env: Option<(i64, i64)> =
         sqlx::query_as("select project_id, data_version from environment where id = $1")
             .bind(environment_id)
@@ -77,21 +75,6 @@ pub async fn environment_ids(db: &Db) -> Result<Vec<i64>, sqlx::Error> {
     sqlx::query_scalar("select id from environment order by id")
         .fetch_all(&db.pool)
         .await
-}
-
-/// A transaction whose reads all see one point in time. Postgres's default isolation
-/// (read committed) takes a new snapshot per statement, so a write committing between two
-/// of our selects would mix versions; repeatable read fixes the snapshot at the first
-/// statement. SQLite in WAL mode already reads from one snapshot for a whole transaction.
-async fn begin_consistent_read(db: &Db) -> Result<Transaction<'static, Any>, sqlx::Error> {
-    match db.backend {
-        Backend::Postgres => {
-            db.pool
-                .begin_with("begin isolation level repeatable read read only")
-                .await
-        }
-        Backend::Sqlite => db.pool.begin().await,
-    }
 }
 
 fn parse_document<T: serde::de::DeserializeOwned>(
