@@ -142,9 +142,7 @@ fn with_flag(
     change: impl FnOnce(&mut FlagState),
 ) -> EnvironmentSnapshot {
     let mut next = env.clone();
-    let mut state = (*next.flags[i]).clone();
-    change(&mut state);
-    next.flags[i] = Arc::new(state);
+    edit(&mut next.flags, i, change);
     next
 }
 
@@ -154,10 +152,15 @@ fn with_segment(
     change: impl FnOnce(&mut Segment),
 ) -> EnvironmentSnapshot {
     let mut next = env.clone();
-    let mut segment = (*next.segments[i]).clone();
-    change(&mut segment);
-    next.segments[i] = Arc::new(segment);
+    edit(&mut next.segments, i, change);
     next
+}
+
+/// Replaces item `i` by a changed copy; the others stay shared.
+fn edit<T: Clone>(items: &mut [Arc<T>], i: usize, change: impl FnOnce(&mut T)) {
+    let mut item = (*items[i]).clone();
+    change(&mut item);
+    items[i] = Arc::new(item);
 }
 
 fn assert_same(
