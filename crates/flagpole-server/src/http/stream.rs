@@ -50,7 +50,7 @@ async fn stream(
 ) -> Response {
     let upgrade = match upgrade {
         Ok(upgrade) => upgrade,
-        Err(rejection) => return not_an_upgrade(&rejection),
+        Err(rejection) => return rejection.into_response(),
     };
     // Loaded before upgrading, so a database outage is a 503 the SDK retries, not a
     // socket that opens and then says nothing.
@@ -98,22 +98,18 @@ async fn stream(
 
 impl IntoResponse for NotAnUpgrade {
     fn into_response(self) -> Response {
-        not_an_upgrade(&self)
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: "websocket_upgrade_required".into(),
+                message: format!(
+                    "this endpoint is a WebSocket (docs/protocol.md): {}",
+                    self.reason
+                ),
+                field: None,
+                details: Vec::new(),
+            },
+            current: None,
+        };
+        (self.status, Json(body)).into_response()
     }
-}
-
-fn not_an_upgrade(rejection: &NotAnUpgrade) -> Response {
-    let body = ErrorBody {
-        error: ErrorDetail {
-            code: "websocket_upgrade_required".into(),
-            message: format!(
-                "this endpoint is a WebSocket (docs/protocol.md): {}",
-                rejection.reason
-            ),
-            field: None,
-            details: Vec::new(),
-        },
-        current: None,
-    };
-    (rejection.status, Json(body)).into_response()
 }
