@@ -216,6 +216,29 @@ async fn pruned_history_sends_the_whole_environment(backend: Backend) {
         "pruning again removes nothing"
     );
     assert_eq!(sorted(env), truth(db, seeded.env_id).await);
+
+    // A backlog of many delete batches (as in a database from before pruning) goes too.
+    let top = v + 2_500;
+    sqlx::query(
+        "with recursive n(v) as (select $2 union all select v + 1 from n where v < $3) \
+         insert into env_change (environment_id, data_version, kind, key) \
+         select $1, v, 'flag', 'switch' from n",
+    )
+    .bind(seeded.env_id)
+    .bind(v + 1)
+    .bind(top)
+    .execute(&db.pool)
+    .await
+    .unwrap();
+    sqlx::query("update environment set data_version = $1 where id = $2")
+        .bind(top)
+        .bind(seeded.env_id)
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    let deleted = flagpole_server::push::history::prune(db, 10).await.unwrap();
+    assert_eq!(deleted, 2_492, "the 2 old rows and 2,490 of the backlog");
+    assert_eq!(history(db).await, ((top - 9)..=top).collect::<Vec<_>>());
     server.stop().await;
 }
 

@@ -39,13 +39,19 @@ pub(crate) async fn prune_periodically(db: Db, shutdown: CancellationToken) {
     }
 }
 
-/// Drops each environment's change history except its last `keep` versions and moves its
-/// `history_from` up to match, in one transaction, so a patch read never sees the rows
-/// gone without the new start. Returns the number of rows deleted.
+/// Versions whose rows one delete statement removes: a backlog (a database from before
+/// pruning) goes in many short statements rather than one long one.
+const DELETE_BATCH: i64 = 1_000;
+
+/// Drops each environment's change history except its last `keep` versions. Returns the
+/// number of rows deleted.
 ///
-/// One short transaction per environment, each taking that environment's row lock only:
-/// a write that bumps several environments locks their rows in its own order, and a
-/// pruner holding several at once could deadlock with it.
+/// The start of the history (`history_from`) moves first, in a short transaction of its
+/// own; only then are the rows below it deleted, in batches and outside any transaction
+/// that holds an environment's row (writes to the environment never wait for a delete).
+/// That order is what makes it safe: a patch read checks `history_from` in the same
+/// snapshot as the rows it reads, so once the start has moved nothing reads the rows below
+/// it, and a read that began before still sees them in its snapshot.
 pub async fn prune(db: &Db, keep: u64) -> Result<u64, sqlx::Error> {
     let keep = i64::try_from(keep).unwrap_or(i64::MAX);
     let due: Vec<(i64,)> =
@@ -64,17 +70,33 @@ pub async fn prune(db: &Db, keep: u64) -> Result<u64, sqlx::Error> {
         .bind(environment_id)
         .fetch_optional(&mut *tx)
         .await?;
-        if let Some((history_from,)) = moved {
+        tx.commit().await?;
+        let Some((history_from,)) = moved else {
+            continue; // another replica moved it first, and deletes the rows
+        };
+        // From the oldest row left, not from the previous start: a prune interrupted
+        // between moving the start and deleting leaves rows below it, collected here.
+        let oldest: Option<i64> = sqlx::query_scalar(
+            "select min(data_version) from env_change where environment_id = $1",
+        )
+        .bind(environment_id)
+        .fetch_one(&db.pool)
+        .await?;
+        let mut low = oldest.unwrap_or(history_from + 1) - 1;
+        while low < history_from {
+            let high = (low + DELETE_BATCH).min(history_from);
             deleted += sqlx::query(
-                "delete from env_change where environment_id = $1 and data_version <= $2",
+                "delete from env_change where environment_id = $1 \
+                 and data_version > $2 and data_version <= $3",
             )
             .bind(environment_id)
-            .bind(history_from)
-            .execute(&mut *tx)
+            .bind(low)
+            .bind(high)
+            .execute(&db.pool)
             .await?
             .rows_affected();
+            low = high;
         }
-        tx.commit().await?;
     }
     Ok(deleted)
 }
