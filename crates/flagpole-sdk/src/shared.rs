@@ -167,19 +167,25 @@ impl Shared {
             snapshot,
             names: OnceLock::new(),
         }));
-        let changed = changes::changed_flags(old.env.as_deref(), &env);
         // The change event goes out before the status update: whoever wakes up on the
         // status (`wait_until_ready`, a version watch) and then subscribes must not be
         // handed an event for flags it has already read. In the other order a subscriber
         // created right after "ready" got the initial load as a change, at the version it
         // had just read (the e2e replicas test saw `[11, 11, ...]`).
-        if !changed.is_empty() {
-            // No receivers is not an error: nobody subscribed.
-            let _ = self.changes.send(ChangeEvent {
-                version: env.version,
-                keys: changed.into(),
-                lagged: false,
-            });
+        //
+        // Most applications never subscribe; working out which flags changed (every flag's
+        // dependencies) is then skipped. A subscription made concurrently with this
+        // publish may or may not see it, as with any event published while subscribing.
+        if self.changes.receiver_count() > 0 {
+            let changed = changes::changed_flags(old.env.as_deref(), &env);
+            if !changed.is_empty() {
+                // Receivers may have gone since they were counted: not an error.
+                let _ = self.changes.send(ChangeEvent {
+                    version: env.version,
+                    keys: changed.into(),
+                    lagged: false,
+                });
+            }
         }
         self.status.send_modify(|s| {
             s.source = source;

@@ -121,19 +121,25 @@ fn record(samples: &Samples, sent_ns: u64, now_ns: u64) {
     samples.lock().unwrap().push((sent_ns, micros));
 }
 
-/// Records, for every change the client applies, how long ago the change was sent.
+/// Records, for every change the client applies, how long ago the change was sent. It
+/// watches the client's status (which moves with the version it serves) rather than
+/// subscribing to flag changes: most applications do not subscribe, and the SDK works out
+/// which flags a change touched only for subscribers.
 fn spawn_recorder(client: Client, samples: Samples) {
-    let mut changes = client.subscribe_flag("load");
+    let mut status = client.watch_status();
     tokio::spawn(async move {
-        while changes.recv().await.is_some() {
+        let mut last = None;
+        while status.changed().await.is_ok() {
             let now = unix_ns();
             let sent = client.flags().environment().and_then(|env| {
                 let flag = env.flags.iter().find(|f| f.flag.key == "load")?;
                 let key = flag.config.targets.first()?.keys.first()?;
                 key.strip_prefix('t')?.parse::<u64>().ok()
             });
-            if let Some(sent) = sent {
-                record(&samples, sent, now);
+            // The status also moves with the connection's state; a change is recorded once.
+            if sent.is_some() && sent != last {
+                record(&samples, sent.unwrap_or_default(), now);
+                last = sent;
             }
         }
     });
