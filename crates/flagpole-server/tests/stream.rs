@@ -37,6 +37,7 @@ backends! {
     versions_catch_up_by_patches_or_snapshot => catch_up_postgres, catch_up_sqlite;
     bad_credentials_are_refused_before_the_upgrade => refused_postgres, refused_sqlite;
     pruned_history_sends_the_whole_environment => pruned_history_postgres, pruned_history_sqlite;
+    config_writes_are_published_by_the_writer => local_patches_postgres, local_patches_sqlite;
 }
 
 /// A snapshot far larger than one frame (the server sends it as continuation frames of a
@@ -240,6 +241,99 @@ async fn pruned_history_sends_the_whole_environment(backend: Backend) {
     assert_eq!(deleted, 2_492, "the 2 old rows and 2,490 of the backlog");
     assert_eq!(history(db).await, ((top - 9)..=top).collect::<Vec<_>>());
     server.stop().await;
+}
+
+/// A config write (toggle or replace) hands its patch to this replica's hub itself,
+/// without the hub reading the change back from the database: each such patch is exactly
+/// the database's change between its versions, and the counter of patches published that
+/// way moves once per write.
+async fn config_writes_are_published_by_the_writer(backend: Backend) {
+    let mut server = Server::start(fresh_db(backend).await.unwrap(), 15).await;
+    let seeded = seed(&server).await;
+    let base = "/api/v1/projects/shop";
+    server
+        .write(
+            Method::POST,
+            &format!("{base}/segments"),
+            json!({"key": "staff", "rules": [{"clauses": [
+                {"attribute": "email", "op": "ends_with", "values": ["@shop.test"]}]}]}),
+        )
+        .await;
+    let mut ws = connect(server.addr, &seeded.sdk_key).await;
+    send(&mut ws, json!({"type": "hello", "sdk": "test/0"})).await;
+    let mut env = snapshot_of(next_message(&mut ws).await);
+    let local_before = counter(&server, "stream_local_patches_total").await;
+
+    let switch = format!("{base}/flags/switch/environments/production");
+    let (_, flag) = server
+        .call(Method::GET, &format!("{base}/flags/switch"), None)
+        .await;
+    let mut version = flag["version"].as_i64().expect("flag version");
+    let configs = [
+        json!({"enabled": true, "off_variant": "off", "targets": [{"variant": "on", "keys": ["u1", "u2"]}],
+               "rules": [{"clauses": [{"attribute": "", "op": "in_segment", "values": ["staff"]}],
+                          "serve": {"variant": "on"}},
+                         {"clauses": [{"attribute": "plan", "op": "in", "values": ["pro", "team"]},
+                                      {"attribute": "seats", "op": "gt", "values": [2.5]}],
+                          "serve": {"rollout": {"bucket_by": "org", "weights": [
+                              {"variant": "on", "weight": 33_333}, {"variant": "off", "weight": 66_667}]}}}],
+               "default_serve": {"variant": "off"}}),
+        json!({"enabled": true, "off_variant": "off", "default_serve": {"rollout": {"weights": [
+                  {"variant": "on", "weight": 10_000}, {"variant": "off", "weight": 90_000}]}}}),
+    ];
+    let mut writes = 0;
+    for config in configs {
+        let view = server
+            .write(
+                Method::PUT,
+                &switch,
+                json!({"version": version, "config": config}),
+            )
+            .await;
+        version = view["version"].as_i64().expect("flag version");
+        writes += 1;
+        for enabled in [false, true] {
+            server
+                .write(
+                    Method::POST,
+                    &format!("{switch}/toggle"),
+                    json!({"enabled": enabled}),
+                )
+                .await;
+            writes += 1;
+            version += 1;
+        }
+    }
+    for _ in 0..writes {
+        let patch = patch_of(next_message(&mut ws).await);
+        assert_eq!((patch.from, patch.to), (env.version, env.version + 1));
+        assert_eq!(patch.flags.len(), 1);
+        env.apply(&patch).unwrap();
+    }
+    assert_eq!(sorted(env), truth(&server.db, seeded.env_id).await);
+    assert_eq!(
+        counter(&server, "stream_local_patches_total").await - local_before,
+        f64::from(writes),
+        "every config write published its own patch"
+    );
+    server.stop().await;
+}
+
+/// A counter's value from /metrics (0 before it is first incremented).
+async fn counter(server: &Server, name: &str) -> f64 {
+    let req = Request::builder()
+        .uri("/metrics")
+        .body(axum::body::Body::empty())
+        .unwrap();
+    let res = server.router.clone().oneshot(req).await.unwrap();
+    let body = http_body_util::BodyExt::collect(res.into_body())
+        .await
+        .unwrap()
+        .to_bytes();
+    String::from_utf8_lossy(&body)
+        .lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or(0.0)
 }
 
 async fn versions_catch_up_by_patches_or_snapshot(backend: Backend) {

@@ -197,7 +197,8 @@ impl EnvHub {
             }
             whole_patch(held, env)
         };
-        // Only the hub's updater publishes, so nothing moved the hub in between.
+        // A write's own patch (`Push::publish_local`) may have moved the hub in between:
+        // then this is refused as a gap, and the updater looks again.
         self.publish(patch)
     }
 

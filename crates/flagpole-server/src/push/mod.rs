@@ -11,7 +11,9 @@
 //!    own notifications come back too, and are skipped by version);
 //! 3. the feed follower pokes the environment's hub; the hub's updater reads what changed
 //!    since its version ([`patch::build_patch`]), publishes one patch (bursts coalesce into
-//!    one) and the connections ([`connection`]) forward it.
+//!    one) and the connections ([`connection`]) forward it. A config write skips the read
+//!    on its own replica: it hands its patch to the hub first ([`Push::publish_local`]),
+//!    and the hub, already at that version, ignores the poke.
 //!
 //! Safety nets: a listener that reconnects, and a periodic version check, compare every
 //! hub with the database (notifications sent while a listener was away are lost).
@@ -37,7 +39,8 @@ use crate::db::Db;
 use crate::snapshots::SnapshotCache;
 use crate::state::ChangeFeed;
 use crate::store::snapshot::load_environment;
-use hub::EnvHub;
+use flagpole_core::wire::PatchError;
+use hub::{EnvHub, PublishError};
 use patch::Built;
 
 pub use notify::notify_committed;
@@ -234,6 +237,26 @@ impl Push {
         }
     }
 
+    /// Publishes `patch`, made by a write of this process that has committed, if this
+    /// replica has the environment's hub and the hub holds exactly `patch.from`; otherwise
+    /// does nothing (the write's change-feed event brings the hub up to date from the
+    /// database). The caller guarantees the patch is exactly the change between the two
+    /// versions (see `domain::configs::publish_local`).
+    pub(crate) fn publish_local(&self, environment_id: i64, patch: flagpole_core::wire::Patch) {
+        let hub = lock(&self.inner.hubs).get(&environment_id).cloned();
+        let Some(hub) = hub else {
+            return;
+        };
+        if hub.version() != Some(patch.from) {
+            return;
+        }
+        // The version is checked again under the hub's lock: if the updater moved the hub
+        // meanwhile, this is refused as a gap, and the updater's patch already holds it.
+        if hub.publish(patch).is_ok() {
+            metrics::counter!("stream_local_patches_total").increment(1);
+        }
+    }
+
     /// Pokes every hub to compare itself with the database.
     pub(crate) fn poke_all(&self) {
         for hub in self.hubs() {
@@ -295,11 +318,21 @@ async fn updater(hub: Arc<EnvHub>, db: Db, shutdown: CancellationToken) {
         };
         match patch::build_patch(&db, hub.environment_id, from).await {
             Ok(Built::UpToDate) => {}
-            Ok(Built::Patch(patch)) => {
-                if let Err(error) = hub.publish(patch) {
+            Ok(Built::Patch(patch)) => match (patch.to, hub.publish(patch)) {
+                (_, Ok(())) => {}
+                // A write of this process published its own patch while this one was read
+                // (`Push::publish_local`; on Postgres the write's own notification often
+                // arrives first). Read again only if the hub is still short of what the
+                // database had.
+                (to, Err(PublishError::Patch(PatchError::Gap { .. }))) => {
+                    if hub.version().is_none_or(|held| held < to) {
+                        hub.poke(None);
+                    }
+                }
+                (_, Err(error)) => {
                     tracing::error!(environment_id = hub.environment_id, %error, "publishing patch failed");
                 }
-            }
+            },
             Ok(Built::Gone) => {
                 tracing::info!(
                     environment_id = hub.environment_id,
@@ -316,8 +349,12 @@ async fn updater(hub: Arc<EnvHub>, db: Db, shutdown: CancellationToken) {
                         to = env.version,
                         "change history pruned past this hub's version; sending the whole environment"
                     );
-                    if let Err(error) = hub.publish_whole(&env) {
-                        tracing::error!(environment_id = hub.environment_id, %error, "publishing the whole environment failed");
+                    match hub.publish_whole(&env) {
+                        Ok(()) => {}
+                        Err(PublishError::Patch(PatchError::Gap { .. })) => hub.poke(None),
+                        Err(error) => {
+                            tracing::error!(environment_id = hub.environment_id, %error, "publishing the whole environment failed");
+                        }
                     }
                 }
                 // Deleted meanwhile: the next poke finds it gone.
