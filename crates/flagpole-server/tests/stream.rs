@@ -245,8 +245,8 @@ async fn pruned_history_sends_the_whole_environment(backend: Backend) {
 
 /// A config write (toggle or replace) hands its patch to this replica's hub itself,
 /// without the hub reading the change back from the database: each such patch is exactly
-/// the database's change between its versions, and the counter of patches published that
-/// way moves once per write.
+/// the database's change between its versions, the counter of patches published that way
+/// moves once per write, and no patch is read.
 async fn config_writes_are_published_by_the_writer(backend: Backend) {
     let mut server = Server::start(fresh_db(backend).await.unwrap(), 15).await;
     let seeded = seed(&server).await;
@@ -263,6 +263,7 @@ async fn config_writes_are_published_by_the_writer(backend: Backend) {
     send(&mut ws, json!({"type": "hello", "sdk": "test/0"})).await;
     let mut env = snapshot_of(next_message(&mut ws).await);
     let local_before = counter(&server, "stream_local_patches_total").await;
+    let reads_before = counter(&server, "stream_patch_read_seconds_count").await;
 
     let switch = format!("{base}/flags/switch/environments/production");
     let (_, flag) = server
@@ -315,6 +316,12 @@ async fn config_writes_are_published_by_the_writer(backend: Backend) {
         counter(&server, "stream_local_patches_total").await - local_before,
         f64::from(writes),
         "every config write published its own patch"
+    );
+    assert_eq!(
+        counter(&server, "stream_patch_read_seconds_count").await,
+        reads_before,
+        "no patch was read back from the database (on Postgres, not even for the write's own \
+         notification)"
     );
     server.stop().await;
 }

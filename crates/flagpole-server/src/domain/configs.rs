@@ -5,12 +5,13 @@ use flagpole_core::wire::Patch;
 use serde_json::json;
 
 use super::flag_write::{FlagAudit, FlagView, finish};
-use super::flags::lock_for_write;
+use super::flags::lock_row_for_write;
 use super::validate::{FlagShape, Written, validate};
 use crate::auth::Actor;
 use crate::db::now_ms;
 use crate::error::{ApiError, ApiResult};
 use crate::push::Push;
+use crate::push::local::LocalWrite;
 use crate::state::{AppState, EnvChanged};
 use crate::store::environment::{self, Environment};
 use crate::store::flag::{self, FlagRow};
@@ -47,7 +48,7 @@ pub(crate) async fn write(
         // Deleted since the handler looked it up.
         return Err(ApiError::not_found("environment", &env.key));
     }
-    let (row, view) = lock_for_write(&mut tx, project.id, flag_key, expected, false).await?;
+    let row = lock_row_for_write(&mut tx, project.id, flag_key, expected, false).await?;
     let mut data = ProjectData::load(&mut tx, project.id).await?;
     let flag = data
         .flag_mut(flag_key)
@@ -63,7 +64,7 @@ pub(crate) async fn write(
             if before.enabled == enabled {
                 // Already in that state: nothing to write, no new version. Dropping the
                 // transaction undoes the data-version bump.
-                return Ok(view);
+                return FlagView::load(&mut tx, &row).await;
             }
             (
                 FlagConfig {
@@ -76,7 +77,7 @@ pub(crate) async fn write(
     };
     flag.configs.insert(env.id, after.clone());
     // This environment at its new version differs from the previous one in this flag
-    // alone (see `publish_local`).
+    // alone (see `local_patch`).
     let changed = FlagState {
         flag: flag.definition.clone(),
         config: after.clone(),
@@ -88,7 +89,7 @@ pub(crate) async fn write(
     )?;
 
     let now = now_ms();
-    let version = flag::update(&mut tx, row.id, &row.definition, row.archived_at, now).await?;
+    let version = flag::bump_version(&mut tx, row.id, now).await?;
     let row = FlagRow {
         version,
         updated_at: now,
@@ -103,13 +104,16 @@ pub(crate) async fn write(
         comment,
     };
     let view = finish(&mut tx, &data, &row, &[env.id], &bumped, audit, now).await?;
+    let local = local_patch(&state.push, &bumped, changed);
     tx.commit().await?;
     // On a task of its own: the response goes out first (the fan-out to this replica's
     // SDKs would otherwise run ahead of it on the same threads), then this replica's
     // SDKs get the patch, then everyone else hears of the version.
-    let (push, changes) = (state.push.clone(), state.changes.clone());
+    let changes = state.changes.clone();
     state.tasks.spawn(async move {
-        publish_local(&push, &bumped, changed);
+        if let Some((local, patch)) = local {
+            local.publish(patch);
+        }
         for change in bumped {
             changes.publish(change);
         }
@@ -117,29 +121,23 @@ pub(crate) async fn write(
     Ok(view)
 }
 
-/// Hands the change straight to this replica's hub of the environment, so its SDKs get it
-/// without the hub reading back from the database what this write just wrote (that read
-/// was ~1 ms at the median under load, and sat between every commit and its fan-out).
-///
-/// Exact because every write bumps each environment it touches once, first in its
-/// transaction and under the environment row's lock: version N is N-1 with this write
-/// applied, and a config write changes one flag in one environment. The hub takes the
-/// patch only if it holds exactly N-1; otherwise (it moved on, or is behind) the change
-/// feed, announced next, makes it read from the database as before.
-fn publish_local(push: &Push, bumped: &[EnvChanged], changed: FlagState) {
+/// The patch this write makes to its one environment, announced to that environment's hub
+/// on this replica (`push::local`): a config write changes one flag in one environment, at
+/// one new version.
+fn local_patch(
+    push: &Push,
+    bumped: &[EnvChanged],
+    changed: FlagState,
+) -> Option<(LocalWrite, Patch)> {
     let [change] = bumped else {
-        return;
+        return None;
     };
-    let Ok(to) = u64::try_from(change.data_version) else {
-        return;
+    let to = u64::try_from(change.data_version).ok()?;
+    let patch = Patch {
+        from: to.checked_sub(1)?,
+        to,
+        flags: vec![changed],
+        ..Patch::default()
     };
-    push.publish_local(
-        change.environment_id,
-        Patch {
-            from: to - 1,
-            to,
-            flags: vec![changed],
-            ..Patch::default()
-        },
-    );
+    Some((push.begin_local(change.environment_id, to), patch))
 }

@@ -137,7 +137,8 @@ pub(crate) struct FlagPatch {
 }
 
 /// Locks the flag for a write after the environments were locked; 404 if missing, 409 if
-/// the version is stale or (unless `allow_archived`) the flag is archived.
+/// the version is stale or (unless `allow_archived`) the flag is archived. Returns the flag
+/// as it was, for writes that record it.
 pub(crate) async fn lock_for_write(
     conn: &mut Conn,
     project_id: i64,
@@ -145,18 +146,35 @@ pub(crate) async fn lock_for_write(
     expected: Option<i64>,
     allow_archived: bool,
 ) -> ApiResult<(FlagRow, FlagView)> {
+    let row = lock_row_for_write(&mut *conn, project_id, key, expected, allow_archived).await?;
+    let view = FlagView::load(conn, &row).await?;
+    Ok((row, view))
+}
+
+/// [`lock_for_write`] without reading the flag's configs unless a 409 needs them: a config
+/// write (the kill switch) does not record the flag as it was, and that read was one of
+/// its round trips.
+pub(crate) async fn lock_row_for_write(
+    conn: &mut Conn,
+    project_id: i64,
+    key: &str,
+    expected: Option<i64>,
+    allow_archived: bool,
+) -> ApiResult<FlagRow> {
     let row = flag::lock(&mut *conn, project_id, key)
         .await?
         .ok_or_else(|| ApiError::not_found("flag", key))?;
-    let view = FlagView::load(conn, &row).await?;
-    check_version(expected, row.version, || view.clone())?;
-    if row.archived_at.is_some() && !allow_archived {
+    let stale = expected.is_some_and(|e| e != row.version);
+    let archived = row.archived_at.is_some() && !allow_archived;
+    if stale || archived {
+        let view = FlagView::load(conn, &row).await?;
+        check_version(expected, row.version, || view.clone())?;
         return Err(ApiError::Conflict {
             message: format!("flag `{key}` is archived; unarchive it before changing it"),
             current: crate::error::current_of(&view),
         });
     }
-    Ok((row, view))
+    Ok(row)
 }
 
 /// Applies `patch` to the definition, validating it against every environment.

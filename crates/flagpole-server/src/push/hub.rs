@@ -7,7 +7,7 @@
 //! serialisation whatever the number of clients.
 
 use std::collections::VecDeque;
-use std::sync::atomic::AtomicUsize;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
@@ -93,6 +93,8 @@ pub(crate) struct EnvHub {
     pub(crate) wake: Notify,
     /// Connections holding a lease; the registry drops hubs idle for a while.
     pub(crate) leases: AtomicUsize,
+    /// The highest version a local write has announced it will publish itself (0: none).
+    local: AtomicU64,
     /// Cancelled when the hub is dropped from the registry or its environment is deleted.
     pub(crate) closed: CancellationToken,
     /// Serialises loads so a herd of first connections reads the database once.
@@ -112,6 +114,7 @@ impl EnvHub {
             updates: broadcast::channel(RING).0,
             wake: Notify::new(),
             leases: AtomicUsize::new(0),
+            local: AtomicU64::new(0),
             closed: CancellationToken::new(),
             load_lock: tokio::sync::Mutex::new(()),
         }
@@ -144,12 +147,29 @@ impl EnvHub {
     /// Asks the updater to bring the hub up to `version` (or to whatever the database
     /// has, when `None`). A version the hub already has is ignored.
     pub(crate) fn poke(&self, version: Option<u64>) {
-        if let (Some(wanted), Some(held)) = (version, self.version())
-            && wanted <= held
+        if let Some(wanted) = version
+            && (wanted <= self.local.load(Ordering::Acquire)
+                || self.version().is_some_and(|held| wanted <= held))
         {
             return;
         }
         self.wake.notify_one();
+    }
+
+    /// A write of this process will publish its own patch up to `version` once it commits
+    /// (see [`super::local`]): until [`EnvHub::end_local`], pokes for versions up to it do
+    /// not wake the updater (on Postgres the write's own notification often arrives before
+    /// its patch is published, and the read it caused was wasted).
+    pub(crate) fn expect_local(&self, version: u64) {
+        self.local.fetch_max(version, Ordering::AcqRel);
+    }
+
+    /// The local write expected at `version` has published or given up. A later local write
+    /// may have raised the mark meanwhile; it ends its own.
+    pub(crate) fn end_local(&self, version: u64) {
+        let _ = self
+            .local
+            .compare_exchange(version, 0, Ordering::AcqRel, Ordering::Acquire);
     }
 
     /// A receiver of every patch published from now on. Subscribe before calling
@@ -197,7 +217,7 @@ impl EnvHub {
             }
             whole_patch(held, env)
         };
-        // A write's own patch (`Push::publish_local`) may have moved the hub in between:
+        // A write's own patch (`super::local`) may have moved the hub in between:
         // then this is refused as a gap, and the updater looks again.
         self.publish(patch)
     }

@@ -12,8 +12,8 @@
 //! 3. the feed follower pokes the environment's hub; the hub's updater reads what changed
 //!    since its version ([`patch::build_patch`]), publishes one patch (bursts coalesce into
 //!    one) and the connections ([`connection`]) forward it. A config write skips the read
-//!    on its own replica: it hands its patch to the hub first ([`Push::publish_local`]),
-//!    and the hub, already at that version, ignores the poke.
+//!    on its own replica: it hands its patch to the hub itself ([`local`]), and the hub
+//!    ignores pokes for that version meanwhile.
 //!
 //! Safety nets: a listener that reconnects, and a periodic version check, compare every
 //! hub with the database (notifications sent while a listener was away are lost).
@@ -23,6 +23,7 @@ pub(crate) mod connection;
 pub mod history;
 pub(crate) mod hub;
 pub(crate) mod keys;
+pub(crate) mod local;
 pub(crate) mod notify;
 pub(crate) mod patch;
 
@@ -237,26 +238,6 @@ impl Push {
         }
     }
 
-    /// Publishes `patch`, made by a write of this process that has committed, if this
-    /// replica has the environment's hub and the hub holds exactly `patch.from`; otherwise
-    /// does nothing (the write's change-feed event brings the hub up to date from the
-    /// database). The caller guarantees the patch is exactly the change between the two
-    /// versions (see `domain::configs::publish_local`).
-    pub(crate) fn publish_local(&self, environment_id: i64, patch: flagpole_core::wire::Patch) {
-        let hub = lock(&self.inner.hubs).get(&environment_id).cloned();
-        let Some(hub) = hub else {
-            return;
-        };
-        if hub.version() != Some(patch.from) {
-            return;
-        }
-        // The version is checked again under the hub's lock: if the updater moved the hub
-        // meanwhile, this is refused as a gap, and the updater's patch already holds it.
-        if hub.publish(patch).is_ok() {
-            metrics::counter!("stream_local_patches_total").increment(1);
-        }
-    }
-
     /// Pokes every hub to compare itself with the database.
     pub(crate) fn poke_all(&self) {
         for hub in self.hubs() {
@@ -321,8 +302,7 @@ async fn updater(hub: Arc<EnvHub>, db: Db, shutdown: CancellationToken) {
             Ok(Built::Patch(patch)) => match (patch.to, hub.publish(patch)) {
                 (_, Ok(())) => {}
                 // A write of this process published its own patch while this one was read
-                // (`Push::publish_local`; on Postgres the write's own notification often
-                // arrives first). Read again only if the hub is still short of what the
+                // (`local`). Read again only if the hub is still short of what the
                 // database had.
                 (to, Err(PublishError::Patch(PatchError::Gap { .. }))) => {
                     if hub.version().is_none_or(|held| held < to) {

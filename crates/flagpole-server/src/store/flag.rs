@@ -111,6 +111,20 @@ pub async fn insert(
     Ok(row)
 }
 
+/// Bumps the version of a flag whose definition did not change (a config write); returns
+/// the new version. The caller checked the expected version while holding the lock from
+/// [`lock`].
+pub async fn bump_version(conn: &mut Conn, id: i64, now: i64) -> ApiResult<i64> {
+    let version: i64 = sqlx::query_scalar(
+        "update flag set version = version + 1, updated_at = $1 where id = $2 returning version",
+    )
+    .bind(now)
+    .bind(id)
+    .fetch_one(conn)
+    .await?;
+    Ok(version)
+}
+
 /// Writes a new definition and archived state and bumps the version; returns the new
 /// version. The caller checked the expected version while holding the lock from [`lock`].
 pub async fn update(
