@@ -14,7 +14,6 @@ use flagpole_server::db::Backend;
 use flagpole_server::testing::fresh_db;
 use serde_json::json;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
-use tower::ServiceExt;
 
 use support::*;
 
@@ -118,17 +117,7 @@ async fn snapshot_then_patches_reproduce_the_database(backend: Backend) {
     );
 
     // The stream's metrics are exported (text, not JSON: read through the router).
-    let req = Request::builder()
-        .uri("/metrics")
-        .body(axum::body::Body::empty())
-        .unwrap();
-    let res = server.router.clone().oneshot(req).await.unwrap();
-    assert_eq!(res.status(), StatusCode::OK);
-    let body = http_body_util::BodyExt::collect(res.into_body())
-        .await
-        .unwrap()
-        .to_bytes();
-    let metrics = String::from_utf8_lossy(&body);
+    let metrics = server.metrics().await;
     for name in [
         "stream_connections",
         "stream_messages_sent_total",
@@ -262,8 +251,8 @@ async fn config_writes_are_published_by_the_writer(backend: Backend) {
     let mut ws = connect(server.addr, &seeded.sdk_key).await;
     send(&mut ws, json!({"type": "hello", "sdk": "test/0"})).await;
     let mut env = snapshot_of(next_message(&mut ws).await);
-    let local_before = counter(&server, "stream_local_patches_total").await;
-    let reads_before = counter(&server, "stream_patch_read_seconds_count").await;
+    let local_before = server.counter("stream_local_patches_total").await;
+    let reads_before = server.counter("stream_patch_read_seconds_count").await;
 
     let switch = format!("{base}/flags/switch/environments/production");
     let (_, flag) = server
@@ -313,34 +302,17 @@ async fn config_writes_are_published_by_the_writer(backend: Backend) {
     }
     assert_eq!(sorted(env), truth(&server.db, seeded.env_id).await);
     assert_eq!(
-        counter(&server, "stream_local_patches_total").await - local_before,
+        server.counter("stream_local_patches_total").await - local_before,
         f64::from(writes),
         "every config write published its own patch"
     );
     assert_eq!(
-        counter(&server, "stream_patch_read_seconds_count").await,
+        server.counter("stream_patch_read_seconds_count").await,
         reads_before,
         "no patch was read back from the database (on Postgres, not even for the write's own \
          notification)"
     );
     server.stop().await;
-}
-
-/// A counter's value from /metrics (0 before it is first incremented).
-async fn counter(server: &Server, name: &str) -> f64 {
-    let req = Request::builder()
-        .uri("/metrics")
-        .body(axum::body::Body::empty())
-        .unwrap();
-    let res = server.router.clone().oneshot(req).await.unwrap();
-    let body = http_body_util::BodyExt::collect(res.into_body())
-        .await
-        .unwrap()
-        .to_bytes();
-    String::from_utf8_lossy(&body)
-        .lines()
-        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
-        .unwrap_or(0.0)
 }
 
 async fn versions_catch_up_by_patches_or_snapshot(backend: Backend) {
@@ -419,12 +391,8 @@ async fn bad_credentials_are_refused_before_the_upgrade(backend: Backend) {
         .header("authorization", format!("Bearer {}", seeded.sdk_key))
         .body(axum::body::Body::empty())
         .unwrap();
-    let res = server.router.clone().oneshot(req).await.unwrap();
-    assert!(res.status().is_client_error(), "{}", res.status());
-    let body = http_body_util::BodyExt::collect(res.into_body())
-        .await
-        .unwrap()
-        .to_bytes();
+    let (status, body) = server.send(req).await;
+    assert!(status.is_client_error(), "{status}");
     let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(
         body["error"]["code"], "websocket_upgrade_required",

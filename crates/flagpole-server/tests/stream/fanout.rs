@@ -129,7 +129,6 @@ async fn a_stalled_client_does_not_delay_a_reading_one() {
 
 /// `switch` evaluated through OFREP on `server`.
 async fn ofrep_switch(server: &Server, sdk_key: &str) -> serde_json::Value {
-    use tower::ServiceExt as _;
     let req = axum::http::Request::builder()
         .method(Method::POST)
         .uri("/ofrep/v1/evaluate/flags/switch")
@@ -139,11 +138,7 @@ async fn ofrep_switch(server: &Server, sdk_key: &str) -> serde_json::Value {
             r#"{"context":{"targetingKey":"u1"}}"#,
         ))
         .unwrap();
-    let res = server.router.clone().oneshot(req).await.unwrap();
-    let body = http_body_util::BodyExt::collect(res.into_body())
-        .await
-        .unwrap()
-        .to_bytes();
+    let (_, body) = server.send(req).await;
     let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
     body["value"].clone()
 }

@@ -58,6 +58,33 @@ impl Server {
         self.served.stop(WAIT).await;
     }
 
+    /// Any request through the router: the status and the body's bytes.
+    pub(crate) async fn send(&self, req: Request<Body>) -> (StatusCode, bytes::Bytes) {
+        let res = self.router.clone().oneshot(req).await.unwrap();
+        let status = res.status();
+        (status, res.into_body().collect().await.unwrap().to_bytes())
+    }
+
+    /// The server's Prometheus metrics, as text.
+    pub(crate) async fn metrics(&self) -> String {
+        let req = Request::builder()
+            .uri("/metrics")
+            .body(Body::empty())
+            .unwrap();
+        let (status, body) = self.send(req).await;
+        assert_eq!(status, StatusCode::OK);
+        String::from_utf8_lossy(&body).into_owned()
+    }
+
+    /// A counter's value from /metrics (0 before it is first incremented).
+    pub(crate) async fn counter(&self, name: &str) -> f64 {
+        self.metrics()
+            .await
+            .lines()
+            .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or(0.0)
+    }
+
     /// A JSON request with the admin token, through the router.
     pub(crate) async fn call(
         &self,
@@ -73,14 +100,7 @@ impl Server {
         let body = body
             .map(|b| Body::from(b.to_string()))
             .unwrap_or_else(Body::empty);
-        let res = self
-            .router
-            .clone()
-            .oneshot(req.body(body).unwrap())
-            .await
-            .unwrap();
-        let status = res.status();
-        let bytes = res.into_body().collect().await.unwrap().to_bytes();
+        let (status, bytes) = self.send(req.body(body).unwrap()).await;
         let value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
         (status, value)
     }
