@@ -27,11 +27,12 @@
 use std::io::{BufRead, BufReader, Write};
 use std::net::SocketAddr;
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
 
+use crate::measure::{Cpu, cpu_of, percentiles, round3, unix_ns};
 use crate::ofrep_server::{self, Server, admin};
 use crate::postgres::{FreshDatabase, psql};
 
@@ -393,61 +394,6 @@ fn summary_ms(addr: SocketAddr, name: &str) -> Result<Value> {
     Ok(json!({"p50": quantile("0.5"), "p99": quantile("0.99"), "max": quantile("1")}))
 }
 
-/// CPU time used by processes, in clock ticks, from /proc/PID/stat.
-#[derive(Debug, Clone, Copy, Default)]
-struct Cpu {
-    user: u64,
-    system: u64,
-}
-
-impl std::ops::AddAssign for Cpu {
-    fn add_assign(&mut self, other: Cpu) {
-        self.user += other.user;
-        self.system += other.system;
-    }
-}
-
-impl std::ops::Sub for Cpu {
-    type Output = Cpu;
-    fn sub(self, other: Cpu) -> Cpu {
-        Cpu {
-            user: self.user.saturating_sub(other.user),
-            system: self.system.saturating_sub(other.system),
-        }
-    }
-}
-
-impl Cpu {
-    /// µs per delivery, user and system (Linux counts in ticks of 1/100 s).
-    fn per(self, deliveries: f64) -> Value {
-        let us = |ticks: u64| round3(ticks as f64 * 10_000.0 / deliveries);
-        json!({"user": us(self.user), "system": us(self.system)})
-    }
-}
-
-fn cpu_of(pids: impl IntoIterator<Item = u32>) -> Result<Cpu> {
-    let mut total = Cpu::default();
-    for pid in pids {
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
-        // Fields after the parenthesised command name; utime and stime are the 14th and
-        // 15th of the whole line.
-        let rest = stat.rsplit_once(')').context("/proc stat")?.1;
-        let fields: Vec<&str> = rest.split_whitespace().collect();
-        let field = |i: usize| -> Result<u64> {
-            fields
-                .get(i)
-                .context("/proc stat field")?
-                .parse()
-                .context("ticks")
-        };
-        total += Cpu {
-            user: field(11)?,
-            system: field(12)?,
-        };
-    }
-    Ok(total)
-}
-
 /// Sum of the servers' resident set sizes.
 fn rss_kib(servers: &[Server]) -> Result<u64> {
     let mut total = 0;
@@ -461,26 +407,4 @@ fn rss_kib(servers: &[Server]) -> Result<u64> {
             .context("VmRSS")?;
     }
     Ok(total)
-}
-
-fn percentiles(sorted_us: &[u32]) -> Value {
-    let at = |q: f64| -> f64 {
-        if sorted_us.is_empty() {
-            return f64::NAN;
-        }
-        let i = ((sorted_us.len() as f64 - 1.0) * q).round() as usize;
-        round3(f64::from(sorted_us[i]) / 1e3)
-    };
-    json!({"p50": at(0.5), "p99": at(0.99), "max": at(1.0)})
-}
-
-fn round3(x: f64) -> f64 {
-    (x * 1000.0).round() / 1000.0
-}
-
-fn unix_ns() -> u64 {
-    let since = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default();
-    u64::try_from(since.as_nanos()).unwrap_or(u64::MAX)
 }

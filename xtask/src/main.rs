@@ -9,9 +9,11 @@ mod codegen;
 mod deploy_check;
 mod load_ofrep;
 mod load_push;
+mod measure;
 mod ofrep_client;
 mod ofrep_server;
 mod postgres;
+mod push_floor;
 mod run;
 mod test;
 mod util;
@@ -39,6 +41,9 @@ enum Cmd {
     /// Load-test push: change propagation from a write to many SDK clients, over one or
     /// more replicas (release builds, real Postgres); prints one JSON line.
     LoadPush(load_push::Args),
+    /// The kernel's floor under load-push: one message to N loopback TCP connections with
+    /// nothing else (no WebSocket, JSON or runtime); prints one JSON line.
+    PushFloor(push_floor::Args),
     /// Only the OpenFeature-client step of `test`: the Node OFREP provider against a
     /// running debug server.
     OfrepClient,
@@ -56,6 +61,7 @@ fn main() -> Result<()> {
         Cmd::CheckDeploy => deploy_check::run(),
         Cmd::LoadOfrep(args) => load_ofrep::run(args),
         Cmd::LoadPush(args) => load_push::run(args),
+        Cmd::PushFloor(args) => push_floor::run(args),
         Cmd::OfrepClient => ofrep_client::run(),
         Cmd::TestWeb => web_ui::test_all(),
     }

@@ -1,0 +1,164 @@
+//! `cargo xtask push-floor`: the kernel's own cost of fanning one message out to N
+//! loopback TCP connections on this machine (release `push-floor` writer and reader
+//! processes, no WebSocket, no JSON, no async runtime). It is the floor under
+//! `load-push`: a real server and real SDKs do all of this plus their own work, on the
+//! same cores. Prints one JSON line:
+//! - `latency_ms`: p50/p99/max from the writer stamping a round's message (just before
+//!   its first `write`) to each connection reading it, over every (connection, round);
+//! - `cpu_us_per_delivery`: CPU time (user, system) of the writer and of the reader per
+//!   (connection, round): the kernel's share of a delivery is almost all of it.
+
+use std::io::{BufRead as _, BufReader, Write as _};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use serde_json::{Value, json};
+
+use crate::measure::{cpu_of, percentiles, round3};
+use crate::ofrep_server;
+
+#[derive(clap::Args)]
+pub(crate) struct Args {
+    /// Connections.
+    #[arg(long, default_value_t = 1_000)]
+    clients: usize,
+    /// Messages sent to every connection.
+    #[arg(long, default_value_t = 100)]
+    rounds: usize,
+    /// Pause between rounds, in milliseconds.
+    #[arg(long, default_value_t = 100)]
+    interval_ms: u64,
+    /// Message size: 439 is a one-flag `load-push` patch (435 bytes) in its WebSocket frame.
+    #[arg(long, default_value_t = 439)]
+    bytes: usize,
+    /// Writer threads, and reader threads (the server's workers, the fleet's).
+    #[arg(long, default_value_t = 2)]
+    threads: usize,
+}
+
+pub(crate) fn run(args: Args) -> Result<()> {
+    if args.clients == 0 || args.rounds == 0 || args.threads == 0 || args.bytes < 8 {
+        bail!("--clients, --rounds and --threads must be at least 1, --bytes at least 8");
+    }
+    // One connection per file on each side; one process may hold at most ~20,000 here.
+    if args.clients > 19_000 {
+        bail!("--clients over 19,000 would pass the open-file limit of one process");
+    }
+    ofrep_server::build_release()?;
+    let exe = ofrep_server::binary("release").with_file_name("push-floor");
+    let samples =
+        std::env::temp_dir().join(format!("flagpole-push-floor-{}.json", std::process::id()));
+    let n = args.clients.to_string();
+    let threads = args.threads.to_string();
+    let bytes = args.bytes.to_string();
+
+    let mut writer = Side::start(Command::new(&exe).args([
+        "writer",
+        "--clients",
+        &n,
+        "--threads",
+        &threads,
+        "--bytes",
+        &bytes,
+    ]))?;
+    let listen = writer.message()?["listen"]
+        .as_str()
+        .context("writer's address")?
+        .to_owned();
+    let rounds = args.rounds.to_string();
+    let mut reader = Side::start(
+        Command::new(&exe)
+            .args([
+                "reader",
+                "--connect",
+                &listen,
+                "--clients",
+                &n,
+                "--threads",
+                &threads,
+                "--bytes",
+                &bytes,
+                "--rounds",
+                &rounds,
+                "--samples",
+            ])
+            .arg(&samples),
+    )?;
+    writer.expect("ready")?;
+    reader.expect("ready")?;
+    std::thread::sleep(Duration::from_millis(500));
+
+    let pids = |side: &Side| [side.child.id()];
+    let (writer_before, reader_before) = (cpu_of(pids(&writer))?, cpu_of(pids(&reader))?);
+    for _ in 0..args.rounds {
+        writeln!(writer.stdin, "send")?;
+        writer.expect("sent")?;
+        std::thread::sleep(Duration::from_millis(args.interval_ms));
+    }
+    reader.expect("done")?;
+    let deliveries = (args.clients * args.rounds) as f64;
+    let writer_cpu = (cpu_of(pids(&writer))? - writer_before).per(deliveries);
+    let reader_cpu = (cpu_of(pids(&reader))? - reader_before).per(deliveries);
+
+    let recorded: Vec<(u64, u32)> = serde_json::from_slice(&std::fs::read(&samples)?)?;
+    let _ = std::fs::remove_file(&samples);
+    let mut micros: Vec<u32> = recorded.iter().map(|&(_, us)| us).collect();
+    micros.sort_unstable();
+    let result = json!({
+        "clients": args.clients,
+        "rounds": args.rounds,
+        "bytes": args.bytes,
+        "threads": args.threads,
+        "delivered": round3(recorded.len() as f64 / deliveries),
+        "latency_ms": percentiles(&micros),
+        "cpu_us_per_delivery": {"writer": writer_cpu, "reader": reader_cpu},
+    });
+    println!("{result}");
+    Ok(())
+}
+
+/// A `push-floor` process and its pipes.
+struct Side {
+    child: Child,
+    stdin: ChildStdin,
+    stdout: BufReader<ChildStdout>,
+}
+
+impl Side {
+    fn start(cmd: &mut Command) -> Result<Side> {
+        let mut child = cmd
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .context("starting push-floor")?;
+        Ok(Side {
+            stdin: child.stdin.take().context("stdin")?,
+            stdout: BufReader::new(child.stdout.take().context("stdout")?),
+            child,
+        })
+    }
+
+    fn message(&mut self) -> Result<Value> {
+        let mut line = String::new();
+        if self.stdout.read_line(&mut line)? == 0 {
+            bail!("push-floor exited: {:?}", self.child.wait()?);
+        }
+        serde_json::from_str(&line).with_context(|| format!("push-floor said {line:?}"))
+    }
+
+    fn expect(&mut self, key: &str) -> Result<()> {
+        let message = self.message()?;
+        if message[key] != true {
+            bail!("push-floor: expected {key}, got {message}");
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Side {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
