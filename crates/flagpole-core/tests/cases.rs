@@ -395,6 +395,30 @@ fn compile_error_cases() {
         }
         count += want.len(); // each expected error is a checked case
 
+        // Validity never depends on `enabled` (a disabled flag's rules are checked all the
+        // same): the server's kill switch relies on it to write without validating.
+        let mut flipped = env.clone();
+        for flag in &mut flipped.flags {
+            let flag = std::sync::Arc::make_mut(flag);
+            flag.config.enabled = !flag.config.enabled;
+        }
+        let flipped: Vec<ExpectedError> = match Snapshot::compile_strict(&flipped) {
+            Ok(_) => Vec::new(),
+            Err(errors) => errors.0,
+        }
+        .iter()
+        .map(|e| ExpectedError {
+            subject: json(&e.subject),
+            path: e.path.clone(),
+        })
+        .collect();
+        let (missing, extra) = multiset_diff(&got, &flipped);
+        if !missing.is_empty() || !extra.is_empty() {
+            failures.push(format!(
+                "{name}: errors change with `enabled`: lost {missing:?}, gained {extra:?}"
+            ));
+        }
+
         // Lenient compilation reports the same errors and keeps everything else working:
         // a flag evaluates to INVALID_FLAG exactly when it has an error.
         let lenient = Snapshot::compile(&env);

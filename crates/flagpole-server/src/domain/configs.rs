@@ -4,7 +4,7 @@ use flagpole_core::model::{FlagConfig, FlagState};
 use flagpole_core::wire::Patch;
 use serde_json::json;
 
-use super::flag_write::{FlagAudit, FlagView, finish};
+use super::flag_write::{FlagAudit, FlagView, record, version_state};
 use super::flags::lock_row_for_write;
 use super::validate::{FlagShape, Written, validate};
 use crate::auth::Actor;
@@ -15,6 +15,7 @@ use crate::push::local::LocalWrite;
 use crate::state::{AppState, EnvChanged};
 use crate::store::environment::{self, Environment};
 use crate::store::flag::{self, FlagRow};
+use crate::store::flag_version::FlagVersionState;
 use crate::store::project::Project;
 use crate::store::project_data::ProjectData;
 
@@ -49,44 +50,69 @@ pub(crate) async fn write(
         return Err(ApiError::not_found("environment", &env.key));
     }
     let row = lock_row_for_write(&mut tx, project.id, flag_key, expected, false).await?;
-    let mut data = ProjectData::load(&mut tx, project.id).await?;
-    let flag = data
-        .flag_mut(flag_key)
-        .ok_or_else(|| ApiError::not_found("flag", flag_key))?;
-    let before = flag
-        .configs
-        .get(&env.id)
-        .cloned()
-        .ok_or_else(|| anyhow::anyhow!("flag {flag_key} has no config in env {}", env.id))?;
-    let (after, action) = match change {
-        ConfigChange::Replace(config) => (config, "flag_config.update"),
+    let (before, after, action, history) = match change {
+        ConfigChange::Replace(config) => {
+            let mut data = ProjectData::load(&mut tx, project.id).await?;
+            let index = data
+                .flags
+                .iter()
+                .position(|f| f.definition.key == flag_key)
+                .ok_or_else(|| ApiError::not_found("flag", flag_key))?;
+            let before = config_in(data.flags[index].configs.get(&env.id), flag_key, env)?.clone();
+            data.flags[index].configs.insert(env.id, config.clone());
+            validate(
+                &data,
+                Some(&[env.id]),
+                Written::Flag(flag_key, FlagShape::Config),
+            )?;
+            let history = version_state(&data, &data.flags[index]);
+            (before, config, "flag_config.update", history)
+        }
+        // The kill switch flips `enabled` alone, and whether a configuration compiles does
+        // not depend on it (a disabled flag's rules are compiled and checked all the same),
+        // so the project is neither loaded nor validated: only this flag's configurations
+        // are read, and pressing it costs the same in a project of ten flags or of ten
+        // thousand.
         ConfigChange::Toggle(enabled) => {
+            let configs = flag::configs(&mut tx, row.id).await?;
+            let before = config_in(
+                configs
+                    .iter()
+                    .find(|(id, ..)| *id == env.id)
+                    .map(|(.., c)| c),
+                flag_key,
+                env,
+            )?
+            .clone();
             if before.enabled == enabled {
                 // Already in that state: nothing to write, no new version. Dropping the
                 // transaction undoes the data-version bump.
-                return FlagView::load(&mut tx, &row).await;
+                let environments = configs.into_iter().map(|(_, k, c)| (k, c)).collect();
+                return Ok(FlagView::new(&row, environments));
             }
-            (
-                FlagConfig {
-                    enabled,
-                    ..before.clone()
-                },
-                "flag.toggle",
-            )
+            let after = FlagConfig {
+                enabled,
+                ..before.clone()
+            };
+            let history = FlagVersionState {
+                flag: row.definition.clone(),
+                archived: false, // `lock_row_for_write` refused an archived flag
+                environments: configs
+                    .into_iter()
+                    .map(|(id, key, config)| {
+                        (key, if id == env.id { after.clone() } else { config })
+                    })
+                    .collect(),
+            };
+            (before, after, "flag.toggle", history)
         }
     };
-    flag.configs.insert(env.id, after.clone());
     // This environment at its new version differs from the previous one in this flag
     // alone (see `local_patch`).
     let changed = FlagState {
-        flag: flag.definition.clone(),
+        flag: row.definition.clone(),
         config: after.clone(),
     };
-    validate(
-        &data,
-        Some(&[env.id]),
-        Written::Flag(flag_key, FlagShape::Config),
-    )?;
 
     let now = now_ms();
     let version = flag::bump_version(&mut tx, row.id, now).await?;
@@ -103,7 +129,16 @@ pub(crate) async fn write(
         after: Some(json!({"environment": env.key, "config": after})),
         comment,
     };
-    let view = finish(&mut tx, &data, &row, &[env.id], &bumped, audit, now).await?;
+    let view = record(
+        &mut tx,
+        &row,
+        &[(env.id, &after)],
+        history,
+        &bumped,
+        audit,
+        now,
+    )
+    .await?;
     let local = local_patch(&state.push, &bumped, changed);
     tx.commit().await?;
     // On a task of its own: the response goes out first (the fan-out to this replica's
@@ -119,6 +154,15 @@ pub(crate) async fn write(
         }
     });
     Ok(view)
+}
+
+/// The flag's config in `env`: every flag has one in every environment of its project.
+fn config_in<'a>(
+    config: Option<&'a FlagConfig>,
+    flag_key: &str,
+    env: &Environment,
+) -> ApiResult<&'a FlagConfig> {
+    config.ok_or_else(|| anyhow::anyhow!("flag {flag_key} has no config in env {}", env.id).into())
 }
 
 /// The patch this write makes to its one environment, announced to that environment's hub

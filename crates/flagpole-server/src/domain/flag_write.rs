@@ -163,12 +163,29 @@ pub(crate) async fn finish(
         .iter()
         .find(|f| f.definition.key == row.key)
         .ok_or_else(|| anyhow::anyhow!("flag {} vanished from project data", row.key))?;
-    for env_id in config_envs {
-        if let Some(config) = flag.configs.get(env_id) {
-            flag::put_config(&mut *conn, row.id, *env_id, config).await?;
-        }
-    }
+    let written: Vec<(i64, &FlagConfig)> = config_envs
+        .iter()
+        .filter_map(|env_id| flag.configs.get(env_id).map(|config| (*env_id, config)))
+        .collect();
     let state = version_state(data, flag);
+    record(conn, row, &written, state, bumped, audit_info, now).await
+}
+
+/// [`finish`] for a caller that has the flag's new state without the project's data (the
+/// kill switch): writes the `written` configs, then the history entry (`state`), the change
+/// log and the audit entry.
+pub(crate) async fn record(
+    conn: &mut Conn,
+    row: &FlagRow,
+    written: &[(i64, &FlagConfig)],
+    state: FlagVersionState,
+    bumped: &[EnvChanged],
+    audit_info: FlagAudit<'_>,
+    now: i64,
+) -> ApiResult<FlagView> {
+    for (env_id, config) in written {
+        flag::put_config(&mut *conn, row.id, *env_id, config).await?;
+    }
     flag_version::insert(
         &mut *conn,
         row.id,

@@ -68,6 +68,29 @@ async fn history_diff_revert(backend: Backend) {
         .await;
     assert_error(s, &b, StatusCode::BAD_REQUEST, None);
 
+    // The kill switch records its version without loading the project: that version
+    // still holds the whole flag, every environment, with only `enabled` changed.
+    let (s, d) = t
+        .call(Method::GET, &format!("{base}/diff?from=1&to=2"), None)
+        .await;
+    assert_eq!(s, StatusCode::OK, "{d}");
+    assert_eq!(
+        d["changes"],
+        json!([{"path": "environments.production.enabled", "before": false, "after": true}])
+    );
+    let (_, v2) = t
+        .call(Method::GET, &format!("{base}/versions/2"), None)
+        .await;
+    let environments = v2["state"]["environments"].as_object().unwrap();
+    assert_eq!(
+        environments.keys().collect::<Vec<_>>(),
+        v1["state"]["environments"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .collect::<Vec<_>>()
+    );
+
     let (s, d) = t
         .call(Method::GET, &format!("{base}/diff?from=1&to=3"), None)
         .await;
