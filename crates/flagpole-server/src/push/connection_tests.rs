@@ -356,6 +356,32 @@ async fn a_revoked_key_closes_with_1008() {
     assert_eq!(peer.task.await.unwrap(), End::KeyRevoked);
 }
 
+#[tokio::test(start_paused = true)]
+async fn a_deleted_environment_closes_with_1008_and_shutdown_takes_precedence() {
+    let hub = hub_at(0);
+    let mut peer = connect(&hub);
+    peer.send(json!({"type": "hello"}));
+    assert!(matches!(
+        peer.next_server_message().await,
+        ServerMessage::Snapshot { .. }
+    ));
+    hub.closed.cancel();
+    assert_eq!(peer.close_code().await, close_code::POLICY);
+    assert_eq!(peer.task.await.unwrap(), End::EnvironmentGone);
+
+    // Both before the connection wakes: shutdown (the goodbye) takes precedence.
+    let hub = hub_at(0);
+    let mut peer = connect(&hub);
+    peer.send(json!({"type": "hello"}));
+    assert!(matches!(
+        peer.next_server_message().await,
+        ServerMessage::Snapshot { .. }
+    ));
+    hub.closed.cancel();
+    peer.shutdown.cancel();
+    assert_eq!(peer.task.await.unwrap(), End::Shutdown);
+}
+
 #[test]
 fn static_frames_are_valid_server_messages() {
     assert_eq!(
