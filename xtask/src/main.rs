@@ -5,6 +5,7 @@ use anyhow::Result;
 use clap::Parser;
 
 mod bench_eval;
+mod bench_toggle;
 mod codegen;
 mod deploy_check;
 mod load_ofrep;
@@ -29,6 +30,9 @@ enum Cmd {
     Test(test::Args),
     /// Run the evaluation benchmarks (short) and print one JSON line per case.
     BenchEval(bench_eval::Args),
+    /// Time the kill switch (toggle) through the API in a project of N flags (release
+    /// server, real Postgres); prints one JSON line.
+    BenchToggle(bench_toggle::Args),
     /// Regenerate committed generated files (openapi/openapi.json); `--check` fails if
     /// they are stale.
     Codegen(codegen::Args),
@@ -57,6 +61,7 @@ fn main() -> Result<()> {
         Cmd::Run(args) => run::run(args),
         Cmd::Test(args) => test::run(args),
         Cmd::BenchEval(args) => bench_eval::run(args),
+        Cmd::BenchToggle(args) => bench_toggle::run(args),
         Cmd::Codegen(args) => codegen::run(args),
         Cmd::CheckDeploy => deploy_check::run(),
         Cmd::LoadOfrep(args) => load_ofrep::run(args),
