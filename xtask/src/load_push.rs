@@ -24,14 +24,15 @@
 //! - `rss_per_idle_connection_kib`: growth of the servers' RSS with every client connected
 //!   and idle, divided by the client count.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::net::SocketAddr;
-use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
 
+use crate::json_child::JsonChild;
 use crate::measure::{Cpu, cpu_of, percentiles, round3, unix_ns};
 use crate::ofrep_server::{self, Server, admin};
 use crate::postgres::{FreshDatabase, psql};
@@ -122,7 +123,7 @@ pub(crate) fn run(args: Args) -> Result<()> {
     let rss_after = rss_kib(&servers)?;
 
     let server_cpu_before = cpu_of(servers.iter().filter_map(Server::pid))?;
-    let fleet_cpu_before = cpu_of(fleets.iter().map(|f| f.child.id()))?;
+    let fleet_cpu_before = cpu_of(fleets.iter().map(|f| f.0.pid()))?;
     let mut writes = Vec::with_capacity(args.changes);
     // Send time (Unix ns, which also identifies the change) → µs until its response.
     let mut acked_after_us = std::collections::HashMap::with_capacity(args.changes);
@@ -203,12 +204,8 @@ pub(crate) fn run(args: Args) -> Result<()> {
     Ok(())
 }
 
-/// A `push-fleet` process and its pipes.
-struct Fleet {
-    child: Child,
-    stdin: ChildStdin,
-    stdout: BufReader<ChildStdout>,
-}
+/// A `push-fleet` process.
+struct Fleet(JsonChild);
 
 impl Fleet {
     fn start(
@@ -236,61 +233,33 @@ impl Fleet {
         if raw {
             cmd.arg("--raw");
         }
-        let mut child = cmd
-            .args([
-                "--sdk-key",
-                sdk_key,
-                "--clients",
-                &clients.to_string(),
-                "--samples",
-            ])
-            .arg(samples)
-            .env("RUST_LOG", "warn")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .with_context(|| format!("starting {}", exe.display()))?;
-        Ok(Fleet {
-            stdin: child.stdin.take().context("stdin")?,
-            stdout: BufReader::new(child.stdout.take().context("stdout")?),
-            child,
-        })
-    }
-
-    fn message(&mut self) -> Result<Value> {
-        let mut line = String::new();
-        if self.stdout.read_line(&mut line)? == 0 {
-            bail!("push-fleet exited: {:?}", self.child.wait()?);
-        }
-        serde_json::from_str(&line).with_context(|| format!("push-fleet said {line:?}"))
+        cmd.args([
+            "--sdk-key",
+            sdk_key,
+            "--clients",
+            &clients.to_string(),
+            "--samples",
+        ])
+        .arg(samples)
+        .env("RUST_LOG", "warn");
+        Ok(Fleet(JsonChild::spawn(&mut cmd, "push-fleet")?))
     }
 
     fn wait_ready(&mut self) -> Result<()> {
-        let message = self.message()?;
-        if message["ready"] != true {
-            bail!("push-fleet: {message}");
-        }
-        Ok(())
+        self.0.expect("ready").map(drop)
     }
 
     /// Tells the fleet the final version and waits for it to finish; returns the CPU
     /// time it had used once every client held that version (before closing them).
     fn finish(&mut self, final_version: i64) -> Result<Cpu> {
-        writeln!(self.stdin, "final {final_version}")?;
-        let message = self.message()?;
-        let cpu = cpu_of([self.child.id()]);
-        let status = self.child.wait()?;
+        writeln!(self.0.stdin, "final {final_version}")?;
+        let message = self.0.message()?;
+        let cpu = cpu_of([self.0.pid()]);
+        let status = self.0.child.wait()?;
         if message["done"] != true || !status.success() {
             bail!("push-fleet failed ({status}): {message}");
         }
         cpu
-    }
-}
-
-impl Drop for Fleet {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

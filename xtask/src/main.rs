@@ -8,6 +8,7 @@ mod bench_eval;
 mod bench_toggle;
 mod codegen;
 mod deploy_check;
+mod json_child;
 mod load_ofrep;
 mod load_push;
 mod measure;

@@ -8,13 +8,14 @@
 //! - `cpu_us_per_delivery`: CPU time (user, system) of the writer and of the reader per
 //!   (connection, round): the kernel's share of a delivery is almost all of it.
 
-use std::io::{BufRead as _, BufReader, Write as _};
-use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::io::Write as _;
+use std::process::Command;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use serde_json::{Value, json};
+use serde_json::json;
 
+use crate::json_child::JsonChild;
 use crate::measure::{cpu_of, percentiles, round3};
 use crate::ofrep_server;
 
@@ -49,48 +50,34 @@ pub(crate) fn run(args: Args) -> Result<()> {
     let exe = ofrep_server::binary("release").with_file_name("push-floor");
     let samples =
         std::env::temp_dir().join(format!("flagpole-push-floor-{}.json", std::process::id()));
-    let n = args.clients.to_string();
-    let threads = args.threads.to_string();
-    let bytes = args.bytes.to_string();
-
-    let mut writer = Side::start(Command::new(&exe).args([
-        "writer",
-        "--clients",
-        &n,
-        "--threads",
-        &threads,
-        "--bytes",
-        &bytes,
-    ]))?;
+    // What both sides are told: how many connections, threads and bytes per message.
+    let shape = |role: &str| {
+        let mut cmd = Command::new(&exe);
+        cmd.arg(role)
+            .args(["--clients", &args.clients.to_string()])
+            .args(["--threads", &args.threads.to_string()])
+            .args(["--bytes", &args.bytes.to_string()]);
+        cmd
+    };
+    let mut writer = JsonChild::spawn(&mut shape("writer"), "push-floor writer")?;
     let listen = writer.message()?["listen"]
         .as_str()
         .context("writer's address")?
         .to_owned();
-    let rounds = args.rounds.to_string();
-    let mut reader = Side::start(
-        Command::new(&exe)
-            .args([
-                "reader",
-                "--connect",
-                &listen,
-                "--clients",
-                &n,
-                "--threads",
-                &threads,
-                "--bytes",
-                &bytes,
-                "--rounds",
-                &rounds,
-                "--samples",
-            ])
+    let mut reader = JsonChild::spawn(
+        shape("reader")
+            .args(["--connect", &listen])
+            .args(["--rounds", &args.rounds.to_string()])
+            .arg("--samples")
             .arg(&samples),
+        "push-floor reader",
     )?;
     writer.expect("ready")?;
     reader.expect("ready")?;
     std::thread::sleep(Duration::from_millis(500));
 
-    let pids = |side: &Side| [side.child.id()];
-    let (writer_before, reader_before) = (cpu_of(pids(&writer))?, cpu_of(pids(&reader))?);
+    let cpu = |side: &JsonChild| cpu_of([side.pid()]);
+    let (writer_before, reader_before) = (cpu(&writer)?, cpu(&reader)?);
     for _ in 0..args.rounds {
         writeln!(writer.stdin, "send")?;
         writer.expect("sent")?;
@@ -98,8 +85,8 @@ pub(crate) fn run(args: Args) -> Result<()> {
     }
     reader.expect("done")?;
     let deliveries = (args.clients * args.rounds) as f64;
-    let writer_cpu = (cpu_of(pids(&writer))? - writer_before).per(deliveries);
-    let reader_cpu = (cpu_of(pids(&reader))? - reader_before).per(deliveries);
+    let writer_cpu = (cpu(&writer)? - writer_before).per(deliveries);
+    let reader_cpu = (cpu(&reader)? - reader_before).per(deliveries);
 
     let recorded: Vec<(u64, u32)> = serde_json::from_slice(&std::fs::read(&samples)?)?;
     let _ = std::fs::remove_file(&samples);
@@ -116,49 +103,4 @@ pub(crate) fn run(args: Args) -> Result<()> {
     });
     println!("{result}");
     Ok(())
-}
-
-/// A `push-floor` process and its pipes.
-struct Side {
-    child: Child,
-    stdin: ChildStdin,
-    stdout: BufReader<ChildStdout>,
-}
-
-impl Side {
-    fn start(cmd: &mut Command) -> Result<Side> {
-        let mut child = cmd
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .context("starting push-floor")?;
-        Ok(Side {
-            stdin: child.stdin.take().context("stdin")?,
-            stdout: BufReader::new(child.stdout.take().context("stdout")?),
-            child,
-        })
-    }
-
-    fn message(&mut self) -> Result<Value> {
-        let mut line = String::new();
-        if self.stdout.read_line(&mut line)? == 0 {
-            bail!("push-floor exited: {:?}", self.child.wait()?);
-        }
-        serde_json::from_str(&line).with_context(|| format!("push-floor said {line:?}"))
-    }
-
-    fn expect(&mut self, key: &str) -> Result<()> {
-        let message = self.message()?;
-        if message[key] != true {
-            bail!("push-floor: expected {key}, got {message}");
-        }
-        Ok(())
-    }
-}
-
-impl Drop for Side {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }

@@ -29,22 +29,14 @@ use clap::Parser;
 #[derive(Parser)]
 enum Role {
     Writer {
-        #[arg(long)]
-        clients: usize,
-        #[arg(long)]
-        threads: usize,
-        #[arg(long)]
-        bytes: usize,
+        #[command(flatten)]
+        shape: Shape,
     },
     Reader {
+        #[command(flatten)]
+        shape: Shape,
         #[arg(long)]
         connect: SocketAddr,
-        #[arg(long)]
-        clients: usize,
-        #[arg(long)]
-        threads: usize,
-        #[arg(long)]
-        bytes: usize,
         #[arg(long)]
         rounds: usize,
         #[arg(long)]
@@ -52,25 +44,39 @@ enum Role {
     },
 }
 
+/// What both sides agree on.
+#[derive(clap::Args)]
+struct Shape {
+    /// Connections.
+    #[arg(long)]
+    clients: usize,
+    /// Threads sharing them.
+    #[arg(long)]
+    threads: usize,
+    /// Bytes per message.
+    #[arg(long)]
+    bytes: usize,
+}
+
 fn main() -> Result<()> {
     match Role::parse() {
-        Role::Writer {
-            clients,
-            threads,
-            bytes,
-        } => writer(clients, threads, bytes),
+        Role::Writer { shape } => writer(&shape),
         Role::Reader {
+            shape,
             connect,
-            clients,
-            threads,
-            bytes,
             rounds,
             samples,
-        } => reader(connect, clients, threads, bytes, rounds, &samples),
+        } => reader(&shape, connect, rounds, &samples),
     }
 }
 
-fn writer(clients: usize, threads: usize, bytes: usize) -> Result<()> {
+fn writer(
+    &Shape {
+        clients,
+        threads,
+        bytes,
+    }: &Shape,
+) -> Result<()> {
     if bytes < 8 {
         bail!("--bytes must be at least 8 (the send time)");
     }
@@ -133,10 +139,12 @@ fn write_whole(stream: &mut TcpStream, mut message: &[u8]) -> Result<()> {
 }
 
 fn reader(
+    &Shape {
+        clients,
+        threads,
+        bytes,
+    }: &Shape,
     connect: SocketAddr,
-    clients: usize,
-    threads: usize,
-    bytes: usize,
     rounds: usize,
     samples_path: &std::path::Path,
 ) -> Result<()> {

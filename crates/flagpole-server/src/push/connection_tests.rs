@@ -134,6 +134,17 @@ fn connect(hub: &Arc<EnvHub>) -> Peer {
     connect_taking(hub, None)
 }
 
+/// Connected, said hello without a version, and got its snapshot.
+async fn greeted(hub: &Arc<EnvHub>) -> Peer {
+    let mut peer = connect(hub);
+    peer.send(json!({"type": "hello"}));
+    assert!(matches!(
+        peer.next_server_message().await,
+        ServerMessage::Snapshot { .. }
+    ));
+    peer
+}
+
 fn connect_taking(hub: &Arc<EnvHub>, takes: Option<usize>) -> Peer {
     let takes = Arc::new(std::sync::Mutex::new(takes));
     let (to_server, incoming) = mpsc::unbounded_channel();
@@ -324,12 +335,7 @@ async fn malformed_and_oversized_frames_close_with_1003_and_1009() {
 #[tokio::test(start_paused = true)]
 async fn shutdown_says_goodbye_then_closes_with_1001() {
     let hub = hub_at(0);
-    let mut peer = connect(&hub);
-    peer.send(json!({"type": "hello"}));
-    assert!(matches!(
-        peer.next_server_message().await,
-        ServerMessage::Snapshot { .. }
-    ));
+    let mut peer = greeted(&hub).await;
     peer.shutdown.cancel();
     assert_eq!(
         peer.next_server_message().await,
@@ -345,12 +351,7 @@ async fn shutdown_says_goodbye_then_closes_with_1001() {
 #[tokio::test(start_paused = true)]
 async fn a_revoked_key_closes_with_1008() {
     let hub = hub_at(0);
-    let mut peer = connect(&hub);
-    peer.send(json!({"type": "hello"}));
-    assert!(matches!(
-        peer.next_server_message().await,
-        ServerMessage::Snapshot { .. }
-    ));
+    let mut peer = greeted(&hub).await;
     peer.revoked.cancel();
     assert_eq!(peer.close_code().await, close_code::POLICY);
     assert_eq!(peer.task.await.unwrap(), End::KeyRevoked);
@@ -359,24 +360,14 @@ async fn a_revoked_key_closes_with_1008() {
 #[tokio::test(start_paused = true)]
 async fn a_deleted_environment_closes_with_1008_and_shutdown_takes_precedence() {
     let hub = hub_at(0);
-    let mut peer = connect(&hub);
-    peer.send(json!({"type": "hello"}));
-    assert!(matches!(
-        peer.next_server_message().await,
-        ServerMessage::Snapshot { .. }
-    ));
+    let mut peer = greeted(&hub).await;
     hub.closed.cancel();
     assert_eq!(peer.close_code().await, close_code::POLICY);
     assert_eq!(peer.task.await.unwrap(), End::EnvironmentGone);
 
     // Both before the connection wakes: shutdown (the goodbye) takes precedence.
     let hub = hub_at(0);
-    let mut peer = connect(&hub);
-    peer.send(json!({"type": "hello"}));
-    assert!(matches!(
-        peer.next_server_message().await,
-        ServerMessage::Snapshot { .. }
-    ));
+    let mut peer = greeted(&hub).await;
     hub.closed.cancel();
     peer.shutdown.cancel();
     assert_eq!(peer.task.await.unwrap(), End::Shutdown);
