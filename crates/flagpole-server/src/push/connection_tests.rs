@@ -367,7 +367,7 @@ async fn a_deleted_environment_closes_with_1008_and_shutdown_takes_precedence() 
 
     // Both before the connection wakes: shutdown (the goodbye) takes precedence.
     let hub = hub_at(0);
-    let mut peer = greeted(&hub).await;
+    let peer = greeted(&hub).await;
     hub.closed.cancel();
     peer.shutdown.cancel();
     assert_eq!(peer.task.await.unwrap(), End::Shutdown);
