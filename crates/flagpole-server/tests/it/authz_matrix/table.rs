@@ -3,7 +3,7 @@
 use flagpole_server::auth::Role;
 use serde_json::{Value, json};
 
-use crate::{ADMIN_EMAIL, ADMIN_PASSWORD};
+use super::{ADMIN_EMAIL, ADMIN_PASSWORD};
 
 /// Who may call an operation.
 #[derive(Debug, Clone, Copy)]

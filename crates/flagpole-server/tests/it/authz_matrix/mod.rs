@@ -30,7 +30,6 @@ use http_body_util::BodyExt as _;
 use serde_json::{Value, json};
 use tower::ServiceExt as _;
 
-#[path = "authz_matrix/table.rs"]
 mod table;
 
 use Role::{Admin, Reader, Writer};

@@ -1,9 +1,5 @@
 //! The store modules directly, inside transactions, on Postgres and SQLite.
 
-#[macro_use]
-#[path = "domain_support/mod.rs"]
-mod domain_support;
-
 use std::collections::BTreeMap;
 
 use flagpole_core::model::{Flag, FlagConfig, FlagKind, Prerequisite, Serve, Variant};
@@ -15,6 +11,8 @@ use flagpole_server::store::flag_version::{self, FlagVersionState};
 use flagpole_server::store::project;
 use flagpole_server::store::project_data::ProjectData;
 use serde_json::json;
+
+use crate::backends;
 
 backends! {
     versions_changes_and_rollback => versions_changes_and_rollback_postgres, versions_changes_and_rollback_sqlite;

@@ -6,8 +6,8 @@ use flagpole_server::db::Backend;
 use flagpole_server::testing::{fresh_db, fresh_sqlite_dir};
 use flagpole_server::{App, Config};
 
+use super::support::*;
 use crate::on_both_backends;
-use crate::support::*;
 
 async fn bootstrap_creates_one_admin(backend: Backend) {
     let db = fresh_db(backend).await.unwrap();

@@ -4,8 +4,8 @@ use axum::http::{Method, StatusCode};
 use flagpole_server::db::Backend;
 use serde_json::{Value, json};
 
+use super::support::*;
 use crate::on_both_backends;
-use crate::support::*;
 
 async fn users_crud(backend: Backend) {
     let h = harness(backend).await;

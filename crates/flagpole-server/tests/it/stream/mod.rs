@@ -3,9 +3,7 @@
 //! catching up by version, refusals and close codes, heartbeats, graceful shutdown, a
 //! stalled client next to a reading one, and two replicas on one Postgres database.
 
-#[path = "stream/fanout.rs"]
 mod fanout;
-#[path = "stream/support.rs"]
 mod support;
 
 use axum::http::{Method, Request, StatusCode};

@@ -2,10 +2,6 @@
 //! random and semantically invalid bodies all get a 4xx in the JSON error shape, never a
 //! 5xx, and nothing is written. Deterministic: a seeded RNG drives the random cases.
 
-#[macro_use]
-#[path = "domain_support/mod.rs"]
-mod domain_support;
-#[path = "bad_input/endpoints.rs"]
 mod endpoints;
 
 use axum::body::Body;
@@ -15,7 +11,8 @@ use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 use serde_json::{Value, json};
 
-use domain_support::TestApp;
+use crate::backends;
+use crate::domain_support::TestApp;
 use endpoints::{Endpoint, endpoints};
 
 backends! {

@@ -1,0 +1,11 @@
+//! The domain REST API (projects, environments, flags, configs, segments, history, audit)
+//! through the router, on Postgres and SQLite, plus a real listener.
+
+mod concurrency;
+mod dashboard;
+mod flag_lists;
+mod flags;
+mod history;
+mod listener;
+mod projects;
+mod segments;

@@ -1,0 +1,15 @@
+//! The server's integration tests, in one binary so the server is linked once: each
+//! module is one area, tested through the router, real listeners or the store directly,
+//! on Postgres and SQLite.
+
+mod domain_support;
+
+mod api_domain;
+mod auth;
+mod authz_matrix;
+mod bad_input;
+mod lifecycle;
+mod ofrep;
+mod ops;
+mod store;
+mod stream;
