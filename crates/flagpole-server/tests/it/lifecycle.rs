@@ -4,9 +4,10 @@
 
 use std::time::{Duration, Instant};
 
+use flagpole_server::App;
 use flagpole_server::probe::get_status;
-use flagpole_server::testing::fresh_sqlite_dir;
-use flagpole_server::{App, Config};
+
+use crate::support::config;
 
 /// GET over a real socket (the probe is blocking, hence `spawn_blocking`).
 async fn status(url: String) -> Option<u16> {
@@ -17,7 +18,7 @@ async fn status(url: String) -> Option<u16> {
 
 #[tokio::test]
 async fn sigterm_fails_readiness_then_drains_then_stops() {
-    let mut config = Config::for_tests(fresh_sqlite_dir().unwrap());
+    let mut config = config();
     config.drain_delay_secs = 1;
     config.shutdown_timeout_secs = 5;
     let app = App::build(config).await.unwrap();

@@ -2,7 +2,7 @@
 //! module is one area, tested through the router, real listeners or the store directly,
 //! on Postgres and SQLite.
 
-mod domain_support;
+mod support;
 
 mod api_domain;
 mod auth;

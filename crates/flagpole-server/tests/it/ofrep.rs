@@ -9,14 +9,15 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
+use flagpole_server::App;
 use flagpole_server::auth::hash_secret;
 use flagpole_server::db::{Backend, Db};
 use flagpole_server::state::EnvChanged;
-use flagpole_server::testing::{fresh_db, fresh_sqlite_dir};
-use flagpole_server::{App, Config};
-use http_body_util::BodyExt;
+use flagpole_server::testing::fresh_db;
 use serde_json::{Value, json};
-use tower::ServiceExt;
+
+use crate::on_both_backends;
+use crate::support::{ADMIN_TOKEN, app_over, bool_flag, exec, insert_flag};
 
 const SDK_KEY: &str = "fp_sdk_testkey0000000000000000000000000000000000";
 const OTHER_SDK_KEY: &str = "fp_sdk_otherkey000000000000000000000000000000000";
@@ -28,41 +29,6 @@ struct Fixture {
     db: Db,
     env_id: i64,
     project_id: i64,
-}
-
-fn bool_flag(key: &str) -> Value {
-    json!({"key": key, "kind": "boolean", "variants": [
-        {"key": "on", "value": true}, {"key": "off", "value": false}]})
-}
-
-async fn exec(db: &Db, sql: &str, binds: &[Value]) -> i64 {
-    let mut q = sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(sql.to_owned()));
-    for b in binds {
-        q = match b {
-            Value::Number(n) => q.bind(n.as_i64().unwrap()),
-            Value::String(s) => q.bind(s.clone()),
-            other => q.bind(other.to_string()),
-        };
-    }
-    q.fetch_one(&db.pool).await.unwrap()
-}
-
-async fn insert_flag(db: &Db, project_id: i64, env_id: i64, definition: Value, config: Value) {
-    let key = definition["key"].as_str().unwrap().to_owned();
-    let flag_id = exec(
-        db,
-        "insert into flag (project_id, key, definition, created_at, updated_at) \
-         values ($1, $2, $3, 0, 0) returning id",
-        &[json!(project_id), json!(key), json!(definition.to_string())],
-    )
-    .await;
-    exec(
-        db,
-        "insert into flag_config (flag_id, environment_id, config) values ($1, $2, $3) \
-         returning flag_id",
-        &[json!(flag_id), json!(env_id), json!(config.to_string())],
-    )
-    .await;
 }
 
 async fn setup(backend: Backend) -> Fixture {
@@ -178,8 +144,7 @@ async fn setup(backend: Backend) -> Fixture {
         .await
         .unwrap();
 
-    let config = Config::for_tests(fresh_sqlite_dir().unwrap());
-    let app = App::with_db(db.clone(), config).await.unwrap();
+    let app = app_over(db.clone()).await;
     Fixture {
         app,
         db,
@@ -190,17 +155,9 @@ async fn setup(backend: Backend) -> Fixture {
 
 /// Sends a request and returns status, headers and JSON body (`Null` when empty).
 async fn send(app: &App, req: Request<Body>) -> (StatusCode, axum::http::HeaderMap, Value) {
-    let res = app.router().oneshot(req).await.unwrap();
-    let status = res.status();
-    let headers = res.headers().clone();
-    let bytes = res.into_body().collect().await.unwrap().to_bytes();
-    let body = if bytes.is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_slice(&bytes)
-            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()))
-    };
-    (status, headers, body)
+    let reply = crate::support::send(&app.router(), req).await;
+    let body = reply.body();
+    (reply.status, reply.headers, body)
 }
 
 fn post(path: &str, key: Option<&str>, body: impl Into<Body>) -> Request<Body> {
@@ -225,18 +182,7 @@ async fn eval(f: &Fixture, flag: &str, context: Value) -> (StatusCode, Value) {
     (status, body)
 }
 
-macro_rules! both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod postgres {
-            $( #[tokio::test] async fn $name() { super::$name(flagpole_server::db::Backend::Postgres).await } )*
-        }
-        mod sqlite {
-            $( #[tokio::test] async fn $name() { super::$name(flagpole_server::db::Backend::Sqlite).await } )*
-        }
-    };
-}
-
-both_backends!(
+on_both_backends!(
     single_flag_reasons,
     single_flag_errors,
     authentication,
@@ -430,7 +376,7 @@ async fn authentication(backend: Backend) {
             None,
             Some("fp_sdk_wrong"),
             Some(REVOKED_SDK_KEY),
-            Some("fp_api_test_admin_token_0000000000000000"),
+            Some(ADMIN_TOKEN),
             Some("garbage"),
         ] {
             let (status, _, err) = send(&f.app, post(path, key, body)).await;

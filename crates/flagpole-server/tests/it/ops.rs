@@ -3,85 +3,61 @@
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
+use flagpole_server::App;
 use flagpole_server::auth::hash_secret;
 use flagpole_server::db::Backend;
-use flagpole_server::testing::{fresh_db, fresh_sqlite_dir};
-use flagpole_server::{App, Config};
-use http_body_util::BodyExt;
-use tower::ServiceExt;
+use flagpole_server::testing::fresh_db;
+use serde_json::json;
+
+use crate::on_both_backends;
+use crate::support::{app_over, bool_flag, exec, insert_flag, send};
 
 const SDK_KEY: &str = "fp_sdk_opstest000000000000000000000000000000000";
 
 /// An app with one environment holding flag `ops-flag` (on, no rules) and `SDK_KEY`.
 async fn app(backend: Backend) -> App {
     let db = fresh_db(backend).await.unwrap();
-    let project: i64 = sqlx::query_scalar(
+    let project = exec(
+        &db,
         "insert into project (key, name, created_at, updated_at) values ('p', 'P', 0, 0) returning id",
+        &[],
     )
-    .fetch_one(&db.pool)
-    .await
-    .unwrap();
-    let env: i64 = sqlx::query_scalar(
+    .await;
+    let env = exec(
+        &db,
         "insert into environment (project_id, key, name, created_at, updated_at) \
          values ($1, 'production', 'Production', 0, 0) returning id",
+        &[json!(project)],
     )
-    .bind(project)
-    .fetch_one(&db.pool)
-    .await
-    .unwrap();
-    let flag: i64 = sqlx::query_scalar(
-        "insert into flag (project_id, key, definition, created_at, updated_at) values ($1, 'ops-flag', $2, 0, 0) returning id",
+    .await;
+    insert_flag(
+        &db,
+        project,
+        env,
+        bool_flag("ops-flag"),
+        json!({"enabled": true, "off_variant": "off", "default_serve": {"variant": "on"}}),
     )
-    .bind(project)
-    .bind(r#"{"key":"ops-flag","kind":"boolean","variants":[{"key":"on","value":true},{"key":"off","value":false}]}"#)
-    .fetch_one(&db.pool)
-    .await
-    .unwrap();
-    sqlx::query("insert into flag_config (flag_id, environment_id, config) values ($1, $2, $3)")
-        .bind(flag)
-        .bind(env)
-        .bind(r#"{"enabled":true,"off_variant":"off","default_serve":{"variant":"on"}}"#)
-        .execute(&db.pool)
-        .await
-        .unwrap();
-    sqlx::query(
+    .await;
+    exec(
+        &db,
         "insert into sdk_key (environment_id, name, key_hash, prefix, created_by, created_at) \
-         values ($1, 'k', $2, 'fp_sdk_', 't', 0)",
+         values ($1, 'k', $2, 'fp_sdk_', 't', 0) returning id",
+        &[json!(env), json!(hash_secret(SDK_KEY))],
     )
-    .bind(env)
-    .bind(hash_secret(SDK_KEY))
-    .execute(&db.pool)
-    .await
-    .unwrap();
-    App::with_db(db, Config::for_tests(fresh_sqlite_dir().unwrap()))
-        .await
-        .unwrap()
+    .await;
+    app_over(db).await
 }
 
 async fn get(app: &App, req: Request<Body>) -> (StatusCode, axum::http::HeaderMap, Vec<u8>) {
-    let res = app.router().oneshot(req).await.unwrap();
-    let status = res.status();
-    let headers = res.headers().clone();
-    let body = res.into_body().collect().await.unwrap().to_bytes().to_vec();
-    (status, headers, body)
+    let reply = send(&app.router(), req).await;
+    (reply.status, reply.headers, reply.bytes.to_vec())
 }
 
 fn plain(path: &str) -> Request<Body> {
     Request::get(path).body(Body::empty()).unwrap()
 }
 
-macro_rules! both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod postgres {
-            $( #[tokio::test] async fn $name() { super::$name(flagpole_server::db::Backend::Postgres).await } )*
-        }
-        mod sqlite {
-            $( #[tokio::test] async fn $name() { super::$name(flagpole_server::db::Backend::Sqlite).await } )*
-        }
-    };
-}
-
-both_backends!(metrics_and_readiness);
+on_both_backends!(metrics_and_readiness);
 
 async fn metrics_and_readiness(backend: Backend) {
     let app = app(backend).await;

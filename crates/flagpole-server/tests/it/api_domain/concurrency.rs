@@ -5,7 +5,7 @@ use flagpole_server::db::Backend;
 use serde_json::json;
 
 use crate::backends;
-use crate::domain_support::TestApp;
+use crate::support::TestApp;
 
 backends! {
     concurrent_writers_at_one_version => concurrent_writers_at_one_version_postgres, concurrent_writers_at_one_version_sqlite;

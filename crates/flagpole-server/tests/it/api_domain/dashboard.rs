@@ -4,13 +4,12 @@
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
 use flagpole_server::db::Backend;
-use flagpole_server::{App, Config};
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
 use crate::backends;
-use crate::domain_support::TestApp;
+use crate::support::{TestApp, app_over};
 
 backends! {
     debugger_explains => debugger_explains_postgres, debugger_explains_sqlite;
@@ -202,10 +201,7 @@ async fn events_follow_writes(backend: Backend) {
 async fn events_see_other_replicas_postgres() {
     let t = TestApp::new(Backend::Postgres).await;
     t.project("p").await;
-    let dir = flagpole_server::testing::fresh_sqlite_dir().unwrap();
-    let other = App::with_db(t.db().clone(), Config::for_tests(dir))
-        .await
-        .unwrap();
+    let other = app_over(t.db().clone()).await;
     let req = Request::get("/api/v1/projects/p/events")
         .header("authorization", format!("Bearer {}", t.admin))
         .body(Body::empty())

@@ -5,7 +5,7 @@ use flagpole_server::db::Backend;
 use serde_json::json;
 
 use crate::backends;
-use crate::domain_support::{TestApp, assert_error};
+use crate::support::{TestApp, assert_error};
 
 backends! {
     cross_flag_validation_and_archive => cross_flag_validation_and_archive_postgres, cross_flag_validation_and_archive_sqlite;

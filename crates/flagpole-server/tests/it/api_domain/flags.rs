@@ -5,7 +5,7 @@ use flagpole_server::db::Backend;
 use serde_json::{Value, json};
 
 use crate::backends;
-use crate::domain_support::{TestApp, assert_error};
+use crate::support::{TestApp, assert_error};
 
 backends! {
     flag_lifecycle => flag_lifecycle_postgres, flag_lifecycle_sqlite;

@@ -5,7 +5,7 @@ use flagpole_server::db::Backend;
 use serde_json::json;
 
 use crate::backends;
-use crate::domain_support::{TestApp, assert_error};
+use crate::support::{TestApp, assert_error};
 
 backends! {
     history_diff_revert => history_diff_revert_postgres, history_diff_revert_sqlite;

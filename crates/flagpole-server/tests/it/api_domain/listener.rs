@@ -2,11 +2,10 @@
 
 use flagpole_server::db::Backend;
 use serde_json::{Value, json};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 
 use crate::backends;
-use crate::domain_support::TestApp;
+use crate::support::{TestApp, http1};
 
 backends! {
     real_listener => real_listener_postgres, real_listener_sqlite;
@@ -20,24 +19,17 @@ async fn request(
     token: &str,
     body: Option<Value>,
 ) -> (u16, Value) {
-    let mut stream = TcpStream::connect(addr).await.expect("connect");
     let body = body.map(|b| b.to_string()).unwrap_or_default();
-    let head = format!(
+    let request = format!(
         "{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\
-         Authorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+         Authorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
         body.len()
     );
-    stream.write_all(head.as_bytes()).await.unwrap();
-    stream.write_all(body.as_bytes()).await.unwrap();
-    let mut raw = Vec::new();
-    stream.read_to_end(&mut raw).await.unwrap();
-    let text = String::from_utf8(raw).expect("utf-8 response");
-    let (head, body) = text.split_once("\r\n\r\n").expect("head/body");
-    let status: u16 = head.split(' ').nth(1).unwrap().parse().unwrap();
+    let (status, body) = http1(addr, &request).await;
     let value = if body.is_empty() {
         Value::Null
     } else {
-        serde_json::from_str(body).expect(body)
+        serde_json::from_str(&body).expect(&body)
     };
     (status, value)
 }

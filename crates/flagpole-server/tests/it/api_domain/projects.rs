@@ -5,7 +5,7 @@ use flagpole_server::db::Backend;
 use serde_json::json;
 
 use crate::backends;
-use crate::domain_support::{TestApp, assert_error, token};
+use crate::support::{TestApp, assert_error, token};
 
 backends! {
     project_crud => project_crud_postgres, project_crud_sqlite;

@@ -5,7 +5,7 @@ use flagpole_server::db::Backend;
 use serde_json::json;
 
 use crate::backends;
-use crate::domain_support::{TestApp, assert_error};
+use crate::support::{TestApp, assert_error};
 
 backends! {
     segment_crud_and_references => segment_crud_and_references_postgres, segment_crud_and_references_sqlite;

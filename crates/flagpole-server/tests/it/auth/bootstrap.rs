@@ -1,17 +1,18 @@
 //! First start: exactly one admin, generated secrets usable, supplied ones used as given.
 
 use axum::http::{Method, StatusCode};
+use flagpole_server::App;
 use flagpole_server::bootstrap::{Bootstrapped, bootstrap};
 use flagpole_server::db::Backend;
-use flagpole_server::testing::{fresh_db, fresh_sqlite_dir};
-use flagpole_server::{App, Config};
+use flagpole_server::testing::fresh_db;
 
-use super::support::*;
 use crate::on_both_backends;
+use crate::support::auth::*;
+use crate::support::{ADMIN_EMAIL, ADMIN_TOKEN, Cred, config, count};
 
 async fn bootstrap_creates_one_admin(backend: Backend) {
     let db = fresh_db(backend).await.unwrap();
-    let mut config = Config::for_tests(fresh_sqlite_dir().unwrap());
+    let mut config = config();
     config.admin_password = None;
     config.admin_token = None;
     // Two "replicas" at once, then a restart.

@@ -5,8 +5,9 @@ use flagpole_server::auth::SdkClient;
 use flagpole_server::db::Backend;
 use serde_json::json;
 
-use super::support::*;
 use crate::on_both_backends;
+use crate::support::auth::*;
+use crate::support::{ADMIN_EMAIL, ADMIN_PASSWORD, ADMIN_TOKEN, Cred, count};
 
 async fn tokens_revocation_scope_and_last_used(backend: Backend) {
     let h = harness(backend).await;

@@ -2,13 +2,11 @@
 //! and a forged `X-Forwarded-For` does not get around it.
 
 use flagpole_server::db::Backend;
-use flagpole_server::testing::{fresh_db, fresh_sqlite_dir};
-use flagpole_server::{App, Config};
 use serde_json::json;
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 
 use crate::on_both_backends;
+use crate::support::{fresh_app, http1};
 
 /// POSTs a login over a fresh connection; returns the status code.
 async fn login(addr: std::net::SocketAddr, email: &str, forwarded_for: &str) -> u16 {
@@ -18,22 +16,11 @@ async fn login(addr: std::net::SocketAddr, email: &str, forwarded_for: &str) -> 
          Content-Length: {}\r\nX-Forwarded-For: {forwarded_for}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     );
-    let mut stream = TcpStream::connect(addr).await.unwrap();
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).await.unwrap();
-    response
-        .split(' ')
-        .nth(1)
-        .and_then(|code| code.parse().ok())
-        .unwrap_or_else(|| panic!("not an HTTP response: {response}"))
+    http1(addr, &request).await.0
 }
 
 async fn socket_address_is_rate_limited(backend: Backend) {
-    let db = fresh_db(backend).await.unwrap();
-    let app = App::with_db(db, Config::for_tests(fresh_sqlite_dir().unwrap()))
-        .await
-        .unwrap();
+    let app = fresh_app(backend).await;
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

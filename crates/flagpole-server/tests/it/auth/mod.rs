@@ -1,8 +1,6 @@
 //! Authentication: login/logout/me, CSRF, rate limiting, API tokens, SDK keys, users and
 //! bootstrap, through the router on both backends.
 
-mod support;
-
 mod bootstrap;
 mod credentials;
 mod listener;

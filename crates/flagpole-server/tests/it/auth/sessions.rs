@@ -4,8 +4,9 @@ use axum::http::{Method, StatusCode};
 use flagpole_server::db::{Backend, now_ms};
 use serde_json::json;
 
-use super::support::*;
 use crate::on_both_backends;
+use crate::support::auth::*;
+use crate::support::{ADMIN_EMAIL, ADMIN_PASSWORD, ADMIN_TOKEN, Cred};
 
 async fn login_logout_me(backend: Backend) {
     let h = harness(backend).await;

@@ -4,8 +4,9 @@ use axum::http::{Method, StatusCode};
 use flagpole_server::db::Backend;
 use serde_json::{Value, json};
 
-use super::support::*;
 use crate::on_both_backends;
+use crate::support::auth::*;
+use crate::support::{ADMIN_TOKEN, Cred, count};
 
 async fn users_crud(backend: Backend) {
     let h = harness(backend).await;

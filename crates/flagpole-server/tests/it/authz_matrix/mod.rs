@@ -24,21 +24,16 @@ use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
 use flagpole_server::auth::{API_TOKEN_PREFIX, Role, generate_secret};
 use flagpole_server::db::Backend;
-use flagpole_server::testing::{fresh_db, fresh_sqlite_dir};
-use flagpole_server::{App, Config};
 use http_body_util::BodyExt as _;
 use serde_json::{Value, json};
 use tower::ServiceExt as _;
 
 mod table;
 
+use crate::support::{ADMIN_EMAIL, ADMIN_PASSWORD, ADMIN_TOKEN, fresh_app};
 use Role::{Admin, Reader, Writer};
 use table::Access::*;
 use table::{Access, table};
-
-const ADMIN_TOKEN: &str = "fp_api_test_admin_token_0000000000000000";
-const ADMIN_EMAIL: &str = "admin@flagpole.local";
-const ADMIN_PASSWORD: &str = "admin-password";
 
 /// A kind of credential.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -200,10 +195,7 @@ async fn admin_post(router: &Router, uri: &str, body: Value) -> Value {
 }
 
 async fn seed(backend: Backend) -> World {
-    let db = fresh_db(backend).await.unwrap();
-    let app = App::with_db(db, Config::for_tests(fresh_sqlite_dir().unwrap()))
-        .await
-        .unwrap();
+    let app = fresh_app(backend).await;
     let router = app.router();
     admin_post(&router, "/api/v1/projects", json!({"key": "main"})).await;
     admin_post(&router, "/api/v1/projects", json!({"key": "other"})).await;

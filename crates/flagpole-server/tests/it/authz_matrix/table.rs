@@ -3,7 +3,7 @@
 use flagpole_server::auth::Role;
 use serde_json::{Value, json};
 
-use super::{ADMIN_EMAIL, ADMIN_PASSWORD};
+use crate::support::{ADMIN_EMAIL, ADMIN_PASSWORD};
 
 /// Who may call an operation.
 #[derive(Debug, Clone, Copy)]

@@ -12,7 +12,7 @@ use rand::{RngExt, SeedableRng};
 use serde_json::{Value, json};
 
 use crate::backends;
-use crate::domain_support::TestApp;
+use crate::support::TestApp;
 use endpoints::{Endpoint, endpoints};
 
 backends! {

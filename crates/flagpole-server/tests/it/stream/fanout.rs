@@ -9,7 +9,7 @@ use flagpole_server::db::{Backend, Db};
 use flagpole_server::testing::fresh_db;
 use serde_json::json;
 
-use super::support::*;
+use crate::support::stream::*;
 
 /// Size of the big flag's variant value: every patch of it is about this large.
 const BLOB: usize = 256 * 1024;

@@ -4,7 +4,6 @@
 //! stalled client next to a reading one, and two replicas on one Postgres database.
 
 mod fanout;
-mod support;
 
 use axum::http::{Method, Request, StatusCode};
 use flagpole_core::wire::{ServerMessage, close_code};
@@ -13,23 +12,12 @@ use flagpole_server::testing::fresh_db;
 use serde_json::json;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
-use support::*;
-
-/// Generates one `#[tokio::test]` per backend from an `async fn(Backend)`.
-macro_rules! backends {
-    ($($body:ident => $pg:ident, $lite:ident;)*) => {$(
-        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-        async fn $pg() {
-            $body(flagpole_server::db::Backend::Postgres).await
-        }
-        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-        async fn $lite() {
-            $body(flagpole_server::db::Backend::Sqlite).await
-        }
-    )*};
-}
+use crate::backends;
+use crate::support::ADMIN_TOKEN;
+use crate::support::stream::*;
 
 backends! {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     snapshot_then_patches_reproduce_the_database => snapshot_then_patches_postgres, snapshot_then_patches_sqlite;
     versions_catch_up_by_patches_or_snapshot => catch_up_postgres, catch_up_sqlite;
     bad_credentials_are_refused_before_the_upgrade => refused_postgres, refused_sqlite;
@@ -373,7 +361,7 @@ async fn bad_credentials_are_refused_before_the_upgrade(backend: Backend) {
     for key in [
         None,
         Some("fp_sdk_not_a_real_key_000000000000000000000000"),
-        Some(ADMIN),
+        Some(ADMIN_TOKEN),
     ] {
         match try_connect(server.addr, key).await {
             Err(WsError::Http(response)) => {

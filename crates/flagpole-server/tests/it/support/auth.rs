@@ -1,35 +1,15 @@
-//! The harness of the auth tests: an app over a fresh database, requests with each kind
-//! of credential, and seeding helpers.
+//! The harness of the auth tests: an app over a fresh database with the bootstrapped
+//! admin, requests with each kind of credential, and seeding helpers.
 
 use axum::Router;
-use axum::body::Body;
 use axum::extract::FromRequestParts;
 use axum::http::{HeaderMap, Method, Request, StatusCode};
 use flagpole_server::auth::SdkClient;
 use flagpole_server::db::{Backend, now_ms};
-use flagpole_server::testing::{fresh_db, fresh_sqlite_dir};
-use flagpole_server::{App, Config, Db};
-use http_body_util::BodyExt as _;
+use flagpole_server::{App, Db};
 use serde_json::{Value, json};
-use tower::ServiceExt as _;
 
-/// Generates `postgres::<name>` and `sqlite::<name>` tests from `async fn <name>(Backend)`
-/// functions of the calling module.
-#[macro_export]
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod postgres {
-            $(#[tokio::test] async fn $name() { super::$name(flagpole_server::db::Backend::Postgres).await })*
-        }
-        mod sqlite {
-            $(#[tokio::test] async fn $name() { super::$name(flagpole_server::db::Backend::Sqlite).await })*
-        }
-    };
-}
-
-pub(crate) const ADMIN_TOKEN: &str = "fp_api_test_admin_token_0000000000000000";
-pub(crate) const ADMIN_EMAIL: &str = "admin@flagpole.local";
-pub(crate) const ADMIN_PASSWORD: &str = "admin-password";
+use super::{ADMIN_TOKEN, Cred, fresh_app, request, send};
 
 pub(crate) struct Harness {
     pub(crate) app: App,
@@ -37,9 +17,7 @@ pub(crate) struct Harness {
 }
 
 pub(crate) async fn harness(backend: Backend) -> Harness {
-    let db = fresh_db(backend).await.expect("database");
-    let config = Config::for_tests(fresh_sqlite_dir().expect("dir"));
-    let app = App::with_db(db, config).await.expect("app");
+    let app = fresh_app(backend).await;
     let router = app.router();
     Harness { app, router }
 }
@@ -49,16 +27,6 @@ pub(crate) struct Resp {
     pub(crate) status: StatusCode,
     pub(crate) headers: HeaderMap,
     pub(crate) body: Value,
-}
-
-/// One credential for a request.
-#[derive(Clone, Copy)]
-pub(crate) enum Cred<'a> {
-    None,
-    Bearer(&'a str),
-    ApiKey(&'a str),
-    /// Session cookie value and the CSRF header to send (if any).
-    Cookie(&'a str, Option<&'a str>),
 }
 
 impl Harness {
@@ -84,42 +52,15 @@ impl Harness {
         body: Option<Value>,
         extra: &[(&str, &str)],
     ) -> Resp {
-        let mut req = Request::builder().method(method).uri(uri);
-        match cred {
-            Cred::None => {}
-            Cred::Bearer(t) => req = req.header("authorization", format!("Bearer {t}")),
-            Cred::ApiKey(k) => req = req.header("x-api-key", k),
-            Cred::Cookie(c, csrf) => {
-                req = req.header("cookie", format!("other=1; fp_session={c}"));
-                if let Some(csrf) = csrf {
-                    req = req.header("x-csrf-token", csrf);
-                }
-            }
-        }
-        for (k, v) in extra {
-            req = req.header(*k, *v);
-        }
-        let req = match body {
-            Some(b) => req
-                .header("content-type", "application/json")
-                .body(Body::from(b.to_string())),
-            None => req.body(Body::empty()),
-        }
-        .expect("request");
-        let res = self.router.clone().oneshot(req).await.expect("response");
-        let status = res.status();
-        let headers = res.headers().clone();
-        let bytes = res.into_body().collect().await.expect("body").to_bytes();
-        let body = if bytes.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_slice(&bytes)
-                .unwrap_or(Value::String(String::from_utf8_lossy(&bytes).into_owned()))
-        };
+        let reply = send(
+            &self.router,
+            request(method, uri, cred, body.as_ref(), extra),
+        )
+        .await;
         Resp {
-            status,
-            headers,
-            body,
+            body: reply.body(),
+            status: reply.status,
+            headers: reply.headers,
         }
     }
 
@@ -213,11 +154,4 @@ impl Harness {
             .await
             .map_err(|e| axum::response::IntoResponse::into_response(e).status())
     }
-}
-
-pub(crate) async fn count(db: &Db, sql: &str) -> i64 {
-    sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned()))
-        .fetch_one(&db.pool)
-        .await
-        .unwrap()
 }

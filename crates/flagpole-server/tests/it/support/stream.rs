@@ -1,29 +1,25 @@
 //! Real servers on port 0 and real WebSocket clients for the stream tests.
 
-#![allow(dead_code)]
-
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use axum::Router;
-use axum::body::Body;
+use axum::body::{Body, Bytes};
 use axum::http::{Method, Request, StatusCode};
 use flagpole_core::model::EnvironmentSnapshot;
 use flagpole_core::wire::ServerMessage;
+use flagpole_server::App;
 use flagpole_server::db::Db;
-use flagpole_server::testing::{Served, fresh_sqlite_dir};
-use flagpole_server::{App, Config};
+use flagpole_server::testing::Served;
 use futures_util::{SinkExt, StreamExt};
-use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
-use tower::ServiceExt;
 
-/// The admin token `Config::for_tests` bootstraps.
-pub(crate) const ADMIN: &str = "fp_api_test_admin_token_0000000000000000";
+use super::{ADMIN_TOKEN, Cred, config, request};
+
 /// Longest a test waits for any one thing.
 pub(crate) const WAIT: Duration = Duration::from_secs(10);
 
@@ -40,7 +36,7 @@ pub(crate) struct Server {
 impl Server {
     /// Serves an app over `db` on 127.0.0.1:0.
     pub(crate) async fn start(db: Db, heartbeat_secs: u64) -> Server {
-        let mut config = Config::for_tests(fresh_sqlite_dir().unwrap());
+        let mut config = config();
         config.stream_heartbeat_secs = heartbeat_secs;
         let app = App::with_db(db.clone(), config).await.expect("app");
         let router = app.router();
@@ -59,10 +55,9 @@ impl Server {
     }
 
     /// Any request through the router: the status and the body's bytes.
-    pub(crate) async fn send(&self, req: Request<Body>) -> (StatusCode, bytes::Bytes) {
-        let res = self.router.clone().oneshot(req).await.unwrap();
-        let status = res.status();
-        (status, res.into_body().collect().await.unwrap().to_bytes())
+    pub(crate) async fn send(&self, req: Request<Body>) -> (StatusCode, Bytes) {
+        let reply = super::send(&self.router, req).await;
+        (reply.status, reply.bytes)
     }
 
     /// The server's Prometheus metrics, as text.
@@ -92,17 +87,12 @@ impl Server {
         uri: &str,
         body: Option<Value>,
     ) -> (StatusCode, Value) {
-        let req = Request::builder()
-            .method(method)
-            .uri(uri)
-            .header("authorization", format!("Bearer {ADMIN}"))
-            .header("content-type", "application/json");
-        let body = body
-            .map(|b| Body::from(b.to_string()))
-            .unwrap_or_else(Body::empty);
-        let (status, bytes) = self.send(req.body(body).unwrap()).await;
-        let value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-        (status, value)
+        let reply = super::send(
+            &self.router,
+            request(method, uri, Cred::Bearer(ADMIN_TOKEN), body.as_ref(), &[]),
+        )
+        .await;
+        (reply.status, reply.body())
     }
 
     /// A write that must succeed.

@@ -1,29 +1,79 @@
-//! Shared by the domain API tests: an app over a fresh database, API tokens inserted
-//! directly, one-line requests through the router, and the both-backends test macro.
+//! Shared by every module of the integration tests: the both-backends test macros, the
+//! credentials `Config::for_tests` bootstraps, apps over fresh databases, requests through
+//! the router and their replies (`http`), rows counted or inserted with plain SQL (`sql`),
+//! and `TestApp`, the domain tests' app with an admin token. The auth tests' harness is in
+//! `auth`, the stream tests' servers and WebSocket clients in `stream`.
 
 #![allow(dead_code)]
+
+pub(crate) mod auth;
+mod http;
+mod sql;
+pub(crate) mod stream;
+
+pub(crate) use http::{Cred, http1, request, send};
+pub(crate) use sql::{bool_flag, count, exec, insert_flag};
 
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
 use flagpole_server::db::{Backend, Db, now_ms};
+use flagpole_server::testing::{fresh_db, fresh_sqlite_dir};
 use flagpole_server::{App, AppState, Config};
-use http_body_util::BodyExt;
-use serde_json::Value;
-use tower::ServiceExt;
+use serde_json::{Value, json};
 
-/// Generates one `#[tokio::test]` per backend from an `async fn(Backend)`.
+/// Generates one test per backend, named by the caller, from an `async fn(Backend)`:
+/// `backends! { body => body_postgres, body_sqlite; }`. A leading `#[test attribute]`
+/// replaces `#[tokio::test]` (the stream tests want a multi-threaded runtime).
 #[macro_export]
 macro_rules! backends {
-    ($($body:ident => $pg:ident, $lite:ident;)*) => {$(
-        #[tokio::test]
+    (#[$test:meta] $($body:ident => $pg:ident, $lite:ident;)*) => {$(
+        #[$test]
         async fn $pg() {
             $body(flagpole_server::db::Backend::Postgres).await
         }
-        #[tokio::test]
+        #[$test]
         async fn $lite() {
             $body(flagpole_server::db::Backend::Sqlite).await
         }
     )*};
+    ($($body:ident => $pg:ident, $lite:ident;)*) => {
+        $crate::backends! { #[tokio::test] $($body => $pg, $lite;)* }
+    };
+}
+
+/// Generates `postgres::<name>` and `sqlite::<name>` tests from `async fn <name>(Backend)`
+/// functions of the calling module.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod postgres {
+            $(#[tokio::test] async fn $name() { super::$name(flagpole_server::db::Backend::Postgres).await })*
+        }
+        mod sqlite {
+            $(#[tokio::test] async fn $name() { super::$name(flagpole_server::db::Backend::Sqlite).await })*
+        }
+    };
+}
+
+/// The unscoped admin token `Config::for_tests` bootstraps.
+pub(crate) const ADMIN_TOKEN: &str = "fp_api_test_admin_token_0000000000000000";
+/// The admin user `Config::for_tests` bootstraps, and its password.
+pub(crate) const ADMIN_EMAIL: &str = "admin@flagpole.local";
+pub(crate) const ADMIN_PASSWORD: &str = "admin-password";
+
+/// The test configuration (`Config::for_tests`) over a fresh data directory.
+pub(crate) fn config() -> Config {
+    Config::for_tests(fresh_sqlite_dir().expect("temp dir"))
+}
+
+/// An app over `db` with [`config`].
+pub(crate) async fn app_over(db: Db) -> App {
+    App::with_db(db, config()).await.expect("app")
+}
+
+/// An app over a fresh database of `backend`.
+pub(crate) async fn fresh_app(backend: Backend) -> App {
+    app_over(fresh_db(backend).await.expect("fresh database")).await
 }
 
 /// An app over a fresh database, with an unscoped admin token.
@@ -34,14 +84,8 @@ pub(crate) struct TestApp {
 
 impl TestApp {
     pub(crate) async fn new(backend: Backend) -> TestApp {
-        let db = flagpole_server::testing::fresh_db(backend)
-            .await
-            .expect("fresh database");
-        let dir = flagpole_server::testing::fresh_sqlite_dir().expect("temp dir");
-        let app = App::with_db(db.clone(), Config::for_tests(dir))
-            .await
-            .expect("app");
-        let admin = token(&db, "admin", None).await;
+        let app = fresh_app(backend).await;
+        let admin = token(&app.state().db, "admin", None).await;
         TestApp { app, admin }
     }
 
@@ -71,46 +115,26 @@ impl TestApp {
         uri: &str,
         body: Option<Value>,
     ) -> (StatusCode, Value) {
-        let mut req = Request::builder()
-            .method(method)
-            .uri(uri)
-            .header("authorization", format!("Bearer {token}"));
-        let body = match body {
-            Some(v) => {
-                req = req.header("content-type", "application/json");
-                Body::from(serde_json::to_vec(&v).unwrap())
-            }
-            None => Body::empty(),
-        };
-        self.send(req.body(body).unwrap()).await
+        self.send(request(
+            method,
+            uri,
+            Cred::Bearer(token),
+            body.as_ref(),
+            &[],
+        ))
+        .await
     }
 
     /// Any request; the response body parsed as JSON (`Null` if empty).
     pub(crate) async fn send(&self, req: Request<Body>) -> (StatusCode, Value) {
-        let res = self.app.router().oneshot(req).await.expect("infallible");
-        let status = res.status();
-        let bytes = res.into_body().collect().await.expect("body").to_bytes();
-        let value = if bytes.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_slice(&bytes).unwrap_or_else(|e| {
-                panic!(
-                    "{status}: body is not JSON ({e}): {}",
-                    String::from_utf8_lossy(&bytes)
-                )
-            })
-        };
-        (status, value)
+        let reply = send(&self.app.router(), req).await;
+        (reply.status, reply.json())
     }
 
     /// Creates a project and returns its key.
     pub(crate) async fn project(&self, key: &str) -> String {
         let (status, body) = self
-            .call(
-                Method::POST,
-                "/api/v1/projects",
-                Some(serde_json::json!({"key": key})),
-            )
+            .call(Method::POST, "/api/v1/projects", Some(json!({"key": key})))
             .await;
         assert_eq!(status, StatusCode::CREATED, "{body}");
         key.to_owned()
@@ -118,11 +142,7 @@ impl TestApp {
 
     /// One scalar from SQL (for checking what a write left behind).
     pub(crate) async fn scalar(&self, sql: &'static str, bind: &str) -> i64 {
-        sqlx::query_scalar(sql)
-            .bind(bind.to_owned())
-            .fetch_one(&self.db().pool)
-            .await
-            .expect(sql)
+        exec(self.db(), sql, &[json!(bind)]).await
     }
 
     pub(crate) async fn data_version(&self, project: &str, env: &str) -> i64 {
@@ -138,10 +158,7 @@ impl TestApp {
     }
 
     pub(crate) async fn audit_count(&self) -> i64 {
-        sqlx::query_scalar("select count(*) from audit_event")
-            .fetch_one(&self.db().pool)
-            .await
-            .unwrap()
+        count(self.db(), "select count(*) from audit_event").await
     }
 }
 
