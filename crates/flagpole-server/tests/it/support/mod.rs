@@ -4,8 +4,6 @@
 //! and `TestApp`, the domain tests' app with an admin token. The auth tests' harness is in
 //! `auth`, the stream tests' servers and WebSocket clients in `stream`.
 
-#![allow(dead_code)]
-
 pub(crate) mod auth;
 mod http;
 mod sql;
