@@ -15,7 +15,7 @@ use crate::error::{CompileError, Path, Sink, Subject};
 use crate::index::KeyIndex;
 use crate::model::{EnvironmentSnapshot, Segment};
 use crate::reuse::Reuse;
-use crate::snapshot::{CompiledFlag, CompiledSegment, Snapshot, Span, Store};
+use crate::snapshot::{CompiledFlag, CompiledSegment, Snapshot, Span};
 
 mod flag;
 mod serve;
@@ -57,8 +57,6 @@ const KEY_BYTES: [bool; 256] = {
 #[derive(Default)]
 pub(super) struct Compiler {
     errors: Vec<CompileError>,
-    /// The store of the flag being compiled.
-    store: Store,
     /// Scratch for the clauses of the flag being compiled, kept from flag to flag: a flag
     /// whose only rule has one clause keeps it in its body (`FlagBody::lone_rule`), so
     /// its store's clause list stays empty and allocates nothing.

@@ -1,24 +1,27 @@
 //! Compiling what a rule or a flag's default serves: one variant, or a rollout whose
 //! weights name distinct variants and sum to 100%.
 
+use super::flag::VariantIndex;
 use super::{LINEAR_MAX, span_from};
 use crate::attribute::{AttrRef, Names};
 use crate::error::{Path, Sink};
 use crate::model::{Serve, TOTAL_WEIGHT};
 use crate::snapshot::{CompiledServe, FastSet};
 
-/// Compiles `serve`, finding variants by key through `lookup` (which reports unknown
+/// Compiles `serve`, finding variants by key in `variants` (which reports unknown
 /// ones) and appending a rollout's slices to `slices`. `None` if anything was reported.
 pub(super) fn compile(
     serve: &Serve,
     path: &Path<'_>,
-    lookup: &dyn Fn(&mut Sink<'_>, &Path<'_>, &str) -> Option<usize>,
+    variants: &VariantIndex<'_>,
     names: &mut Names,
     sink: &mut Sink<'_>,
     slices: &mut Vec<(u32, usize)>,
 ) -> Option<CompiledServe> {
     match serve {
-        Serve::Variant(v) => lookup(sink, &path.field("variant"), v).map(CompiledServe::Variant),
+        Serve::Variant(v) => variants
+            .resolve(sink, &path.field("variant"), v)
+            .map(CompiledServe::Variant),
         Serve::Rollout(r) => {
             let bucket_by = if r.bucket_by.is_empty() {
                 AttrRef::Key
@@ -51,7 +54,7 @@ pub(super) fn compile(
                 // once, not again as a bogus "weights must sum" error.
                 total += u64::from(w.weight);
                 let weight = rollout.at("weights", wi);
-                let Some(v) = lookup(sink, &weight.field("variant"), &w.variant) else {
+                let Some(v) = variants.resolve(sink, &weight.field("variant"), &w.variant) else {
                     ok = false;
                     continue;
                 };
