@@ -4,6 +4,7 @@
 
 pub mod auth;
 pub mod bootstrap;
+pub(crate) mod changes;
 pub mod config;
 pub mod db;
 pub mod domain;

@@ -24,8 +24,8 @@ use moka::ops::compute::{CompResult, Op};
 use tokio::sync::broadcast::error::RecvError;
 use tokio_util::sync::CancellationToken;
 
+use crate::changes::{ChangeFeed, EnvChanged};
 use crate::db::Db;
-use crate::state::{ChangeFeed, EnvChanged};
 use crate::store::snapshot::{environment_ids, load_environment};
 
 /// How long an entry is trusted without hearing of a change. Other replicas' writes become

@@ -2,8 +2,7 @@
 
 use std::sync::Arc;
 
-use tokio::sync::broadcast;
-
+pub use crate::changes::{ChangeFeed, EnvChanged};
 use crate::config::Config;
 use crate::db::Db;
 
@@ -75,40 +74,5 @@ impl AppState {
             changes: ChangeFeed::new(),
             auth: crate::auth::AuthState::new(),
         }))
-    }
-}
-
-/// "Environment E is now at data version N", published after a write commits.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct EnvChanged {
-    /// `environment.id`.
-    pub environment_id: i64,
-    /// The environment's `data_version` after the write.
-    pub data_version: i64,
-}
-
-/// In-process fan-out of [`EnvChanged`]. Receivers that lag must resync from the database
-/// by version rather than assume they saw every event.
-#[derive(Clone)]
-pub struct ChangeFeed {
-    tx: broadcast::Sender<EnvChanged>,
-}
-
-impl ChangeFeed {
-    fn new() -> ChangeFeed {
-        ChangeFeed {
-            tx: broadcast::channel(1024).0,
-        }
-    }
-
-    /// Announces a committed change. Call only after the transaction committed.
-    pub fn publish(&self, change: EnvChanged) {
-        // No receivers is fine: nothing is listening yet.
-        let _ = self.tx.send(change);
-    }
-
-    /// A new receiver of changes published from now on.
-    pub fn subscribe(&self) -> broadcast::Receiver<EnvChanged> {
-        self.tx.subscribe()
     }
 }

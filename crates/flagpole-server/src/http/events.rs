@@ -1,5 +1,5 @@
 //! `GET /api/v1/projects/{project}/events`: the dashboard's live updates, a Server-Sent
-//! Events stream fed by this replica's [`ChangeFeed`](crate::state::ChangeFeed) (its own
+//! Events stream fed by this replica's [`ChangeFeed`](crate::changes::ChangeFeed) (its own
 //! writes, at once) and by the push hubs of the project's environments (every replica's
 //! writes: hubs follow Postgres LISTEN/NOTIFY and the periodic check). A version is
 //! announced once, whichever source brings it first.
