@@ -8,12 +8,11 @@
 
 use crate::auth::{API_TOKEN_PREFIX, Role, display_prefix, generate_secret, hash_secret, password};
 use crate::config::Config;
-use crate::db::{Backend, Db, now_ms};
-use crate::store::audit::{self, NewAuditEvent};
+use crate::db::{Db, now_ms};
+use crate::domain::{AuditedAccount, audit_account};
+use crate::store::api_token::{self, NewApiToken};
+use crate::store::user::{self, NewUser};
 use serde_json::json;
-
-/// Arbitrary constant naming the bootstrap advisory lock (`pg_advisory_xact_lock`).
-const BOOTSTRAP_LOCK_ID: i64 = 0x666c_6167_706f_6c65; // "flagpole"
 
 /// Name of the API token created on first start.
 pub const ADMIN_TOKEN_NAME: &str = "bootstrap-admin";
@@ -74,46 +73,32 @@ pub async fn bootstrap(db: &Db, config: &Config) -> anyhow::Result<Bootstrapped>
     let password_hash = password::hash(admin_password).await?;
 
     let mut tx = db.begin_write().await?;
-    if db.backend == Backend::Postgres {
-        // Released at commit or rollback. Replicas starting together queue here; the
-        // second one then sees the first one's user and does nothing.
-        sqlx::query("select pg_advisory_xact_lock($1)")
-            .bind(BOOTSTRAP_LOCK_ID)
-            .execute(&mut *tx)
-            .await?;
-    }
-    let exists: Option<i64> = sqlx::query_scalar("select id from app_user limit 1")
-        .fetch_optional(&mut *tx)
-        .await?;
-    if exists.is_some() {
+    // Replicas starting together queue here; the second one then sees the first one's
+    // user and does nothing.
+    user::lock_first_start(&mut tx).await?;
+    if user::any_exists(&mut tx).await? {
         tx.rollback().await?;
         return Ok(Bootstrapped::AlreadyDone);
     }
     let now = now_ms();
     let actor = "system:bootstrap";
-    let user_id: i64 = sqlx::query_scalar(
-        "insert into app_user (email, name, password_hash, role, project_id, created_at) \
-         values ($1, $2, $3, $4, null, $5) returning id",
-    )
-    .bind(&email)
-    .bind("Administrator")
-    .bind(&password_hash)
-    .bind(Role::Admin.as_str())
-    .bind(now)
-    .fetch_one(&mut *tx)
-    .await?;
-    let token_id: i64 = sqlx::query_scalar(
-        "insert into api_token (name, token_hash, prefix, role, project_id, created_by, created_at) \
-         values ($1, $2, $3, $4, null, $5, $6) returning id",
-    )
-    .bind(ADMIN_TOKEN_NAME)
-    .bind(hash_secret(&token))
-    .bind(display_prefix(&token))
-    .bind(Role::Admin.as_str())
-    .bind(actor)
-    .bind(now)
-    .fetch_one(&mut *tx)
-    .await?;
+    let new_user = NewUser {
+        email: &email,
+        name: "Administrator",
+        password_hash: &password_hash,
+        role: Role::Admin,
+        project_id: None,
+    };
+    let user_id = user::insert(&mut tx, &new_user, now).await?;
+    let new_token = NewApiToken {
+        name: ADMIN_TOKEN_NAME,
+        token_hash: &hash_secret(&token),
+        prefix: &display_prefix(&token),
+        role: Role::Admin,
+        project_id: None,
+        created_by: actor,
+    };
+    let token_id = api_token::insert(&mut tx, &new_token, now).await?;
     let user_after = json!({"id": user_id, "email": email, "role": "admin", "project": null});
     let token_after =
         json!({"id": token_id, "name": ADMIN_TOKEN_NAME, "role": "admin", "project": null});
@@ -121,19 +106,23 @@ pub async fn bootstrap(db: &Db, config: &Config) -> anyhow::Result<Bootstrapped>
         ("user.create", "user", user_id, user_after),
         ("api_token.create", "api_token", token_id, token_after),
     ] {
-        let key = id.to_string();
-        let event = NewAuditEvent {
+        let account = AuditedAccount {
+            resource_type,
+            id,
+            project_id: None,
+            environment_id: None,
+        };
+        audit_account(
+            &mut tx,
             actor,
             action,
-            resource_type,
-            resource_key: &key,
-            after: Some(after),
-            comment: "first start",
-            ..NewAuditEvent::default()
-        };
-        audit::insert(&mut tx, &event, now)
-            .await
-            .map_err(|e| anyhow::anyhow!("writing the audit entry: {e:?}"))?;
+            &account,
+            (None, Some(after)),
+            "first start",
+            now,
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("writing the audit entry: {e:?}"))?;
     }
     tx.commit().await?;
 
@@ -149,11 +138,9 @@ pub async fn bootstrap(db: &Db, config: &Config) -> anyhow::Result<Bootstrapped>
     })
 }
 
-async fn has_users(db: &Db) -> Result<bool, sqlx::Error> {
-    let any: Option<i64> = sqlx::query_scalar("select id from app_user limit 1")
-        .fetch_optional(&db.pool)
-        .await?;
-    Ok(any.is_some())
+async fn has_users(db: &Db) -> anyhow::Result<bool> {
+    let mut conn = db.pool.acquire().await?;
+    Ok(user::any_exists(&mut conn).await?)
 }
 
 /// Prints generated secrets once, in a box that is hard to miss in a log.

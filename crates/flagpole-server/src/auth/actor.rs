@@ -12,6 +12,7 @@ use super::{
 use crate::db::now_ms;
 use crate::error::ApiError;
 use crate::state::AppState;
+use crate::store::api_token::{self, TokenCredential};
 
 const SDK_KEY_REJECTED: &str = "SDK keys are valid only for their environment's evaluation \
      and stream endpoints; the management API needs an API token or a dashboard session";
@@ -61,18 +62,21 @@ async fn authenticate_token(state: &AppState, token: &str) -> Result<Actor, Auth
     if !token.starts_with(API_TOKEN_PREFIX) {
         return Err(AuthError::Unauthenticated("invalid API token"));
     }
-    // id, name, role, project_id, revoked_at
-    type Row = (i64, String, String, Option<i64>, Option<i64>);
-    let row: Option<Row> = sqlx::query_as(
-        "select id, name, role, project_id, revoked_at from api_token where token_hash = $1",
-    )
-    .bind(hash_secret(token))
-    .fetch_optional(&state.db.pool)
-    .await?;
-    let Some((id, name, role, project_id, revoked_at)) = row else {
+    let found = {
+        let mut conn = state.db.pool.acquire().await?;
+        api_token::by_hash(&mut conn, &hash_secret(token)).await?
+    };
+    let Some(TokenCredential {
+        id,
+        name,
+        role,
+        project_id,
+        revoked,
+    }) = found
+    else {
         return Err(AuthError::Unauthenticated("invalid API token"));
     };
-    if revoked_at.is_some() {
+    if revoked {
         return Err(AuthError::Unauthenticated("this API token was revoked"));
     }
     let role = Role::parse(&role).ok_or_else(|| {
@@ -94,11 +98,10 @@ async fn note_token_use(state: &AppState, id: i64) {
     if !entry.is_fresh() {
         return;
     }
-    let result = sqlx::query("update api_token set last_used_at = $1 where id = $2")
-        .bind(now_ms())
-        .bind(id)
-        .execute(&state.db.pool)
-        .await;
+    let result = match state.db.pool.acquire().await {
+        Ok(mut conn) => api_token::touch(&mut conn, id, now_ms()).await,
+        Err(err) => Err(err),
+    };
     if let Err(err) = result {
         tracing::warn!(error = %err, token_id = id, "recording token use failed");
     }

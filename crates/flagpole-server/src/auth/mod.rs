@@ -13,11 +13,11 @@
 
 mod actor;
 pub(crate) use actor::session_actor;
+pub(crate) mod login;
 pub mod password;
 pub mod rate_limit;
 mod sdk_keys;
 pub mod session;
-pub(crate) mod users;
 
 use std::time::Duration;
 

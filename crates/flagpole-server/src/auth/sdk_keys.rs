@@ -12,6 +12,7 @@ use moka::future::Cache;
 use super::{API_TOKEN_PREFIX, AuthError, SDK_KEY_PREFIX, hash_secret};
 use crate::db::Db;
 use crate::state::AppState;
+use crate::store;
 
 /// An SDK authenticated by its SDK key: may read one environment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -101,14 +102,9 @@ fn unshare(e: std::sync::Arc<sqlx::Error>) -> sqlx::Error {
 }
 
 async fn load(db: &Db, key_hash: String) -> Result<Option<SdkClient>, sqlx::Error> {
-    let row: Option<(i64, i64)> = sqlx::query_as(
-        "select e.id, e.project_id from sdk_key k join environment e on e.id = k.environment_id \
-         where k.key_hash = $1 and k.revoked_at is null",
-    )
-    .bind(key_hash)
-    .fetch_optional(&db.pool)
-    .await?;
-    Ok(row.map(|(environment_id, project_id)| SdkClient {
+    let mut conn = db.pool.acquire().await?;
+    let found = store::sdk_key::client_by_hash(&mut conn, &key_hash).await?;
+    Ok(found.map(|(environment_id, project_id)| SdkClient {
         environment_id,
         project_id,
     }))

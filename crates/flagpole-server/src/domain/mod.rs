@@ -8,6 +8,7 @@
 //! HTTP handlers (in `crate::http`) authenticate, authorise and parse; everything that
 //! must hold regardless of the caller lives here.
 
+pub(crate) mod api_tokens;
 pub(crate) mod configs;
 pub mod diff;
 pub(crate) mod environments;
@@ -15,13 +16,19 @@ pub(crate) mod flag_write;
 pub(crate) mod flags;
 pub(crate) mod history;
 pub(crate) mod projects;
+pub(crate) mod sdk_keys;
 pub(crate) mod segments;
+pub(crate) mod sessions;
+pub(crate) mod users;
 pub(crate) mod validate;
 
 use serde::Serialize;
+use serde_json::Value;
 
 use crate::error::{ApiError, ApiResult, FieldError};
 use crate::state::{AppState, EnvChanged};
+use crate::store::Conn;
+use crate::store::audit::{self, NewAuditEvent};
 
 /// Longest accepted name.
 pub const MAX_NAME_LEN: usize = 200;
@@ -120,4 +127,51 @@ pub(crate) fn comment(comment: Option<&str>) -> ApiResult<String> {
     problems.text("comment", &comment, MAX_TEXT_LEN);
     problems.finish()?;
     Ok(comment)
+}
+
+/// An account resource (user, API token, SDK key) as its audit entries name it: by type
+/// and id, and for SDK keys with their project and environment.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct AuditedAccount {
+    /// `user`, `api_token` or `sdk_key`.
+    pub(crate) resource_type: &'static str,
+    /// Its id (the resource key of the entry).
+    pub(crate) id: i64,
+    /// The project it belongs to, if any.
+    pub(crate) project_id: Option<i64>,
+    /// The environment it belongs to, if any.
+    pub(crate) environment_id: Option<i64>,
+}
+
+/// Audits a change to an account resource, in the write's transaction: the one place
+/// account writes (and first start) build their entries. `states` is (before, after):
+/// before is absent for creations, after for deletions. `actor` is `Actor::name` (or
+/// `system:…`); `comment` is usually empty.
+pub(crate) async fn audit_account(
+    conn: &mut Conn,
+    actor: &str,
+    action: &str,
+    account: &AuditedAccount,
+    (before, after): (Option<Value>, Option<Value>),
+    comment: &str,
+    now: i64,
+) -> ApiResult<()> {
+    let key = account.id.to_string();
+    let event = NewAuditEvent {
+        actor,
+        action,
+        project_id: account.project_id,
+        environment_id: account.environment_id,
+        resource_type: account.resource_type,
+        resource_key: &key,
+        before,
+        after,
+        comment,
+    };
+    audit::insert(conn, &event, now).await
+}
+
+/// A resource's state as an audit entry records it.
+pub(crate) fn state_of<T: Serialize>(value: &T) -> ApiResult<Value> {
+    Ok(serde_json::to_value(value)?)
 }

@@ -16,11 +16,12 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::auth::session::{self, CSRF_HEADER};
-use crate::auth::users::{User, load_user};
-use crate::auth::{AuthError, constant_time_eq, password, session_actor};
+use crate::auth::{AuthError, constant_time_eq, login, password, session_actor};
 use crate::db::now_ms;
+use crate::domain::sessions;
 use crate::error::{ApiError, ApiJson, ApiResult, ErrorBody};
 use crate::state::AppState;
+use crate::store::user::{self, User};
 
 pub(crate) fn router() -> OpenApiRouter<AppState> {
     use utoipa::OpenApi as _;
@@ -110,8 +111,6 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
     }
 }
 
-const BAD_CREDENTIALS: &str = "wrong email or password";
-
 /// Signs in. Sets the `fp_session` cookie (HttpOnly, SameSite=Strict) and returns the user
 /// with the CSRF token. Failed attempts are limited per email and per client address.
 #[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", request_body = LoginRequest,
@@ -133,35 +132,11 @@ async fn login(
     }
     let email = body.email.trim().to_lowercase();
     let limiter = &state.auth.login_limiter;
-    if let Err(retry_after_secs) = limiter.check(&email, client).await {
-        return Err(ApiError::TooManyRequests { retry_after_secs }.into());
-    }
-    let row: Option<(i64, String, Option<i64>)> =
-        sqlx::query_as("select id, password_hash, disabled_at from app_user where email = $1")
-            .bind(&email)
-            .fetch_optional(&state.db.pool)
-            .await?;
-    // Unknown emails are verified against a dummy hash: same work, same answer, so neither
-    // the message nor the timing tells whether the email exists.
-    let (user_id, hash, disabled) = match row {
-        Some((id, hash, disabled_at)) => (Some(id), Some(hash), disabled_at.is_some()),
-        None => (None, None, false),
-    };
-    let matched = password::verify(body.password, hash)
-        .await
-        .map_err(ApiError::Internal)?;
-    let user_id = match user_id {
-        Some(id) if matched && !disabled => id,
-        _ => {
-            limiter.record_failure(&email, client).await;
-            return Err(AuthError::Unauthenticated(BAD_CREDENTIALS));
-        }
-    };
-    limiter.reset(&email).await;
+    let user_id = login::check_password(&state.db, limiter, &email, body.password, client).await?;
     let hours = state.config.session_hours;
-    let new = session::create(&state.db, user_id, hours).await?;
+    let new = sessions::start(&state.db, user_id, hours).await?;
     let mut conn = state.db.pool.acquire().await?;
-    let user = load_user(&mut conn, user_id)
+    let user = user::by_id(&mut conn, user_id)
         .await?
         .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("user {user_id} vanished at login")))?;
     let cookie = session::set_cookie(
@@ -198,7 +173,7 @@ async fn logout(State(state): State<AppState>, headers: HeaderMap) -> ApiResult<
                 ));
             }
         }
-        session::delete(&state.db, cookie).await?;
+        sessions::end(&state.db, cookie).await?;
     }
     let clear = session::clear_cookie(state.config.secure_cookies);
     Ok((StatusCode::NO_CONTENT, [(SET_COOKIE, clear)]).into_response())
@@ -219,7 +194,7 @@ async fn me(
     ))?;
     let (_, found) = session_actor(&state, cookie).await?;
     let mut conn = state.db.pool.acquire().await?;
-    let user = load_user(&mut conn, found.user_id)
+    let user = user::by_id(&mut conn, found.user_id)
         .await?
         .ok_or(AuthError::Unauthenticated("the session has ended"))?;
     Ok(Json(SessionInfo {

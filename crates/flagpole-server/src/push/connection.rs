@@ -304,7 +304,7 @@ where
             self.hub.poke(Some(held));
             return Ok(());
         };
-        match super::patch::data_versions(db, &[self.hub.environment_id]).await {
+        match crate::store::change_log::data_versions(db, &[self.hub.environment_id]).await {
             Ok(versions) => match versions.first() {
                 Some(&(_, current)) if current >= held => {
                     self.hub.poke(Some(current));

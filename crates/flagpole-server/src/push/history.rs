@@ -1,7 +1,7 @@
 //! Keeping `env_change` bounded.
 //!
 //! Every write records which keys changed at its new version, and a hub builds each patch
-//! from the rows after the version it holds ([`super::patch::build_patch`]). Hubs are at
+//! from the rows after the version it holds (`store::snapshot::load_patch`). Hubs are at
 //! most a periodic check (seconds) behind their database, so only recent rows are ever
 //! read; left alone the table would grow with every write forever (at 500 writes a second,
 //! 43 million rows a day). Each environment keeps the history of its last
@@ -14,6 +14,7 @@ use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 
 use crate::db::Db;
+use crate::store::change_log;
 
 /// Versions of change history each environment keeps.
 pub const KEEP_VERSIONS: u64 = 10_000;
@@ -54,47 +55,19 @@ const DELETE_BATCH: i64 = 1_000;
 /// it, and a read that began before still sees them in its snapshot.
 pub async fn prune(db: &Db, keep: u64) -> Result<u64, sqlx::Error> {
     let keep = i64::try_from(keep).unwrap_or(i64::MAX);
-    let due: Vec<(i64,)> =
-        sqlx::query_as("select id from environment where data_version - $1 > history_from")
-            .bind(keep)
-            .fetch_all(&db.pool)
-            .await?;
     let mut deleted = 0;
-    for (environment_id,) in due {
-        let mut tx = db.begin_write().await?;
-        let moved: Option<(i64,)> = sqlx::query_as(
-            "update environment set history_from = data_version - $1 \
-             where id = $2 and data_version - $1 > history_from returning history_from",
-        )
-        .bind(keep)
-        .bind(environment_id)
-        .fetch_optional(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        let Some((history_from,)) = moved else {
+    for environment_id in change_log::environments_to_prune(db, keep).await? {
+        let Some(history_from) = change_log::move_history_from(db, environment_id, keep).await?
+        else {
             continue; // another replica moved it first, and deletes the rows
         };
         // From the oldest row left, not from the previous start: a prune interrupted
         // between moving the start and deleting leaves rows below it, collected here.
-        let oldest: Option<i64> = sqlx::query_scalar(
-            "select min(data_version) from env_change where environment_id = $1",
-        )
-        .bind(environment_id)
-        .fetch_one(&db.pool)
-        .await?;
+        let oldest = change_log::oldest_change(db, environment_id).await?;
         let mut low = oldest.unwrap_or(history_from + 1) - 1;
         while low < history_from {
             let high = (low + DELETE_BATCH).min(history_from);
-            deleted += sqlx::query(
-                "delete from env_change where environment_id = $1 \
-                 and data_version > $2 and data_version <= $3",
-            )
-            .bind(environment_id)
-            .bind(low)
-            .bind(high)
-            .execute(&db.pool)
-            .await?
-            .rows_affected();
+            deleted += change_log::delete_changes(db, environment_id, low, high).await?;
             low = high;
         }
     }

@@ -12,40 +12,9 @@ use tokio::sync::broadcast::error::RecvError;
 use tokio_util::sync::CancellationToken;
 
 use super::Push;
-use super::patch::data_versions;
+use crate::changes::EnvChanged;
 use crate::snapshots::SnapshotCache;
-use crate::state::EnvChanged;
-use crate::store::Conn;
-
-/// The Postgres channel; payloads are `<environment id>:<data version>`.
-pub(crate) const CHANNEL: &str = "flagpole_env";
-
-/// Announces `bumped` to every replica's listener. Call INSIDE the write's transaction:
-/// Postgres delivers notifications only when (and if) it commits. One statement per
-/// transaction whatever the number of environments, so a project-wide write costs one
-/// round trip; Postgres queues them at commit (which serialises committers briefly, hence
-/// once per transaction, never once per statement). A no-op on SQLite (one process).
-pub async fn notify_committed(conn: &mut Conn, bumped: &[EnvChanged]) -> Result<(), sqlx::Error> {
-    if bumped.is_empty() || conn.backend_name() != <sqlx::Postgres as sqlx::Database>::NAME {
-        return Ok(());
-    }
-    let payloads = bumped
-        .iter()
-        .map(|c| format!("{}:{}", c.environment_id, c.data_version))
-        .collect::<Vec<_>>()
-        .join(",");
-    // `pg_notify` returns void, which sqlx's Any driver cannot decode; counting the rows
-    // keeps the result an integer (a volatile call in a subquery is never optimised away).
-    sqlx::query_scalar::<_, i64>(
-        "select count(*) from (select pg_notify($1, p) \
-         from unnest(string_to_array($2, ',')) as p) as n",
-    )
-    .bind(CHANNEL)
-    .bind(payloads)
-    .fetch_one(conn)
-    .await?;
-    Ok(())
-}
+use crate::store::change_log::{CHANNEL, all_data_versions, data_versions};
 
 /// Parses a notification payload.
 pub(crate) fn parse_payload(payload: &str) -> Option<EnvChanged> {
@@ -200,7 +169,7 @@ pub(crate) async fn resync(push: &Push, cache: &CacheFeeder, scope: Scope) {
             let ids: Vec<i64> = hubs.iter().map(|h| h.environment_id).collect();
             data_versions(push.db(), &ids).await
         }
-        Scope::AllEnvironments => all_versions(push).await,
+        Scope::AllEnvironments => all_data_versions(push.db()).await,
     };
     let versions = match result {
         Ok(v) => v,
@@ -286,16 +255,6 @@ impl CacheFeeder {
             }
         }
     }
-}
-
-async fn all_versions(push: &Push) -> Result<Vec<(i64, u64)>, sqlx::Error> {
-    let rows: Vec<(i64, i64)> = sqlx::query_as("select id, data_version from environment")
-        .fetch_all(&push.db().pool)
-        .await?;
-    Ok(rows
-        .into_iter()
-        .map(|(id, v)| (id, u64::try_from(v).unwrap_or(0)))
-        .collect())
 }
 
 #[cfg(test)]

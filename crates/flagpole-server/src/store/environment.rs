@@ -3,8 +3,8 @@
 use serde::Serialize;
 
 use super::Conn;
+use crate::changes::EnvChanged;
 use crate::error::ApiResult;
-use crate::state::EnvChanged;
 
 /// An environment as stored and as the API shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow, utoipa::ToSchema)]
@@ -167,7 +167,7 @@ pub async fn bump_data_versions(
     changes.sort_by_key(|c| c.environment_id);
     // Every write bumps once per transaction, here: announcing the new versions to other
     // replicas here (delivered by Postgres only if the transaction commits) covers them all.
-    crate::push::notify_committed(conn, &changes).await?;
+    super::change_log::notify_committed(conn, &changes).await?;
     Ok(changes)
 }
 

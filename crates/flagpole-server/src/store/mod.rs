@@ -6,14 +6,19 @@
 //! JSON text holding flagpole-core's model types; a row that fails to parse is a bug or a
 //! corrupted database, so it surfaces as an internal error, never as a client error.
 
+pub(crate) mod api_token;
 pub mod audit;
+pub(crate) mod change_log;
 pub mod environment;
 pub mod flag;
 pub mod flag_version;
 pub mod project;
 pub mod project_data;
+pub(crate) mod sdk_key;
 pub mod segment;
+pub(crate) mod session;
 pub mod snapshot;
+pub(crate) mod user;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;

@@ -1,0 +1,253 @@
+//! User writes: create, update (email, name, role, scope, password, disabled), delete.
+//! Each is one transaction with its audit entry; password hashes never reach the audit
+//! trail. Passwords are hashed before the transaction: on SQLite it holds the write lock.
+
+use super::{AuditedAccount, audit_account, state_of};
+use crate::auth::{Actor, ActorKind, Role, is_plausible_email, password};
+use crate::db::now_ms;
+use crate::error::{ApiError, ApiResult, current_of};
+use crate::state::AppState;
+use crate::store::user::{self, NewUser, User, UserChange};
+use crate::store::{Conn, project, session};
+
+/// Longest display name.
+const MAX_USER_NAME_LEN: usize = 200;
+
+/// Fields of a new user.
+#[derive(Debug)]
+pub(crate) struct NewUserInput {
+    pub(crate) email: String,
+    pub(crate) name: String,
+    pub(crate) password: String,
+    pub(crate) role: Role,
+    /// Key of the project to limit the user to.
+    pub(crate) project: Option<String>,
+}
+
+/// Creates a user.
+pub(crate) async fn create(
+    state: &AppState,
+    actor: &Actor,
+    input: NewUserInput,
+) -> ApiResult<User> {
+    let email = normalise_email(&input.email)?;
+    validate_name(&input.name)?;
+    password::validate(&input.password, "password")?;
+    let hash = password::hash(input.password).await?;
+    let now = now_ms();
+    let mut tx = state.db.begin_write().await?;
+    let project_id = project_scope(&mut tx, input.project.as_deref(), "project").await?;
+    if user::email_taken(&mut tx, &email, None).await? {
+        return Err(email_conflict(&email, None));
+    }
+    let new = NewUser {
+        email: &email,
+        name: &input.name,
+        password_hash: &hash,
+        role: input.role,
+        project_id,
+    };
+    let id = user::insert(&mut tx, &new, now).await?;
+    let created = user::by_id(&mut tx, id)
+        .await?
+        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("inserted user missing")))?;
+    let after = state_of(&created)?;
+    audit_account(
+        &mut tx,
+        &actor.name,
+        "user.create",
+        &account(id),
+        (None, Some(after)),
+        "",
+        now,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(created)
+}
+
+/// Changes to a user; `None` leaves a field as it is.
+#[derive(Debug, Default)]
+pub(crate) struct UserPatch {
+    pub(crate) email: Option<String>,
+    pub(crate) name: Option<String>,
+    pub(crate) role: Option<Role>,
+    /// `Some(None)`: all projects.
+    pub(crate) project: Option<Option<String>>,
+    /// A new password; ends the user's sessions.
+    pub(crate) password: Option<String>,
+    /// Disabling ends the user's sessions.
+    pub(crate) disabled: Option<bool>,
+}
+
+/// Updates user `id` if it is at version `expected`.
+pub(crate) async fn update(
+    state: &AppState,
+    actor: &Actor,
+    id: i64,
+    expected: i64,
+    patch: UserPatch,
+) -> ApiResult<User> {
+    let email = patch.email.as_deref().map(normalise_email).transpose()?;
+    if let Some(name) = &patch.name {
+        validate_name(name)?;
+    }
+    if patch.disabled == Some(true) && own_account(actor, id) {
+        return Err(ApiError::invalid(
+            "disabled",
+            "you cannot disable your own account",
+        ));
+    }
+    let hash = match patch.password {
+        Some(p) => {
+            password::validate(&p, "password")?;
+            Some(password::hash(p).await?)
+        }
+        None => None,
+    };
+    let now = now_ms();
+    let mut tx = state.db.begin_write().await?;
+    let before = user::by_id(&mut tx, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("user", id.to_string()))?;
+    if before.version != expected {
+        return Err(ApiError::Conflict {
+            message: format!(
+                "user {id} is at version {}, not {}",
+                before.version, expected
+            ),
+            current: current_of(&before),
+        });
+    }
+    if let Some(email) = &email
+        && user::email_taken(&mut tx, email, Some(id)).await?
+    {
+        return Err(email_conflict(email, Some(&before)));
+    }
+    let project_id = match &patch.project {
+        Some(key) => Some(project_scope(&mut tx, key.as_deref(), "project").await?),
+        None => None,
+    };
+    let disabled_at: Option<Option<i64>> = match patch.disabled {
+        None => None,
+        Some(false) => Some(None),
+        // Already disabled: keep the original time.
+        Some(true) if before.disabled => None,
+        Some(true) => Some(Some(now)),
+    };
+    let ends_sessions = hash.is_some() || patch.disabled == Some(true);
+    let password_changed = hash.is_some();
+    let change = UserChange {
+        email,
+        name: patch.name,
+        role: patch.role,
+        password_hash: hash,
+        project_id,
+        disabled_at,
+    };
+    user::update(&mut tx, id, change).await?;
+    if ends_sessions {
+        session::delete_for_user(&mut tx, id).await?;
+    }
+    let after = user::by_id(&mut tx, id)
+        .await?
+        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("updated user missing")))?;
+    let mut audited_after = state_of(&after)?;
+    if password_changed {
+        audited_after["password_changed"] = serde_json::Value::Bool(true);
+    }
+    let before_state = state_of(&before)?;
+    audit_account(
+        &mut tx,
+        &actor.name,
+        "user.update",
+        &account(id),
+        (Some(before_state), Some(audited_after)),
+        "",
+        now,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(after)
+}
+
+/// Deletes user `id` and ends their sessions. The audit trail keeps their name as actor.
+pub(crate) async fn delete(state: &AppState, actor: &Actor, id: i64) -> ApiResult<()> {
+    if own_account(actor, id) {
+        return Err(ApiError::invalid(
+            "id",
+            "you cannot delete your own account",
+        ));
+    }
+    let now = now_ms();
+    let mut tx = state.db.begin_write().await?;
+    let before = user::by_id(&mut tx, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("user", id.to_string()))?;
+    session::delete_for_user(&mut tx, id).await?;
+    user::delete(&mut tx, id).await?;
+    let before = state_of(&before)?;
+    audit_account(
+        &mut tx,
+        &actor.name,
+        "user.delete",
+        &account(id),
+        (Some(before), None),
+        "",
+        now,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Resolves an optional project key from a body field to its id (422 if unknown).
+pub(crate) async fn project_scope(
+    conn: &mut Conn,
+    key: Option<&str>,
+    field: &str,
+) -> ApiResult<Option<i64>> {
+    let Some(key) = key else { return Ok(None) };
+    let found = project::by_key(conn, key).await?;
+    found
+        .map(|p| Some(p.id))
+        .ok_or_else(|| ApiError::invalid(field, format!("no project with key `{key}`")))
+}
+
+fn account(id: i64) -> AuditedAccount {
+    AuditedAccount {
+        resource_type: "user",
+        id,
+        project_id: None,
+        environment_id: None,
+    }
+}
+
+fn email_conflict(email: &str, current: Option<&User>) -> ApiError {
+    ApiError::Conflict {
+        message: format!("a user with email `{email}` already exists"),
+        current: current.and_then(current_of),
+    }
+}
+
+fn normalise_email(email: &str) -> ApiResult<String> {
+    let email = email.trim().to_lowercase();
+    if !is_plausible_email(&email) {
+        return Err(ApiError::invalid("email", "not an email address"));
+    }
+    Ok(email)
+}
+
+fn validate_name(name: &str) -> ApiResult<()> {
+    if name.chars().count() > MAX_USER_NAME_LEN {
+        return Err(ApiError::invalid(
+            "name",
+            format!("must be at most {MAX_USER_NAME_LEN} characters"),
+        ));
+    }
+    Ok(())
+}
+
+fn own_account(actor: &Actor, id: i64) -> bool {
+    actor.kind == ActorKind::User { id }
+}
