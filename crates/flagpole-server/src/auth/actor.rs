@@ -1,61 +1,55 @@
-//! The [`Actor`] extractor: API token or session cookie → who is calling the management API.
+//! Who is calling the management API: an API token or a session cookie, checked against
+//! the database and the token-use cache. The extractor over this is `http::credentials`.
 
-use axum::extract::FromRequestParts;
-use axum::http::Method;
-use axum::http::request::Parts;
+use axum::http::{HeaderMap, Method};
 
 use super::session::{self, CSRF_HEADER, SessionRow};
 use super::{
-    API_TOKEN_PREFIX, Actor, ActorKind, AuthError, Role, SDK_KEY_PREFIX, bearer, constant_time_eq,
-    hash_secret,
+    API_TOKEN_PREFIX, Actor, ActorKind, AuthError, AuthState, Role, SDK_KEY_PREFIX, bearer,
+    constant_time_eq, hash_secret,
 };
-use crate::db::now_ms;
+use crate::db::{Db, now_ms};
 use crate::error::ApiError;
-use crate::state::AppState;
 use crate::store::api_token::{self, TokenCredential};
 
 const SDK_KEY_REJECTED: &str = "SDK keys are valid only for their environment's evaluation \
      and stream endpoints; the management API needs an API token or a dashboard session";
 
-impl FromRequestParts<AppState> for Actor {
-    type Rejection = AuthError;
-
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
-        // An Authorization header wins over a cookie: automation never carries the
-        // dashboard's cookie by accident, and a bad token must not silently fall back.
-        if let Some(token) = bearer(parts) {
-            return authenticate_token(state, token).await;
-        }
-        if parts
-            .headers
-            .contains_key(axum::http::header::AUTHORIZATION)
-        {
-            return Err(AuthError::Unauthenticated(
-                "expected `Authorization: Bearer fp_api_…`",
-            ));
-        }
-        if let Some(cookie) = session::cookie_value(&parts.headers) {
-            return authenticate_session(state, cookie, parts).await;
-        }
-        if parts
-            .headers
-            .get("x-api-key")
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|k| k.starts_with(SDK_KEY_PREFIX))
-        {
-            return Err(AuthError::Unauthenticated(SDK_KEY_REJECTED));
-        }
-        Err(AuthError::Unauthenticated(
-            "authentication required: an API token (Authorization: Bearer fp_api_…) or a \
-             dashboard session",
-        ))
+/// The actor a management request's credentials name: its bearer token, else its session
+/// cookie (then `method` decides whether the CSRF header is needed).
+pub(crate) async fn authenticate(
+    db: &Db,
+    auth: &AuthState,
+    method: &Method,
+    headers: &HeaderMap,
+) -> Result<Actor, AuthError> {
+    // An Authorization header wins over a cookie: automation never carries the
+    // dashboard's cookie by accident, and a bad token must not silently fall back.
+    if let Some(token) = bearer(headers) {
+        return authenticate_token(db, auth, token).await;
     }
+    if headers.contains_key(axum::http::header::AUTHORIZATION) {
+        return Err(AuthError::Unauthenticated(
+            "expected `Authorization: Bearer fp_api_…`",
+        ));
+    }
+    if let Some(cookie) = session::cookie_value(headers) {
+        return authenticate_session(db, cookie, method, headers).await;
+    }
+    if headers
+        .get("x-api-key")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|k| k.starts_with(SDK_KEY_PREFIX))
+    {
+        return Err(AuthError::Unauthenticated(SDK_KEY_REJECTED));
+    }
+    Err(AuthError::Unauthenticated(
+        "authentication required: an API token (Authorization: Bearer fp_api_…) or a \
+         dashboard session",
+    ))
 }
 
-async fn authenticate_token(state: &AppState, token: &str) -> Result<Actor, AuthError> {
+async fn authenticate_token(db: &Db, auth: &AuthState, token: &str) -> Result<Actor, AuthError> {
     if token.starts_with(SDK_KEY_PREFIX) {
         return Err(AuthError::Unauthenticated(SDK_KEY_REJECTED));
     }
@@ -63,7 +57,7 @@ async fn authenticate_token(state: &AppState, token: &str) -> Result<Actor, Auth
         return Err(AuthError::Unauthenticated("invalid API token"));
     }
     let found = {
-        let mut conn = state.db.pool.acquire().await?;
+        let mut conn = db.pool.acquire().await?;
         api_token::by_hash(&mut conn, &hash_secret(token)).await?
     };
     let Some(TokenCredential {
@@ -82,7 +76,7 @@ async fn authenticate_token(state: &AppState, token: &str) -> Result<Actor, Auth
     let role = Role::parse(&role).ok_or_else(|| {
         ApiError::Internal(anyhow::anyhow!("api_token {id} has unknown role {role}"))
     })?;
-    note_token_use(state, id).await;
+    note_token_use(db, auth, id).await;
     Ok(Actor {
         kind: ActorKind::Token { id },
         name: format!("token:{name}"),
@@ -93,12 +87,12 @@ async fn authenticate_token(state: &AppState, token: &str) -> Result<Actor, Auth
 
 /// Records `last_used_at`, at most once a minute per token per replica: a write per request
 /// would turn every read into a write. A failure is logged, never fails the request.
-async fn note_token_use(state: &AppState, id: i64) {
-    let entry = state.auth.token_recently_used.entry(id).or_insert(()).await;
+async fn note_token_use(db: &Db, auth: &AuthState, id: i64) {
+    let entry = auth.token_recently_used.entry(id).or_insert(()).await;
     if !entry.is_fresh() {
         return;
     }
-    let result = match state.db.pool.acquire().await {
+    let result = match db.pool.acquire().await {
         Ok(mut conn) => api_token::touch(&mut conn, id, now_ms()).await,
         Err(err) => Err(err),
     };
@@ -108,15 +102,15 @@ async fn note_token_use(state: &AppState, id: i64) {
 }
 
 async fn authenticate_session(
-    state: &AppState,
+    db: &Db,
     cookie: &str,
-    parts: &Parts,
+    method: &Method,
+    headers: &HeaderMap,
 ) -> Result<Actor, AuthError> {
-    let (actor, session) = session_actor(state, cookie).await?;
-    let safe = matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS);
+    let (actor, session) = session_actor(db, cookie).await?;
+    let safe = matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS);
     if !safe {
-        let sent = parts
-            .headers
+        let sent = headers
             .get(CSRF_HEADER)
             .map(|v| v.as_bytes())
             .unwrap_or_default();
@@ -133,11 +127,8 @@ async fn authenticate_session(
 
 /// The actor of a live session cookie, with the session (for its CSRF token). Checks expiry
 /// and that the user is enabled, not CSRF (the caller knows the method).
-pub(crate) async fn session_actor(
-    state: &AppState,
-    cookie: &str,
-) -> Result<(Actor, SessionRow), AuthError> {
-    let Some(session) = session::find(&state.db, cookie).await? else {
+pub(crate) async fn session_actor(db: &Db, cookie: &str) -> Result<(Actor, SessionRow), AuthError> {
+    let Some(session) = session::find(db, cookie).await? else {
         return Err(AuthError::Unauthenticated(
             "the session is unknown or has ended; sign in again",
         ));

@@ -8,11 +8,13 @@
 //! - SDK keys (`fp_sdk_…`), read-only and valid for one environment's stream and
 //!   evaluation endpoints only ([`SdkClient`]).
 //!
-//! Handlers take an [`Actor`] (management API) or an [`SdkClient`] (SDK endpoints) as an
-//! extractor and call [`Actor::require`] with the role and project the action needs.
+//! This module checks credentials against the database and its caches; it knows nothing of
+//! handlers. Handlers take an [`Actor`] (management API) or an [`SdkClient`] (SDK
+//! endpoints) as an extractor (`http::credentials`) and call [`Actor::require`] with the
+//! role and project the action needs.
 
 mod actor;
-pub(crate) use actor::session_actor;
+pub(crate) use actor::{authenticate, session_actor};
 pub(crate) mod login;
 pub mod password;
 pub mod rate_limit;
@@ -22,8 +24,8 @@ pub mod session;
 use std::time::Duration;
 
 use axum::Json;
+use axum::http::HeaderMap;
 use axum::http::StatusCode;
-use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use moka::future::Cache;
 use serde::{Deserialize, Serialize};
@@ -32,8 +34,8 @@ use sha2::{Digest, Sha256};
 use crate::error::{ApiError, ApiResult, ErrorBody, ErrorDetail};
 
 pub use rate_limit::LoginLimiter;
-pub(crate) use sdk_keys::presented_key;
 pub use sdk_keys::{SdkClient, SdkKeyCache};
+pub(crate) use sdk_keys::{authenticate_sdk, presented_key};
 
 /// Prefix of API tokens; lets secret scanners and people recognise them.
 pub const API_TOKEN_PREFIX: &str = "fp_api_";
@@ -258,9 +260,8 @@ pub(crate) fn display_prefix(secret: &str) -> String {
 }
 
 /// The bearer token of a request, if any.
-pub fn bearer(parts: &Parts) -> Option<&str> {
-    parts
-        .headers
+pub fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers
         .get(axum::http::header::AUTHORIZATION)?
         .to_str()
         .ok()?

@@ -1,17 +1,14 @@
-//! SDK keys: the [`SdkClient`] extractor and the cache that keeps the database off the
-//! evaluation hot path.
+//! SDK keys: authenticating an [`SdkClient`], through the cache that keeps the database
+//! off the evaluation hot path. The extractor over this is `http::credentials`.
 
 use std::time::Duration;
 
-use axum::extract::FromRequestParts;
 use axum::http::HeaderMap;
 use axum::http::header::{AUTHORIZATION, HeaderName};
-use axum::http::request::Parts;
 use moka::future::Cache;
 
 use super::{API_TOKEN_PREFIX, AuthError, SDK_KEY_PREFIX, hash_secret};
 use crate::db::Db;
-use crate::state::AppState;
 use crate::store;
 
 /// An SDK authenticated by its SDK key: may read one environment.
@@ -110,31 +107,27 @@ async fn load(db: &Db, key_hash: String) -> Result<Option<SdkClient>, sqlx::Erro
     }))
 }
 
-impl FromRequestParts<AppState> for SdkClient {
-    type Rejection = AuthError;
-
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
-        let key = presented_key(&parts.headers).ok_or(AuthError::Unauthenticated(
-            "this endpoint needs an SDK key (Authorization: Bearer fp_sdk_… or X-API-Key)",
-        ))?;
-        if key.starts_with(API_TOKEN_PREFIX) {
-            return Err(AuthError::Unauthenticated(
-                "this endpoint needs an SDK key (fp_sdk_…), not an API token",
-            ));
-        }
-        if !key.starts_with(SDK_KEY_PREFIX) {
-            return Err(AuthError::Unauthenticated("invalid SDK key"));
-        }
-        state
-            .auth
-            .sdk_keys
-            .lookup(&state.db, key)
-            .await?
-            .ok_or(AuthError::Unauthenticated("invalid or revoked SDK key"))
+/// The SDK client a request's SDK key names (`Authorization: Bearer …` or `X-API-Key`).
+pub(crate) async fn authenticate_sdk(
+    db: &Db,
+    cache: &SdkKeyCache,
+    headers: &HeaderMap,
+) -> Result<SdkClient, AuthError> {
+    let key = presented_key(headers).ok_or(AuthError::Unauthenticated(
+        "this endpoint needs an SDK key (Authorization: Bearer fp_sdk_… or X-API-Key)",
+    ))?;
+    if key.starts_with(API_TOKEN_PREFIX) {
+        return Err(AuthError::Unauthenticated(
+            "this endpoint needs an SDK key (fp_sdk_…), not an API token",
+        ));
     }
+    if !key.starts_with(SDK_KEY_PREFIX) {
+        return Err(AuthError::Unauthenticated("invalid SDK key"));
+    }
+    cache
+        .lookup(db, key)
+        .await?
+        .ok_or(AuthError::Unauthenticated("invalid or revoked SDK key"))
 }
 
 /// The SDK key a request presents (`Authorization: Bearer …` or `X-API-Key`), unchecked.

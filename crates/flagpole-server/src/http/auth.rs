@@ -2,19 +2,16 @@
 //!
 //! See [`crate::auth::session`] for the cookie and CSRF contract.
 
-use std::convert::Infallible;
-use std::net::{IpAddr, SocketAddr};
-
 use axum::Json;
-use axum::extract::{ConnectInfo, FromRequestParts, State};
+use axum::extract::State;
 use axum::http::header::SET_COOKIE;
-use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::credentials::ClientAddr;
 use crate::auth::session::{self, CSRF_HEADER};
 use crate::auth::{AuthError, constant_time_eq, login, password, session_actor};
 use crate::db::now_ms;
@@ -86,29 +83,6 @@ pub(crate) struct SessionInfo {
     user: User,
     /// Send this in the `X-CSRF-Token` header on every non-GET request made with the cookie.
     csrf_token: String,
-}
-
-/// The client's address for rate limiting: the socket's peer when the server was started
-/// with connect info ([`crate::App::serve`]); otherwise (in-process tests, embedding) the
-/// first `X-Forwarded-For` entry if there is one. The header is never preferred over the
-/// socket, because a client can write anything in it.
-pub(crate) struct ClientAddr(pub(crate) Option<IpAddr>);
-
-impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
-    type Rejection = Infallible;
-
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        if let Some(ConnectInfo(addr)) = parts.extensions.get::<ConnectInfo<SocketAddr>>() {
-            return Ok(ClientAddr(Some(addr.ip())));
-        }
-        let forwarded = parts
-            .headers
-            .get("x-forwarded-for")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(',').next())
-            .and_then(|first| first.trim().parse().ok());
-        Ok(ClientAddr(forwarded))
-    }
 }
 
 /// Signs in. Sets the `fp_session` cookie (HttpOnly, SameSite=Strict) and returns the user
@@ -192,7 +166,7 @@ async fn me(
     let cookie = session::cookie_value(&headers).ok_or(AuthError::Unauthenticated(
         "no dashboard session: sign in with POST /api/v1/auth/login",
     ))?;
-    let (_, found) = session_actor(&state, cookie).await?;
+    let (_, found) = session_actor(&state.db, cookie).await?;
     let mut conn = state.db.pool.acquire().await?;
     let user = user::by_id(&mut conn, found.user_id)
         .await?

@@ -10,6 +10,7 @@ use crate::state::AppState;
 
 mod audit;
 mod auth;
+mod credentials;
 mod dashboard;
 mod docs;
 mod domain_common;
