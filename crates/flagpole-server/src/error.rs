@@ -8,11 +8,9 @@
 //! Internal errors become a bare 500 for the client and a detailed log line for us.
 
 use axum::Json;
-use axum::extract::{FromRequest, Request};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
-use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 use flagpole_core::{CompileError, CompileErrors};
@@ -262,102 +260,6 @@ impl From<serde_json::Error> for ApiError {
 /// Result alias for handlers.
 pub type ApiResult<T> = Result<T, ApiError>;
 
-/// `Json<T>` with Flagpole's error format: 400 for malformed JSON (with line and column),
-/// 422 with the exact field path for well-formed JSON of the wrong shape, 413 over the size
-/// limit, 415 without a JSON content type.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct ApiJson<T>(pub T);
-
-impl<T, S> FromRequest<S> for ApiJson<T>
-where
-    T: DeserializeOwned,
-    S: Send + Sync,
-{
-    type Rejection = ApiError;
-
-    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let is_json = req
-            .headers()
-            .get(axum::http::header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(';').next())
-            .is_some_and(|mime| {
-                let mime = mime.trim();
-                mime == "application/json"
-                    || (mime.starts_with("application/") && mime.ends_with("+json"))
-            });
-        if !is_json {
-            return Err(ApiError::UnsupportedMediaType);
-        }
-        let bytes = bytes::Bytes::from_request(req, state)
-            .await
-            .map_err(|rejection| {
-                if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                    ApiError::PayloadTooLarge
-                } else {
-                    ApiError::BadRequest {
-                        message: rejection.body_text(),
-                        field: None,
-                    }
-                }
-            })?;
-        parse_json(&bytes).map(ApiJson)
-    }
-}
-
-/// Parses a JSON body with Flagpole's error mapping (see [`ApiJson`]).
-pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    let mut de = serde_json::Deserializer::from_slice(bytes);
-    let value: T = serde_path_to_error::deserialize(&mut de).map_err(|err| {
-        let path = err.path().to_string();
-        let inner = err.into_inner();
-        match inner.classify() {
-            serde_json::error::Category::Data => {
-                let message = strip_position(&inner.to_string());
-                let parent = if path == "." { String::new() } else { path };
-                ApiError::invalid(
-                    missing_field_path(&parent, &message).unwrap_or(parent),
-                    message,
-                )
-            }
-            _ => ApiError::BadRequest {
-                message: format!("malformed JSON: {inner}"),
-                field: None,
-            },
-        }
-    })?;
-    de.end().map_err(|e| ApiError::BadRequest {
-        message: format!("malformed JSON: {e}"),
-        field: None,
-    })?;
-    Ok(value)
-}
-
-/// serde reports a missing field at the path of the object that lacks it; name the field
-/// itself, so a client can highlight it.
-fn missing_field_path(parent: &str, message: &str) -> Option<String> {
-    let name = message.strip_prefix("missing field `")?.split('`').next()?;
-    Some(if parent.is_empty() {
-        name.to_owned()
-    } else {
-        format!("{parent}.{name}")
-    })
-}
-
-/// serde_json appends " at line 1 column 42" to data errors; the field path says more.
-fn strip_position(message: &str) -> String {
-    match message.rfind(" at line ") {
-        Some(i) => message[..i].to_owned(),
-        None => message.to_owned(),
-    }
-}
-
-impl<T: Serialize> IntoResponse for ApiJson<T> {
-    fn into_response(self) -> Response {
-        Json(self.0).into_response()
-    }
-}
-
 /// Convenience for handlers returning the standard `{"error": ...}` 404 for unknown routes.
 pub async fn fallback_not_found(uri: axum::http::Uri) -> ApiError {
     ApiError::NotFound {
@@ -369,49 +271,4 @@ pub async fn fallback_not_found(uri: axum::http::Uri) -> ApiError {
 /// Shorthand to build a JSON value for `current` in conflicts.
 pub fn current_of<T: Serialize>(value: &T) -> Option<Value> {
     serde_json::to_value(value).ok().or(Some(json!(null)))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[derive(Debug, serde::Deserialize)]
-    #[allow(dead_code)] // fields exist to be deserialised
-    struct Body {
-        config: Inner,
-    }
-
-    #[derive(Debug, serde::Deserialize)]
-    #[allow(dead_code)]
-    struct Inner {
-        enabled: bool,
-    }
-
-    fn field_of(json: &str) -> Option<String> {
-        match parse_json::<Body>(json.as_bytes()) {
-            Err(ApiError::Validation(errors)) => Some(errors[0].field.clone()),
-            _ => None,
-        }
-    }
-
-    #[test]
-    fn data_errors_name_the_field() {
-        assert_eq!(
-            field_of(r#"{"config": {"enabled": 3}}"#).as_deref(),
-            Some("config.enabled")
-        );
-        assert_eq!(
-            field_of(r#"{"config": {}}"#).as_deref(),
-            Some("config.enabled")
-        );
-        assert_eq!(field_of(r#"{}"#).as_deref(), Some("config"));
-        assert!(matches!(
-            parse_json::<Body>(b"{"),
-            Err(ApiError::BadRequest { .. })
-        ));
-        assert!(matches!(
-            parse_json::<Body>(br#"{"config": {"enabled": true}} x"#),
-            Err(ApiError::BadRequest { .. })
-        ));
-    }
 }

@@ -6,7 +6,8 @@ use serde::{Deserialize, Serialize};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::domain_common::{ApiQuery, project};
+use super::domain_common::project;
+use super::extract::ApiQuery;
 use crate::auth::{Actor, Role};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::state::AppState;

@@ -12,11 +12,12 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::credentials::ClientAddr;
+use super::extract::ApiJson;
 use crate::auth::session::{self, CSRF_HEADER};
 use crate::auth::{AuthError, constant_time_eq, login, password, session_actor};
 use crate::db::now_ms;
 use crate::domain::sessions;
-use crate::error::{ApiError, ApiJson, ApiResult, ErrorBody};
+use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::state::AppState;
 use crate::store::user::{self, User};
 

@@ -7,10 +7,11 @@ use serde::Deserialize;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::domain_common::{ApiPath, expected_version, project, project_env, required_version};
+use super::domain_common::{project, project_env};
+use super::extract::{ApiJson, ApiPath, expected_version, required_version};
 use crate::auth::{Actor, Role};
 use crate::domain::environments::{self as domain, EnvPatch, NewEnv};
-use crate::error::{ApiJson, ApiResult, ErrorBody};
+use crate::error::{ApiResult, ErrorBody};
 use crate::state::AppState;
 use crate::store::environment::{self as store, Environment};
 

@@ -11,9 +11,10 @@ use serde_json::Value;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::domain_common::{ApiPath, project_env};
+use super::domain_common::project_env;
+use super::extract::{ApiJson, ApiPath};
 use crate::auth::{Actor, Role};
-use crate::error::{ApiError, ApiJson, ApiResult, ErrorBody};
+use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::state::AppState;
 
 pub(crate) fn router() -> OpenApiRouter<AppState> {

@@ -31,7 +31,8 @@ use tokio_util::sync::CancellationToken;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::domain_common::{ApiPath, project};
+use super::domain_common::project;
+use super::extract::ApiPath;
 use crate::auth::{Actor, Role};
 use crate::db::Db;
 use crate::error::{ApiResult, ErrorBody};

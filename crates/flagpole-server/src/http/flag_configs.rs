@@ -9,12 +9,13 @@ use serde::Deserialize;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::domain_common::{ApiPath, expected_version, project_env, required_version};
+use super::domain_common::project_env;
+use super::extract::{ApiJson, ApiPath, expected_version, required_version};
 use crate::auth::{Actor, Role};
 use crate::domain::comment;
 use crate::domain::configs::{self as domain, ConfigChange};
 use crate::domain::flag_write::FlagView;
-use crate::error::{ApiJson, ApiResult, ErrorBody};
+use crate::error::{ApiResult, ErrorBody};
 use crate::state::AppState;
 
 pub(crate) fn router() -> OpenApiRouter<AppState> {

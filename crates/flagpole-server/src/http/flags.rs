@@ -11,14 +11,13 @@ use serde::{Deserialize, Serialize};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::domain_common::{
-    ApiPath, ApiQuery, MaybeJson, expected_version, project, required_version,
-};
+use super::domain_common::project;
+use super::extract::{ApiJson, ApiPath, ApiQuery, MaybeJson, expected_version, required_version};
 use crate::auth::{Actor, Role};
 use crate::domain::comment;
 use crate::domain::flag_write::FlagView;
 use crate::domain::flags::{self as domain, FlagPatch, NewFlag};
-use crate::error::{ApiError, ApiJson, ApiResult, ErrorBody};
+use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::state::AppState;
 use crate::store::environment;
 use crate::store::flag::{self as store, ListFilter};

@@ -7,13 +7,14 @@ use serde::{Deserialize, Serialize};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::domain_common::{ApiPath, ApiQuery, project, required_version};
+use super::domain_common::project;
+use super::extract::{ApiJson, ApiPath, ApiQuery, required_version};
 use crate::auth::{Actor, Role};
 use crate::domain::comment;
 use crate::domain::diff::{Change, diff};
 use crate::domain::flag_write::FlagView;
 use crate::domain::history as domain;
-use crate::error::{ApiError, ApiJson, ApiResult, ErrorBody};
+use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::state::AppState;
 use crate::store::flag::{self, FlagRow};
 use crate::store::flag_version::{self, FlagVersionState, VersionSummary};

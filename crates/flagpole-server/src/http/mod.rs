@@ -17,6 +17,7 @@ mod domain_common;
 mod environments;
 mod evaluate;
 mod events;
+mod extract;
 mod flag_configs;
 mod flags;
 mod health;

@@ -7,10 +7,11 @@ use serde::Deserialize;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::domain_common::{ApiPath, expected_version, project, required_version};
+use super::domain_common::project;
+use super::extract::{ApiJson, ApiPath, expected_version, required_version};
 use crate::auth::{Actor, Role};
 use crate::domain::projects::{self as domain, ProjectDetail};
-use crate::error::{ApiJson, ApiResult, ErrorBody};
+use crate::error::{ApiResult, ErrorBody};
 use crate::state::AppState;
 use crate::store::environment;
 use crate::store::project::{self as store, Project};

@@ -9,9 +9,10 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::domain_common::project_env;
+use super::extract::ApiJson;
 use crate::auth::{Actor, Role};
 use crate::domain::sdk_keys;
-use crate::error::{ApiJson, ApiResult, ErrorBody};
+use crate::error::{ApiResult, ErrorBody};
 use crate::state::AppState;
 use crate::store::sdk_key::{self, SdkKey};
 

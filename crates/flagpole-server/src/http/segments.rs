@@ -8,11 +8,12 @@ use serde::Deserialize;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::domain_common::{ApiPath, MaybeJson, expected_version, project, required_version};
+use super::domain_common::project;
+use super::extract::{ApiJson, ApiPath, MaybeJson, expected_version, required_version};
 use crate::auth::{Actor, Role};
 use crate::domain::comment;
 use crate::domain::segments::{self as domain, SegmentChange, SegmentView};
-use crate::error::{ApiError, ApiJson, ApiResult, ErrorBody};
+use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::state::AppState;
 use crate::store::segment as store;
 

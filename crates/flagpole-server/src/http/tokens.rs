@@ -8,9 +8,10 @@ use serde::{Deserialize, Serialize};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::extract::ApiJson;
 use crate::auth::{Actor, Role};
 use crate::domain::api_tokens;
-use crate::error::{ApiJson, ApiResult, ErrorBody};
+use crate::error::{ApiResult, ErrorBody};
 use crate::state::AppState;
 use crate::store::api_token::{self, ApiToken};
 

@@ -7,10 +7,10 @@ use serde::{Deserialize, Deserializer, Serialize};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::domain_common::required_version;
+use super::extract::{ApiJson, required_version};
 use crate::auth::{Actor, Role};
 use crate::domain::users::{self, NewUserInput, UserPatch};
-use crate::error::{ApiError, ApiJson, ApiResult, ErrorBody};
+use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::state::AppState;
 use crate::store::user::{self as user_store, User};
 
