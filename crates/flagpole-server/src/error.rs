@@ -15,6 +15,8 @@ use serde_json::{Value, json};
 
 use flagpole_core::{CompileError, CompileErrors};
 
+use crate::store::constraint::{self, unique_violated};
+
 /// One invalid field.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct FieldError {
@@ -239,15 +241,34 @@ impl From<sqlx::Error> for ApiError {
                 tracing::warn!(error = %err, "database unavailable");
                 ApiError::Unavailable("the database is unavailable; retry shortly".into())
             }
-            sqlx::Error::Database(db) if db.is_unique_violation() => ApiError::Conflict {
-                message: format!(
-                    "already exists ({})",
-                    db.constraint().unwrap_or("unique constraint")
-                ),
-                current: None,
+            sqlx::Error::Database(db) => match unique_violated(db.as_ref()) {
+                Some(constraint) => unique_conflict(constraint),
+                None => ApiError::Internal(err.into()),
             },
             _ => ApiError::Internal(err.into()),
         }
+    }
+}
+
+/// A unique violation in the user's terms, by the name of the violated constraint. Domain
+/// writes check these before writing; a violation means a concurrent write got there first.
+fn unique_conflict(constraint: &str) -> ApiError {
+    let message = match constraint {
+        constraint::PROJECT_KEY => "a project with this key already exists",
+        constraint::ENVIRONMENT_KEY => "an environment with this key already exists in the project",
+        constraint::FLAG_KEY => "a flag with this key already exists in the project",
+        constraint::SEGMENT_KEY => "a segment with this key already exists in the project",
+        constraint::USER_EMAIL => "a user with this email already exists",
+        other => {
+            // Not one a request can cause (random credentials colliding): say what
+            // happened, log which constraint.
+            tracing::warn!(constraint = other, "unexpected unique violation");
+            "this conflicts with something that already exists; reload and retry"
+        }
+    };
+    ApiError::Conflict {
+        message: message.to_owned(),
+        current: None,
     }
 }
 

@@ -9,6 +9,7 @@
 pub(crate) mod api_token;
 pub mod audit;
 pub(crate) mod change_log;
+pub(crate) mod constraint;
 pub mod environment;
 pub mod flag;
 pub mod flag_version;
