@@ -13,8 +13,6 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use flagpole_core::{CompileError, CompileErrors};
-
 use crate::store::constraint::{self, unique_violated};
 
 /// One invalid field.
@@ -97,22 +95,6 @@ impl ApiError {
             resource,
             key: key.into(),
         }
-    }
-
-    /// Turns flagpole-core compile errors into a 422, prefixing each path with `prefix`
-    /// (the location of the compiled document inside the request body; may be empty).
-    /// Errors about other subjects than the one written are still reported, named by subject.
-    pub fn from_compile(errors: CompileErrors, field_of: impl Fn(&CompileError) -> String) -> Self {
-        ApiError::Validation(
-            errors
-                .0
-                .iter()
-                .map(|e| FieldError {
-                    field: field_of(e),
-                    message: e.message.clone(),
-                })
-                .collect(),
-        )
     }
 
     fn status(&self) -> StatusCode {
@@ -280,14 +262,6 @@ impl From<serde_json::Error> for ApiError {
 
 /// Result alias for handlers.
 pub type ApiResult<T> = Result<T, ApiError>;
-
-/// Convenience for handlers returning the standard `{"error": ...}` 404 for unknown routes.
-pub async fn fallback_not_found(uri: axum::http::Uri) -> ApiError {
-    ApiError::NotFound {
-        resource: "route",
-        key: uri.path().to_owned(),
-    }
-}
 
 /// Shorthand to build a JSON value for `current` in conflicts.
 pub fn current_of<T: Serialize>(value: &T) -> Option<Value> {

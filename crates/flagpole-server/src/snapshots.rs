@@ -16,7 +16,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use axum::http::HeaderValue;
 use flagpole_core::Snapshot;
 use flagpole_core::model::EnvironmentSnapshot;
 use moka::future::Cache;
@@ -73,12 +72,6 @@ impl CompiledEnvironment {
             static_flags,
             etag: format!("\"{environment_id}-{data_version}\""),
         }
-    }
-
-    /// The ETag as a header value.
-    pub fn etag_header(&self) -> HeaderValue {
-        // Built from two integers and quotes: always a valid header value.
-        HeaderValue::from_str(&self.etag).unwrap_or(HeaderValue::from_static("\"0\""))
     }
 }
 

@@ -138,11 +138,6 @@ impl Actor {
         }
         Ok(())
     }
-
-    /// True if the actor may see `project_id` at all.
-    pub fn can_see(&self, project_id: i64) -> bool {
-        self.project_id.is_none_or(|p| p == project_id)
-    }
 }
 
 /// Authentication state shared by every request: caches and counters that must not hit the

@@ -246,11 +246,6 @@ impl Push {
         lock(&self.inner.hubs).values().cloned().collect()
     }
 
-    /// Number of hubs (tests, metrics).
-    pub fn hub_count(&self) -> usize {
-        lock(&self.inner.hubs).len()
-    }
-
     /// Drops hubs that have had no connection for [`HUB_IDLE`], and the hub of an
     /// environment that no longer exists.
     pub(crate) fn sweep(&self, now: Instant, gone: &[i64]) {
