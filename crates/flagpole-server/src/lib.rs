@@ -2,12 +2,15 @@
 //! shutdown future completes. The `flagpole` binary is a thin wrapper around it; tests build
 //! an [`App`] over a fresh database and serve it on port 0.
 
+// Public: what the binary (config, run, bind, probe), xtask (the OpenAPI document) and the
+// integration tests (the store, databases, credentials helpers, bootstrap, pruning, state)
+// use. Everything else is crate-private, so the compiler can point at dead code.
 pub mod auth;
 pub mod bootstrap;
 pub(crate) mod changes;
 pub mod config;
 pub mod db;
-pub mod domain;
+pub(crate) mod domain;
 pub mod error;
 pub mod http;
 pub mod probe;
@@ -15,7 +18,8 @@ pub mod push;
 pub mod snapshots;
 pub mod state;
 pub mod store;
-pub mod telemetry;
+pub(crate) mod telemetry;
+#[cfg(any(test, feature = "test-support"))]
 pub mod testing;
 
 use std::future::{Future, IntoFuture as _};

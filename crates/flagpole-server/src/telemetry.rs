@@ -30,7 +30,7 @@ use tracing::Span;
 
 /// Request id header: taken from the client or load balancer when present, else generated;
 /// echoed in the response and recorded on every log line of the request.
-pub const REQUEST_ID_HEADER: &str = "x-request-id";
+pub(crate) const REQUEST_ID_HEADER: &str = "x-request-id";
 
 /// Latency buckets in seconds: fine-grained below 10 ms, where evaluation lives.
 const LATENCY_BUCKETS: &[f64] = &[
@@ -40,7 +40,7 @@ const LATENCY_BUCKETS: &[f64] = &[
 
 /// The process-wide Prometheus handle. The recorder is installed globally on first use;
 /// a process (a test binary builds many apps) installs it once.
-pub fn prometheus() -> &'static PrometheusHandle {
+pub(crate) fn prometheus() -> &'static PrometheusHandle {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
     HANDLE.get_or_init(|| {
         let builder = PrometheusBuilder::new();
@@ -64,7 +64,7 @@ pub fn prometheus() -> &'static PrometheusHandle {
 /// Drains histogram samples into their buckets periodically, so memory stays bounded
 /// between scrapes (the exporter's own HTTP listener would do this; we serve /metrics
 /// ourselves). Ends when `shutdown` is cancelled.
-pub async fn upkeep(shutdown: CancellationToken) {
+pub(crate) async fn upkeep(shutdown: CancellationToken) {
     let mut tick = tokio::time::interval(Duration::from_secs(5));
     loop {
         tokio::select! {
@@ -82,7 +82,7 @@ pub async fn upkeep(shutdown: CancellationToken) {
 /// The layers go in as one `ServiceBuilder` stack: `Router::layer` boxes each layer it is
 /// given around every route, and axum clones that box chain per request, so four separate
 /// `.layer` calls cost four allocations and clones per request where one stack costs one.
-pub fn instrument<S: Clone + Send + Sync + 'static>(router: Router<S>) -> Router<S> {
+pub(crate) fn instrument<S: Clone + Send + Sync + 'static>(router: Router<S>) -> Router<S> {
     let request_id = HeaderName::from_static(REQUEST_ID_HEADER);
     let trace = TraceLayer::new_for_http()
         .make_span_with(|req: &Request| {

@@ -7,7 +7,7 @@ use serde_json::Value;
 
 /// One difference between two documents.
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
-pub struct Change {
+pub(crate) struct Change {
     /// Where: object members joined with `.`, array elements as `[i]`; empty for the root.
     pub path: String,
     /// The value before; `null` when the member or element was added.
@@ -23,7 +23,7 @@ pub struct Change {
 /// Objects are compared member by member and arrays element by element (by index: rules
 /// and variants are ordered, so a move is reported as the changes it makes). Anything else
 /// that differs, including a change of type, is one change at that path.
-pub fn diff(before: &Value, after: &Value) -> Vec<Change> {
+pub(crate) fn diff(before: &Value, after: &Value) -> Vec<Change> {
     let mut changes = Vec::new();
     walk(String::new(), before, after, &mut changes);
     changes

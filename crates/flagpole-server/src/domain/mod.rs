@@ -10,7 +10,7 @@
 
 pub(crate) mod api_tokens;
 pub(crate) mod configs;
-pub mod diff;
+pub(crate) mod diff;
 pub(crate) mod environments;
 pub(crate) mod flag_write;
 pub(crate) mod flags;
@@ -31,13 +31,13 @@ use crate::store::Conn;
 use crate::store::audit::{self, NewAuditEvent};
 
 /// Longest accepted name.
-pub const MAX_NAME_LEN: usize = 200;
+pub(crate) const MAX_NAME_LEN: usize = 200;
 /// Longest accepted description or comment.
-pub const MAX_TEXT_LEN: usize = 10_000;
+pub(crate) const MAX_TEXT_LEN: usize = 10_000;
 /// Most tags on one flag.
-pub const MAX_TAGS: usize = 50;
+pub(crate) const MAX_TAGS: usize = 50;
 /// Longest tag.
-pub const MAX_TAG_LEN: usize = 100;
+pub(crate) const MAX_TAG_LEN: usize = 100;
 
 /// Announces committed environment versions. Call only after the commit succeeded.
 pub(crate) fn publish(state: &AppState, bumped: &[EnvChanged]) {

@@ -45,10 +45,10 @@ mod users;
         crate::error::FieldError
     ))
 )]
-pub struct ApiDoc;
+pub(crate) struct ApiDoc;
 
 /// Every route with its OpenAPI description, before state is attached.
-pub fn api() -> OpenApiRouter<AppState> {
+pub(crate) fn api() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(health::router())
         .merge(projects::router())
@@ -75,7 +75,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 }
 
 /// The complete application router.
-pub fn router(state: AppState) -> Router {
+pub(crate) fn router(state: AppState) -> Router {
     let body_limit = state.config.body_limit_bytes;
     // Install the metrics recorder before anything records.
     crate::telemetry::prometheus();
