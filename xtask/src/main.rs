@@ -5,7 +5,7 @@ use anyhow::Result;
 use clap::Parser;
 
 mod bench_eval;
-mod bench_toggle;
+mod bench_writes;
 mod codegen;
 mod deploy_check;
 mod json_child;
@@ -33,7 +33,11 @@ enum Cmd {
     BenchEval(bench_eval::Args),
     /// Time the kill switch (toggle) through the API in a project of N flags (release
     /// server, real Postgres); prints one JSON line.
-    BenchToggle(bench_toggle::Args),
+    BenchToggle(bench_writes::ToggleArgs),
+    /// Time flag writes (create, config replace, toggle) through the API in an empty
+    /// project and in one of N flags, in the same run (release server, SQLite and
+    /// Postgres); prints one JSON line per backend.
+    BenchWrites(bench_writes::Args),
     /// Regenerate committed generated files (openapi/openapi.json); `--check` fails if
     /// they are stale.
     Codegen(codegen::Args),
@@ -62,7 +66,8 @@ fn main() -> Result<()> {
         Cmd::Run(args) => run::run(args),
         Cmd::Test(args) => test::run(args),
         Cmd::BenchEval(args) => bench_eval::run(args),
-        Cmd::BenchToggle(args) => bench_toggle::run(args),
+        Cmd::BenchToggle(args) => bench_writes::run_toggle(args),
+        Cmd::BenchWrites(args) => bench_writes::run(args),
         Cmd::Codegen(args) => codegen::run(args),
         Cmd::CheckDeploy => deploy_check::run(),
         Cmd::LoadOfrep(args) => load_ofrep::run(args),

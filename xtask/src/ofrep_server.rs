@@ -74,6 +74,21 @@ impl Server {
         rust_log: &str,
         database_url: Option<&str>,
     ) -> Result<Server> {
+        Server::start_with(binary, rust_log, database_url, None)
+    }
+
+    /// Like [`Server::start`], with its SQLite database in `data_dir` (kept when it stops,
+    /// so a later server can open it again).
+    pub(crate) fn start_in(binary: &Path, rust_log: &str, data_dir: &Path) -> Result<Server> {
+        Server::start_with(binary, rust_log, None, Some(data_dir))
+    }
+
+    fn start_with(
+        binary: &Path,
+        rust_log: &str,
+        database_url: Option<&str>,
+        data_dir: Option<&Path>,
+    ) -> Result<Server> {
         if !binary.exists() {
             bail!("{} does not exist; build it first", binary.display());
         }
@@ -100,7 +115,7 @@ impl Server {
         };
         command
             .args(["serve", "--listen", &addr.to_string(), "--data-dir"])
-            .arg(dir.join("data"))
+            .arg(data_dir.map_or_else(|| dir.join("data"), Path::to_path_buf))
             .env("FLAGPOLE_ADMIN_TOKEN", ADMIN_TOKEN)
             .env("FLAGPOLE_ADMIN_PASSWORD", "xtask-admin-password")
             .env("FLAGPOLE_LOG_FORMAT", "json")
