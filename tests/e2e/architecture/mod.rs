@@ -1,5 +1,8 @@
 //! Architecture invariants that span crates, checked mechanically.
 
+mod layers;
+mod source;
+
 use std::process::Command;
 
 use flagpole_tests::workspace_root;
