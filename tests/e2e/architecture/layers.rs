@@ -66,8 +66,10 @@ const ABSENCES: &[Absence] = &[
         forbidden: Forbidden::Sql,
     },
     Absence {
-        invariant: "only domain/ begins a write transaction: one write, one domain function",
-        within: Scope::AllBut(&["domain", "db"]),
+        invariant: "a write transaction is begun only in domain/ (one write, one domain \
+                    function) or store/ (maintenance such as pruning, not a user's write)",
+        // testing.rs seeds databases for tests and benchmarks, below the domain on purpose.
+        within: Scope::AllBut(&["domain", "store", "db", "testing"]),
         forbidden: Forbidden::Names(&["begin_write"]),
     },
     Absence {
@@ -97,6 +99,57 @@ const ABSENCES: &[Absence] = &[
         within: Scope::Only(&["auth"]),
         forbidden: Forbidden::Names(&["axum", "crate::http"]),
     },
+];
+
+/// Where the code does not hold an invariant yet: each entry names the invariant (by the
+/// start of its sentence), the files (a path prefix), the names it still uses there,
+/// and the step of issue 14 that pays it. A new violation anywhere else, or of another
+/// name, fails at once; an entry that no longer matches anything also fails, so the list
+/// only ever shrinks.
+struct Debt {
+    rule: &'static str,
+    files: &'static str,
+    names: &'static [&'static str],
+    step: &'static str,
+}
+
+const KNOWN_DEBT: &[Debt] = &[
+    Debt {
+        rule: "store/ knows nothing",
+        files: "src/store/",
+        names: &["ApiResult", "ApiError", "crate::error", "crate::auth"],
+        step: "the store's own error type, and Role in a module below auth/",
+    },
+    Debt {
+        rule: "auth/ holds credential logic",
+        files: "src/auth/",
+        names: &["axum"],
+        step: "header parsing and AuthError's response move to http/credentials.rs",
+    },
+    Debt {
+        rule: "a write transaction",
+        files: "src/bootstrap.rs",
+        names: &["begin_write"],
+        step: "the first start's admin becomes a domain function",
+    },
+];
+
+impl Debt {
+    fn covers(&self, invariant: &str, place: &str) -> bool {
+        invariant.starts_with(self.rule)
+            && place.starts_with(self.files)
+            && self
+                .names
+                .iter()
+                .any(|name| place.ends_with(&format!("`{name}`")))
+    }
+}
+
+/// Module edges that point up today, with the step that removes each; the cycle check
+/// runs without them and fails if one of them is gone (then delete it here).
+const KNOWN_BACK_EDGES: &[(&str, &str, &str)] = &[
+    ("store", "error", "the store's own error type"),
+    ("store", "auth", "Role below auth/, in a module of its own"),
 ];
 
 /// The server's source files.
@@ -278,15 +331,35 @@ pub(crate) fn find_cycle(graph: &BTreeMap<String, BTreeSet<String>>) -> Option<V
 #[test]
 fn server_layers_hold() {
     let files = server_files();
-    let broken = violations(&files);
-    let report: Vec<String> = broken
-        .iter()
-        .map(|(invariant, places)| format!("{invariant}:\n  {}", places.join("\n  ")))
-        .collect();
+    let mut report = Vec::new();
+    let mut debt_used = vec![false; KNOWN_DEBT.len()];
+    for (invariant, places) in violations(&files) {
+        let mut new = Vec::new();
+        for place in places {
+            let debt = KNOWN_DEBT.iter().position(|d| d.covers(invariant, &place));
+            match debt {
+                Some(i) => debt_used[i] = true,
+                None => new.push(place),
+            }
+        }
+        if !new.is_empty() {
+            report.push(format!("{invariant}:\n  {}", new.join("\n  ")));
+        }
+    }
     assert!(
         report.is_empty(),
         "the server's layers are broken (ARCHITECTURE.md, Architecture invariants):\n{}",
         report.join("\n")
+    );
+    let paid: Vec<_> = KNOWN_DEBT
+        .iter()
+        .zip(debt_used)
+        .filter(|(_, used)| !used)
+        .map(|(d, _)| format!("{}… in {} ({})", d.rule, d.files, d.step))
+        .collect();
+    assert!(
+        paid.is_empty(),
+        "paid debt: remove these from KNOWN_DEBT: {paid:?}"
     );
 }
 
@@ -294,8 +367,20 @@ fn server_layers_hold() {
 fn server_modules_depend_one_way() {
     let files = server_files();
     let mut graph = module_graph(&files);
-    // The crate root wires every layer together; nothing names it back.
+    // The crate root wires every layer together, and testing.rs (test support, behind a
+    // feature) seeds through any of them; nothing names either back but tests.
     graph.remove("lib");
+    graph.remove("testing");
+    for edges in graph.values_mut() {
+        edges.remove("testing");
+    }
+    for (from, to, step) in KNOWN_BACK_EDGES {
+        let removed = graph.get_mut(*from).is_some_and(|edges| edges.remove(*to));
+        assert!(
+            removed,
+            "{from} no longer names {to} ({step} is done): remove it from KNOWN_BACK_EDGES"
+        );
+    }
     if let Some(cycle) = find_cycle(&graph) {
         panic!(
             "the server's modules import each other in a circle: {}\n(dependencies run one \

@@ -191,8 +191,8 @@ mod tests {
         assert!(src.code.contains("fn f<'a>(x: &'a str)"));
         let strings: Vec<&str> = src.strings.iter().map(|(_, s)| s.as_str()).collect();
         assert_eq!(strings, ["select 1", "insert \"into\" x"]);
-        assert_eq!(src.strings[1].0, 2);
-        assert_eq!(src.line_of(src.code.find("fn f").unwrap()), 2);
+        assert_eq!((src.strings[0].0, src.strings[1].0), (2, 3));
+        assert_eq!(src.line_of(src.code.find("fn f").unwrap()), 3);
     }
 
     #[test]
