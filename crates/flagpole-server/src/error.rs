@@ -13,7 +13,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use crate::store::constraint::{self, unique_violated};
+use crate::store::{StoreError, Unique};
 
 /// One invalid field.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
@@ -204,47 +204,39 @@ impl IntoResponse for ApiError {
     }
 }
 
-/// SQLSTATEs that mean "the database is (temporarily) not there", not "the query is wrong".
-fn is_unavailable(sqlstate: &str) -> bool {
-    sqlstate.starts_with("08") || matches!(sqlstate, "57P01" | "57P02" | "57P03" | "53300")
-}
-
-impl From<sqlx::Error> for ApiError {
-    fn from(err: sqlx::Error) -> Self {
-        match &err {
-            sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => {
+impl From<StoreError> for ApiError {
+    fn from(err: StoreError) -> Self {
+        match err {
+            StoreError::Unavailable(_) => {
                 tracing::warn!(error = %err, "database unavailable");
                 ApiError::Unavailable("the database is unavailable; retry shortly".into())
             }
-            // The database went away under a running statement: Postgres shutting down or
-            // restarting (57P01-57P03), a broken connection (class 08) or too many
-            // connections (53300). Retryable, so 503 rather than an internal error.
-            sqlx::Error::Database(db) if db.code().as_deref().is_some_and(is_unavailable) => {
-                tracing::warn!(error = %err, "database unavailable");
-                ApiError::Unavailable("the database is unavailable; retry shortly".into())
-            }
-            sqlx::Error::Database(db) => match unique_violated(db.as_ref()) {
-                Some(constraint) => unique_conflict(constraint),
-                None => ApiError::Internal(err.into()),
-            },
-            _ => ApiError::Internal(err.into()),
+            StoreError::UniqueViolation { constraint, .. } => unique_conflict(&constraint),
+            other => ApiError::Internal(other.into()),
         }
     }
 }
 
-/// A unique violation in the user's terms, by the name of the violated constraint. Domain
-/// writes check these before writing; a violation means a concurrent write got there first.
-fn unique_conflict(constraint: &str) -> ApiError {
+/// Statements outside the store (a transaction's begin and commit) fail the same ways.
+impl From<sqlx::Error> for ApiError {
+    fn from(err: sqlx::Error) -> Self {
+        StoreError::from(err).into()
+    }
+}
+
+/// A unique violation in the user's terms. Domain writes check these before writing; a
+/// violation means a concurrent write got there first.
+fn unique_conflict(constraint: &Unique) -> ApiError {
     let message = match constraint {
-        constraint::PROJECT_KEY => "a project with this key already exists",
-        constraint::ENVIRONMENT_KEY => "an environment with this key already exists in the project",
-        constraint::FLAG_KEY => "a flag with this key already exists in the project",
-        constraint::SEGMENT_KEY => "a segment with this key already exists in the project",
-        constraint::USER_EMAIL => "a user with this email already exists",
-        other => {
+        Unique::ProjectKey => "a project with this key already exists",
+        Unique::EnvironmentKey => "an environment with this key already exists in the project",
+        Unique::FlagKey => "a flag with this key already exists in the project",
+        Unique::SegmentKey => "a segment with this key already exists in the project",
+        Unique::UserEmail => "a user with this email already exists",
+        Unique::Other(name) => {
             // Not one a request can cause (random credentials colliding): say what
             // happened, log which constraint.
-            tracing::warn!(constraint = other, "unexpected unique violation");
+            tracing::warn!(constraint = name, "unexpected unique violation");
             "this conflicts with something that already exists; reload and retry"
         }
     };
@@ -266,4 +258,46 @@ pub type ApiResult<T> = Result<T, ApiError>;
 /// Shorthand to build a JSON value for `current` in conflicts.
 pub fn current_of<T: Serialize>(value: &T) -> Option<Value> {
     serde_json::to_value(value).ok().or(Some(json!(null)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{ApiError, unique_conflict};
+    use crate::store::Unique;
+
+    /// Every unique violation a request can cause, in the user's terms: a 409 that does
+    /// not name the constraint (`store/constraint.rs` checks both backends name them).
+    #[test]
+    fn unique_violations_speak_the_users_terms() {
+        let cases = [
+            (Unique::ProjectKey, "a project with this key already exists"),
+            (
+                Unique::EnvironmentKey,
+                "an environment with this key already exists in the project",
+            ),
+            (
+                Unique::FlagKey,
+                "a flag with this key already exists in the project",
+            ),
+            (
+                Unique::SegmentKey,
+                "a segment with this key already exists in the project",
+            ),
+            (Unique::UserEmail, "a user with this email already exists"),
+            (
+                Unique::Other("api_token_token_hash_key".into()),
+                "this conflicts with something that already exists; reload and retry",
+            ),
+        ];
+        for (constraint, words) in cases {
+            match unique_conflict(&constraint) {
+                ApiError::Conflict { message, current } => {
+                    assert_eq!(message, words);
+                    assert!(current.is_none());
+                    assert!(!message.contains("_key"), "names the constraint: {message}");
+                }
+                other => panic!("expected a 409 for {constraint:?}, got {other:?}"),
+            }
+        }
+    }
 }

@@ -32,6 +32,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::error::{ApiError, ApiResult, ErrorBody, ErrorDetail};
+use crate::store::StoreError;
 
 pub use rate_limit::LoginLimiter;
 pub use sdk_keys::{SdkClient, SdkKeyCache};
@@ -193,6 +194,12 @@ pub enum AuthError {
 impl From<ApiError> for AuthError {
     fn from(err: ApiError) -> Self {
         AuthError::Api(err)
+    }
+}
+
+impl From<StoreError> for AuthError {
+    fn from(err: StoreError) -> Self {
+        AuthError::Api(err.into())
     }
 }
 

@@ -168,7 +168,7 @@ pub(crate) async fn audit_account(
         after,
         comment,
     };
-    audit::insert(conn, &event, now).await
+    Ok(audit::insert(conn, &event, now).await?)
 }
 
 /// A resource's state as an audit entry records it.

@@ -2,9 +2,8 @@
 
 use serde::Serialize;
 
-use super::Conn;
+use super::{Conn, StoreError, StoreResult};
 use crate::auth::Role;
-use crate::error::{ApiError, ApiResult};
 
 /// An API token as listed (never the token itself: only its hash is stored).
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -44,10 +43,14 @@ type TokenRow = (
 const SELECT_TOKEN: &str = "select t.id, t.name, t.prefix, t.role, p.key, t.created_by, t.created_at, \
      t.last_used_at, t.revoked_at from api_token t left join project p on p.id = t.project_id";
 
-fn to_token(row: TokenRow) -> ApiResult<ApiToken> {
+fn to_token(row: TokenRow) -> StoreResult<ApiToken> {
     let (id, name, prefix, role, project, created_by, created_at, last_used_at, revoked_at) = row;
-    let role = Role::parse(&role)
-        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("api_token {id} has role {role}")))?;
+    let role = Role::parse(&role).ok_or_else(|| {
+        StoreError::corrupt(
+            format!("api_token {id} role"),
+            format!("unknown role {role}"),
+        )
+    })?;
     Ok(ApiToken {
         id,
         name,
@@ -62,7 +65,7 @@ fn to_token(row: TokenRow) -> ApiResult<ApiToken> {
 }
 
 /// Every token, revoked ones included, newest first.
-pub(crate) async fn list(conn: &mut Conn) -> ApiResult<Vec<ApiToken>> {
+pub(crate) async fn list(conn: &mut Conn) -> StoreResult<Vec<ApiToken>> {
     let rows: Vec<TokenRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "{SELECT_TOKEN} order by t.id desc"
     )))
@@ -72,7 +75,7 @@ pub(crate) async fn list(conn: &mut Conn) -> ApiResult<Vec<ApiToken>> {
 }
 
 /// The token with this id.
-pub(crate) async fn by_id(conn: &mut Conn, id: i64) -> ApiResult<Option<ApiToken>> {
+pub(crate) async fn by_id(conn: &mut Conn, id: i64) -> StoreResult<Option<ApiToken>> {
     let row: Option<TokenRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "{SELECT_TOKEN} where t.id = $1"
     )))
@@ -97,7 +100,7 @@ pub(crate) struct NewApiToken<'a> {
 }
 
 /// Inserts a token and returns its id.
-pub(crate) async fn insert(conn: &mut Conn, new: &NewApiToken<'_>, now: i64) -> ApiResult<i64> {
+pub(crate) async fn insert(conn: &mut Conn, new: &NewApiToken<'_>, now: i64) -> StoreResult<i64> {
     let id: i64 = sqlx::query_scalar(
         "insert into api_token (name, token_hash, prefix, role, project_id, created_by, created_at) \
          values ($1, $2, $3, $4, $5, $6, $7) returning id",
@@ -115,7 +118,7 @@ pub(crate) async fn insert(conn: &mut Conn, new: &NewApiToken<'_>, now: i64) -> 
 }
 
 /// Marks token `id` revoked at `now`.
-pub(crate) async fn revoke(conn: &mut Conn, id: i64, now: i64) -> ApiResult<()> {
+pub(crate) async fn revoke(conn: &mut Conn, id: i64, now: i64) -> StoreResult<()> {
     sqlx::query("update api_token set revoked_at = $1 where id = $2")
         .bind(now)
         .bind(id)

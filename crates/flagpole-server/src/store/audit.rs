@@ -3,8 +3,7 @@
 use serde::Serialize;
 use serde_json::Value;
 
-use super::{Conn, from_text, to_text};
-use crate::error::ApiResult;
+use super::{Conn, StoreResult, from_text, to_text};
 
 /// An audit entry to write, in the same transaction as the change it describes.
 #[derive(Debug, Clone, Default)]
@@ -30,7 +29,7 @@ pub struct NewAuditEvent<'a> {
 }
 
 /// Appends an audit entry.
-pub async fn insert(conn: &mut Conn, event: &NewAuditEvent<'_>, now: i64) -> ApiResult<()> {
+pub async fn insert(conn: &mut Conn, event: &NewAuditEvent<'_>, now: i64) -> StoreResult<()> {
     let before = event.before.as_ref().map(to_text).transpose()?;
     let after = event.after.as_ref().map(to_text).transpose()?;
     sqlx::query(
@@ -117,7 +116,7 @@ type RawRow = (
 );
 
 /// Entries matching `filter`, newest first.
-pub async fn query(conn: &mut Conn, filter: &AuditFilter) -> ApiResult<Vec<AuditEvent>> {
+pub async fn query(conn: &mut Conn, filter: &AuditFilter) -> StoreResult<Vec<AuditEvent>> {
     // Fixed fragments with numbered parameters; values only ever go through binds.
     enum Bind {
         I(i64),
@@ -176,7 +175,7 @@ pub async fn query(conn: &mut Conn, filter: &AuditFilter) -> ApiResult<Vec<Audit
         .await?;
     rows.into_iter()
         .map(|r| {
-            let parse = |t: Option<String>| -> ApiResult<Option<Value>> {
+            let parse = |t: Option<String>| -> StoreResult<Option<Value>> {
                 t.map(|t| from_text("audit state", &t)).transpose()
             };
             Ok(AuditEvent {

@@ -3,22 +3,54 @@
 //! Postgres reports a violated constraint by name. SQLite has no names for them: it says
 //! `UNIQUE constraint failed: environment.project_id, environment.key`, so its columns are
 //! mapped to the name the Postgres migration gives the same constraint (both migration
-//! folders keep the same constraints, see `migrations/*/0001_initial.sql`). The HTTP edge
-//! turns a name into words for the user (`crate::error`); the name itself never leaves the
-//! server.
+//! folders keep the same constraints, see `migrations/*/0001_initial.sql`). A violation
+//! reaches callers as [`Unique`] inside `StoreError::UniqueViolation`; the HTTP edge words
+//! it for the user, so the name itself never leaves the server.
 
 use sqlx::error::DatabaseError;
 
 /// `project.key` is unique.
-pub(crate) const PROJECT_KEY: &str = "project_key_key";
+const PROJECT_KEY: &str = "project_key_key";
 /// An environment's key is unique within its project.
-pub(crate) const ENVIRONMENT_KEY: &str = "environment_project_key";
+const ENVIRONMENT_KEY: &str = "environment_project_key";
 /// A flag's key is unique within its project.
-pub(crate) const FLAG_KEY: &str = "flag_project_key";
+const FLAG_KEY: &str = "flag_project_key";
 /// A segment's key is unique within its project.
-pub(crate) const SEGMENT_KEY: &str = "segment_project_key";
+const SEGMENT_KEY: &str = "segment_project_key";
 /// A user's email is unique.
-pub(crate) const USER_EMAIL: &str = "app_user_email_key";
+const USER_EMAIL: &str = "app_user_email_key";
+
+/// A unique constraint a request can break, or another one by name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Unique {
+    /// A project's key.
+    ProjectKey,
+    /// An environment's key within its project.
+    EnvironmentKey,
+    /// A flag's key within its project.
+    FlagKey,
+    /// A segment's key within its project.
+    SegmentKey,
+    /// A user's email.
+    UserEmail,
+    /// One no request can cause (random credentials colliding): its name, empty when the
+    /// backend did not say.
+    Other(String),
+}
+
+impl Unique {
+    /// The constraint with this (Postgres) name.
+    pub(crate) fn named(name: &str) -> Unique {
+        match name {
+            PROJECT_KEY => Unique::ProjectKey,
+            ENVIRONMENT_KEY => Unique::EnvironmentKey,
+            FLAG_KEY => Unique::FlagKey,
+            SEGMENT_KEY => Unique::SegmentKey,
+            USER_EMAIL => Unique::UserEmail,
+            other => Unique::Other(other.to_owned()),
+        }
+    }
+}
 
 /// SQLite's column lists of unique constraints (as its messages print them) and the
 /// Postgres names of the same constraints.
@@ -55,26 +87,22 @@ pub(crate) fn unique_violated(error: &dyn DatabaseError) -> Option<&str> {
 
 #[cfg(test)]
 mod tests {
+    use super::Unique;
     use crate::auth::Role;
     use crate::db::Backend;
-    use crate::error::ApiError;
     use crate::store::environment::{self, NewEnvironment};
-    use crate::store::{Conn, project, user};
+    use crate::store::{Conn, StoreError, StoreResult, project, user};
     use crate::testing::fresh_db;
 
-    /// The 409 message of a unique violation, checked not to name the constraint.
-    fn conflict<T: std::fmt::Debug>(result: Result<T, ApiError>) -> String {
+    /// The constraint a unique violation names.
+    fn violated<T: std::fmt::Debug>(result: StoreResult<T>) -> Unique {
         match result {
-            Err(ApiError::Conflict { message, current }) => {
-                assert!(current.is_none());
-                assert!(!message.contains("_key"), "names the constraint: {message}");
-                message
-            }
-            other => panic!("expected a 409, got {other:?}"),
+            Err(StoreError::UniqueViolation { constraint, .. }) => constraint,
+            other => panic!("expected a unique violation, got {other:?}"),
         }
     }
 
-    async fn raw_insert(conn: &mut Conn, sql: &str, project_id: i64) -> Result<(), ApiError> {
+    async fn raw_insert(conn: &mut Conn, sql: &str, project_id: i64) -> StoreResult<()> {
         sqlx::query(sqlx::AssertSqlSafe(sql.to_owned()))
             .bind(project_id)
             .execute(conn)
@@ -82,16 +110,17 @@ mod tests {
         Ok(())
     }
 
-    /// Breaks each unique constraint a request can reach and checks the words for it.
-    async fn unique_violations_speak_the_users_terms(backend: Backend) {
+    /// Breaks each unique constraint a request can reach and checks that both backends
+    /// name it the same way.
+    async fn unique_violations_are_named(backend: Backend) {
         let db = fresh_db(backend).await.expect("database");
         let mut conn = db.pool.acquire().await.expect("connection");
         let p = project::insert(&mut conn, "shop", "Shop", "", 1)
             .await
             .expect("project");
         assert_eq!(
-            conflict(project::insert(&mut conn, "shop", "Again", "", 1).await),
-            "a project with this key already exists"
+            violated(project::insert(&mut conn, "shop", "Again", "", 1).await),
+            Unique::ProjectKey
         );
         let env = NewEnvironment {
             key: "live",
@@ -103,22 +132,22 @@ mod tests {
             .await
             .expect("environment");
         assert_eq!(
-            conflict(environment::insert(&mut conn, p.id, &env, 1).await),
-            "an environment with this key already exists in the project"
+            violated(environment::insert(&mut conn, p.id, &env, 1).await),
+            Unique::EnvironmentKey
         );
         let flag = "insert into flag (project_id, key, definition, name, description, version, \
                     created_at, updated_at) values ($1, 'f', '{}', 'F', '', 1, 1, 1)";
         raw_insert(&mut conn, flag, p.id).await.expect("flag");
         assert_eq!(
-            conflict(raw_insert(&mut conn, flag, p.id).await),
-            "a flag with this key already exists in the project"
+            violated(raw_insert(&mut conn, flag, p.id).await),
+            Unique::FlagKey
         );
         let segment = "insert into segment (project_id, key, definition, version, created_at, \
                        updated_at) values ($1, 's', '{}', 1, 1, 1)";
         raw_insert(&mut conn, segment, p.id).await.expect("segment");
         assert_eq!(
-            conflict(raw_insert(&mut conn, segment, p.id).await),
-            "a segment with this key already exists in the project"
+            violated(raw_insert(&mut conn, segment, p.id).await),
+            Unique::SegmentKey
         );
         let new_user = user::NewUser {
             email: "a@example.com",
@@ -129,18 +158,18 @@ mod tests {
         };
         user::insert(&mut conn, &new_user, 1).await.expect("user");
         assert_eq!(
-            conflict(user::insert(&mut conn, &new_user, 1).await),
-            "a user with this email already exists"
+            violated(user::insert(&mut conn, &new_user, 1).await),
+            Unique::UserEmail
         );
     }
 
     #[tokio::test]
     async fn unique_violations_on_postgres() {
-        unique_violations_speak_the_users_terms(Backend::Postgres).await;
+        unique_violations_are_named(Backend::Postgres).await;
     }
 
     #[tokio::test]
     async fn unique_violations_on_sqlite() {
-        unique_violations_speak_the_users_terms(Backend::Sqlite).await;
+        unique_violations_are_named(Backend::Sqlite).await;
     }
 }

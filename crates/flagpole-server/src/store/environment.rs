@@ -2,9 +2,8 @@
 
 use serde::Serialize;
 
-use super::Conn;
+use super::{Conn, StoreResult};
 use crate::changes::EnvChanged;
-use crate::error::ApiResult;
 
 /// An environment as stored and as the API shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow, utoipa::ToSchema)]
@@ -35,7 +34,7 @@ const COLUMNS: &str = "id, project_id, key, name, description, sort_order, versi
                        data_version, created_at, updated_at";
 
 /// The environments of a project, in display order.
-pub async fn list(conn: &mut Conn, project_id: i64) -> ApiResult<Vec<Environment>> {
+pub async fn list(conn: &mut Conn, project_id: i64) -> StoreResult<Vec<Environment>> {
     Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "select {COLUMNS} from environment where project_id = $1 order by sort_order, key"
     )))
@@ -45,7 +44,11 @@ pub async fn list(conn: &mut Conn, project_id: i64) -> ApiResult<Vec<Environment
 }
 
 /// One environment of a project by key.
-pub async fn by_key(conn: &mut Conn, project_id: i64, key: &str) -> ApiResult<Option<Environment>> {
+pub async fn by_key(
+    conn: &mut Conn,
+    project_id: i64,
+    key: &str,
+) -> StoreResult<Option<Environment>> {
     Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "select {COLUMNS} from environment where project_id = $1 and key = $2"
     )))
@@ -74,7 +77,7 @@ pub async fn insert(
     project_id: i64,
     env: &NewEnvironment<'_>,
     now: i64,
-) -> ApiResult<Environment> {
+) -> StoreResult<Environment> {
     Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "insert into environment (project_id, key, name, description, sort_order, version, \
          data_version, created_at, updated_at) values ($1, $2, $3, $4, $5, 1, 0, $6, $6) \
@@ -99,7 +102,7 @@ pub async fn update(
     description: &str,
     sort_order: i64,
     now: i64,
-) -> ApiResult<Option<Environment>> {
+) -> StoreResult<Option<Environment>> {
     Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "update environment set name = $1, description = $2, sort_order = $3, \
          version = version + 1, updated_at = $4 where id = $5 and version = $6 returning {COLUMNS}"
@@ -115,7 +118,7 @@ pub async fn update(
 }
 
 /// Deletes an environment with its configs, changes and SDK keys (cascade).
-pub async fn delete(conn: &mut Conn, id: i64) -> ApiResult<()> {
+pub async fn delete(conn: &mut Conn, id: i64) -> StoreResult<()> {
     sqlx::query("delete from environment where id = $1")
         .bind(id)
         .execute(conn)
@@ -135,7 +138,7 @@ pub async fn bump_data_versions(
     conn: &mut Conn,
     project_id: i64,
     only: Option<i64>,
-) -> ApiResult<Vec<EnvChanged>> {
+) -> StoreResult<Vec<EnvChanged>> {
     let rows: Vec<(i64, i64)> = match only {
         Some(env_id) => {
             sqlx::query_as(
@@ -195,7 +198,7 @@ pub async fn record_changes(
     bumped: &[EnvChanged],
     kind: ChangeKind,
     key: &str,
-) -> ApiResult<()> {
+) -> StoreResult<()> {
     for change in bumped {
         sqlx::query(
             "insert into env_change (environment_id, data_version, kind, key) \

@@ -2,8 +2,7 @@
 
 use flagpole_core::model::{Flag, FlagConfig};
 
-use super::{Conn, from_text, like_contains, placeholders, to_text};
-use crate::error::ApiResult;
+use super::{Conn, StoreResult, from_text, like_contains, placeholders, to_text};
 
 /// A flag row with its definition parsed.
 #[derive(Debug, Clone, PartialEq)]
@@ -31,7 +30,7 @@ type RawRow = (i64, i64, String, String, Option<i64>, i64, i64, i64);
 const COLUMNS: &str =
     "id, project_id, key, definition, archived_at, version, created_at, updated_at";
 
-fn parse(row: RawRow) -> ApiResult<FlagRow> {
+fn parse(row: RawRow) -> StoreResult<FlagRow> {
     let (id, project_id, key, definition, archived_at, version, created_at, updated_at) = row;
     Ok(FlagRow {
         definition: from_text("flag definition", &definition)?,
@@ -46,7 +45,7 @@ fn parse(row: RawRow) -> ApiResult<FlagRow> {
 }
 
 /// The flag with this key.
-pub async fn by_key(conn: &mut Conn, project_id: i64, key: &str) -> ApiResult<Option<FlagRow>> {
+pub async fn by_key(conn: &mut Conn, project_id: i64, key: &str) -> StoreResult<Option<FlagRow>> {
     let row: Option<RawRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "select {COLUMNS} from flag where project_id = $1 and key = $2"
     )))
@@ -60,7 +59,7 @@ pub async fn by_key(conn: &mut Conn, project_id: i64, key: &str) -> ApiResult<Op
 /// Like [`by_key`], but first takes the row's write lock (a no-op update), so the flag's
 /// configs read afterwards in the same transaction cannot change under the writer. Callers
 /// have already locked the environments they bump (lock order: environments, then flag).
-pub async fn lock(conn: &mut Conn, project_id: i64, key: &str) -> ApiResult<Option<FlagRow>> {
+pub async fn lock(conn: &mut Conn, project_id: i64, key: &str) -> StoreResult<Option<FlagRow>> {
     let row: Option<RawRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "update flag set updated_at = updated_at where project_id = $1 and key = $2 \
          returning {COLUMNS}"
@@ -74,7 +73,7 @@ pub async fn lock(conn: &mut Conn, project_id: i64, key: &str) -> ApiResult<Opti
 
 /// Every environment's config of a flag: (environment id, environment key, config), in
 /// environment display order.
-pub async fn configs(conn: &mut Conn, flag_id: i64) -> ApiResult<Vec<(i64, String, FlagConfig)>> {
+pub async fn configs(conn: &mut Conn, flag_id: i64) -> StoreResult<Vec<(i64, String, FlagConfig)>> {
     let rows: Vec<(i64, String, String)> = sqlx::query_as(
         "select e.id, e.key, c.config from flag_config c join environment e \
          on e.id = c.environment_id where c.flag_id = $1 order by e.sort_order, e.key",
@@ -93,7 +92,7 @@ pub async fn insert(
     project_id: i64,
     definition: &Flag,
     now: i64,
-) -> ApiResult<FlagRow> {
+) -> StoreResult<FlagRow> {
     let row: RawRow = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "insert into flag (project_id, key, definition, name, description, version, created_at, \
          updated_at) values ($1, $2, $3, $4, $5, 1, $6, $6) returning {COLUMNS}"
@@ -114,7 +113,7 @@ pub async fn insert(
 /// Bumps the version of a flag whose definition did not change (a config write); returns
 /// the new version. The caller checked the expected version while holding the lock from
 /// [`lock`].
-pub async fn bump_version(conn: &mut Conn, id: i64, now: i64) -> ApiResult<i64> {
+pub async fn bump_version(conn: &mut Conn, id: i64, now: i64) -> StoreResult<i64> {
     let version: i64 = sqlx::query_scalar(
         "update flag set version = version + 1, updated_at = $1 where id = $2 returning version",
     )
@@ -133,7 +132,7 @@ pub async fn update(
     definition: &Flag,
     archived_at: Option<i64>,
     now: i64,
-) -> ApiResult<i64> {
+) -> StoreResult<i64> {
     let version: i64 = sqlx::query_scalar(
         "update flag set definition = $1, name = $2, description = $3, archived_at = $4, \
          version = version + 1, updated_at = $5 where id = $6 returning version",
@@ -150,7 +149,7 @@ pub async fn update(
     Ok(version)
 }
 
-async fn set_tags(conn: &mut Conn, flag_id: i64, tags: &[String]) -> ApiResult<()> {
+async fn set_tags(conn: &mut Conn, flag_id: i64, tags: &[String]) -> StoreResult<()> {
     sqlx::query("delete from flag_tag where flag_id = $1")
         .bind(flag_id)
         .execute(&mut *conn)
@@ -172,7 +171,7 @@ pub async fn put_config(
     flag_id: i64,
     environment_id: i64,
     config: &FlagConfig,
-) -> ApiResult<()> {
+) -> StoreResult<()> {
     sqlx::query(
         "insert into flag_config (flag_id, environment_id, config) values ($1, $2, $3) \
          on conflict (flag_id, environment_id) do update set config = excluded.config",
@@ -205,7 +204,7 @@ pub async fn list(
     conn: &mut Conn,
     project_id: i64,
     filter: &ListFilter,
-) -> ApiResult<(Vec<FlagRow>, i64)> {
+) -> StoreResult<(Vec<FlagRow>, i64)> {
     // The where clause is assembled from fixed fragments; user input only ever goes
     // through bind parameters.
     let mut clauses = vec![
@@ -256,12 +255,18 @@ pub async fn list(
         .bind(filter.offset)
         .fetch_all(&mut *conn)
         .await?;
-    let rows = rows.into_iter().map(parse).collect::<ApiResult<Vec<_>>>()?;
+    let rows = rows
+        .into_iter()
+        .map(parse)
+        .collect::<StoreResult<Vec<_>>>()?;
     Ok((rows, total))
 }
 
 /// `enabled` of every config of the given flags: (flag id, environment id, enabled).
-pub async fn enabled_states(conn: &mut Conn, flag_ids: &[i64]) -> ApiResult<Vec<(i64, i64, bool)>> {
+pub async fn enabled_states(
+    conn: &mut Conn,
+    flag_ids: &[i64],
+) -> StoreResult<Vec<(i64, i64, bool)>> {
     if flag_ids.is_empty() {
         return Ok(Vec::new());
     }

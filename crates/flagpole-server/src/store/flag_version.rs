@@ -5,8 +5,7 @@ use std::collections::BTreeMap;
 use flagpole_core::model::{Flag, FlagConfig};
 use serde::{Deserialize, Serialize};
 
-use super::{Conn, from_text, to_text};
-use crate::error::ApiResult;
+use super::{Conn, StoreResult, from_text, to_text};
 
 /// Everything about a flag at one version: what history shows, diff compares and revert
 /// writes back.
@@ -44,7 +43,7 @@ pub async fn insert(
     actor: &str,
     comment: &str,
     now: i64,
-) -> ApiResult<()> {
+) -> StoreResult<()> {
     sqlx::query(
         "insert into flag_version (flag_id, version, state, actor, comment, created_at) \
          values ($1, $2, $3, $4, $5, $6)",
@@ -66,7 +65,7 @@ pub async fn list(
     flag_id: i64,
     limit: i64,
     offset: i64,
-) -> ApiResult<Vec<VersionSummary>> {
+) -> StoreResult<Vec<VersionSummary>> {
     Ok(sqlx::query_as(
         "select version, actor, created_at, comment from flag_version where flag_id = $1 \
          order by version desc limit $2 offset $3",
@@ -83,7 +82,7 @@ pub async fn get(
     conn: &mut Conn,
     flag_id: i64,
     version: i64,
-) -> ApiResult<Option<(VersionSummary, FlagVersionState)>> {
+) -> StoreResult<Option<(VersionSummary, FlagVersionState)>> {
     let row: Option<(i64, String, i64, String, String)> = sqlx::query_as(
         "select version, actor, created_at, comment, state from flag_version \
          where flag_id = $1 and version = $2",

@@ -4,13 +4,15 @@
 //! write in [`crate::domain`] opens one with [`crate::Db::begin_write`], calls several of
 //! these, and commits once. Documents (flag definitions, configs, segments) are stored as
 //! JSON text holding flagpole-core's model types; a row that fails to parse is a bug or a
-//! corrupted database, so it surfaces as an internal error, never as a client error.
+//! corrupted database ([`StoreError::Corrupt`]), so the HTTP edge answers it as an internal
+//! error, never as a client error.
 
 pub(crate) mod api_token;
 pub mod audit;
 pub(crate) mod change_log;
 pub(crate) mod constraint;
 pub mod environment;
+mod error;
 pub mod flag;
 pub mod flag_version;
 pub mod project;
@@ -24,20 +26,20 @@ pub(crate) mod user;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::error::{ApiError, ApiResult};
+pub use constraint::Unique;
+pub use error::{StoreError, StoreResult};
 
 /// The connection type every store function takes; a `Transaction<Any>` derefs to it.
 pub type Conn = sqlx::AnyConnection;
 
 /// Serialises a stored document.
-pub fn to_text<T: Serialize>(value: &T) -> ApiResult<String> {
-    serde_json::to_string(value).map_err(|e| ApiError::Internal(e.into()))
+pub fn to_text<T: Serialize>(value: &T) -> StoreResult<String> {
+    Ok(serde_json::to_string(value)?)
 }
 
 /// Parses a stored document; `what` names it in the log line if the row is corrupt.
-pub fn from_text<T: DeserializeOwned>(what: &str, text: &str) -> ApiResult<T> {
-    serde_json::from_str(text)
-        .map_err(|e| ApiError::Internal(anyhow::anyhow!("stored {what} does not parse: {e}")))
+pub fn from_text<T: DeserializeOwned>(what: &str, text: &str) -> StoreResult<T> {
+    serde_json::from_str(text).map_err(|e| StoreError::corrupt(what, e))
 }
 
 /// `%` and `_` are wildcards in LIKE; a search for `50%` means the literal text. Used with

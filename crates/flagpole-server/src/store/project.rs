@@ -2,8 +2,7 @@
 
 use serde::Serialize;
 
-use super::Conn;
-use crate::error::ApiResult;
+use super::{Conn, StoreResult};
 
 /// A project as stored and as the API shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow, utoipa::ToSchema)]
@@ -27,7 +26,7 @@ pub struct Project {
 const COLUMNS: &str = "id, key, name, description, version, created_at, updated_at";
 
 /// Every project, by key; only `only` when the caller is scoped to one project.
-pub async fn list(conn: &mut Conn, only: Option<i64>) -> ApiResult<Vec<Project>> {
+pub async fn list(conn: &mut Conn, only: Option<i64>) -> StoreResult<Vec<Project>> {
     let rows = match only {
         Some(id) => {
             sqlx::query_as(sqlx::AssertSqlSafe(format!(
@@ -49,7 +48,7 @@ pub async fn list(conn: &mut Conn, only: Option<i64>) -> ApiResult<Vec<Project>>
 }
 
 /// The project with this key.
-pub async fn by_key(conn: &mut Conn, key: &str) -> ApiResult<Option<Project>> {
+pub async fn by_key(conn: &mut Conn, key: &str) -> StoreResult<Option<Project>> {
     Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "select {COLUMNS} from project where key = $1"
     )))
@@ -65,7 +64,7 @@ pub async fn insert(
     name: &str,
     description: &str,
     now: i64,
-) -> ApiResult<Project> {
+) -> StoreResult<Project> {
     Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "insert into project (key, name, description, version, created_at, updated_at) \
          values ($1, $2, $3, 1, $4, $4) returning {COLUMNS}"
@@ -86,7 +85,7 @@ pub async fn update(
     name: &str,
     description: &str,
     now: i64,
-) -> ApiResult<Option<Project>> {
+) -> StoreResult<Option<Project>> {
     Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "update project set name = $1, description = $2, version = version + 1, updated_at = $3 \
          where id = $4 and version = $5 returning {COLUMNS}"
@@ -101,7 +100,7 @@ pub async fn update(
 }
 
 /// Deletes a project; environments, flags, segments, keys and tokens go with it (cascade).
-pub async fn delete(conn: &mut Conn, id: i64) -> ApiResult<()> {
+pub async fn delete(conn: &mut Conn, id: i64) -> StoreResult<()> {
     sqlx::query("delete from project where id = $1")
         .bind(id)
         .execute(conn)

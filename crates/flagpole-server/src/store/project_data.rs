@@ -8,8 +8,7 @@ use std::sync::Arc;
 use flagpole_core::model::{EnvironmentSnapshot, Flag, FlagConfig, FlagState, Segment};
 
 use super::environment::Environment;
-use super::{Conn, from_text};
-use crate::error::ApiResult;
+use super::{Conn, StoreResult, from_text};
 
 /// A flag with every environment's config.
 #[derive(Debug, Clone, PartialEq)]
@@ -38,7 +37,7 @@ pub struct ProjectData {
 
 impl ProjectData {
     /// Loads the project's data.
-    pub async fn load(conn: &mut Conn, project_id: i64) -> ApiResult<ProjectData> {
+    pub async fn load(conn: &mut Conn, project_id: i64) -> StoreResult<ProjectData> {
         let environments = super::environment::list(&mut *conn, project_id).await?;
         let flag_rows: Vec<(i64, String, Option<i64>)> = sqlx::query_as(
             "select id, definition, archived_at from flag where project_id = $1 order by key",
@@ -70,7 +69,7 @@ impl ProjectData {
                     configs: configs.remove(&id).unwrap_or_default(),
                 })
             })
-            .collect::<ApiResult<Vec<_>>>()?;
+            .collect::<StoreResult<Vec<_>>>()?;
         let segments = super::segment::list(conn, project_id)
             .await?
             .into_iter()

@@ -3,8 +3,7 @@
 
 use serde::Serialize;
 
-use super::Conn;
-use crate::error::ApiResult;
+use super::{Conn, StoreResult};
 
 /// An SDK key as listed (never the key itself: only its hash is stored).
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -54,7 +53,7 @@ pub(crate) async fn list(
     conn: &mut Conn,
     environment_id: i64,
     environment: &str,
-) -> ApiResult<Vec<SdkKey>> {
+) -> StoreResult<Vec<SdkKey>> {
     let rows: Vec<KeyRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "{SELECT_KEY} where environment_id = $1 order by id desc"
     )))
@@ -70,7 +69,7 @@ pub(crate) async fn by_id(
     environment_id: i64,
     environment: &str,
     id: i64,
-) -> ApiResult<Option<SdkKey>> {
+) -> StoreResult<Option<SdkKey>> {
     let row: Option<KeyRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "{SELECT_KEY} where id = $1 and environment_id = $2"
     )))
@@ -100,7 +99,7 @@ pub(crate) async fn insert(
     new: &NewSdkKey<'_>,
     environment: &str,
     now: i64,
-) -> ApiResult<SdkKey> {
+) -> StoreResult<SdkKey> {
     let row: KeyRow = sqlx::query_as(
         "insert into sdk_key (environment_id, name, key_hash, prefix, created_by, created_at) \
          values ($1, $2, $3, $4, $5, $6) \
@@ -118,7 +117,7 @@ pub(crate) async fn insert(
 }
 
 /// Marks key `id` revoked at `now`.
-pub(crate) async fn revoke(conn: &mut Conn, id: i64, now: i64) -> ApiResult<()> {
+pub(crate) async fn revoke(conn: &mut Conn, id: i64, now: i64) -> StoreResult<()> {
     sqlx::query("update sdk_key set revoked_at = $1 where id = $2")
         .bind(now)
         .bind(id)

@@ -2,8 +2,7 @@
 
 use flagpole_core::model::Segment;
 
-use super::{Conn, from_text, to_text};
-use crate::error::ApiResult;
+use super::{Conn, StoreResult, from_text, to_text};
 
 /// A segment row with its definition parsed.
 #[derive(Debug, Clone, PartialEq)]
@@ -26,7 +25,7 @@ type RawRow = (i64, i64, String, i64, i64, i64);
 
 const COLUMNS: &str = "id, project_id, definition, version, created_at, updated_at";
 
-fn parse(row: RawRow) -> ApiResult<SegmentRow> {
+fn parse(row: RawRow) -> StoreResult<SegmentRow> {
     let (id, project_id, definition, version, created_at, updated_at) = row;
     Ok(SegmentRow {
         definition: from_text("segment", &definition)?,
@@ -39,7 +38,7 @@ fn parse(row: RawRow) -> ApiResult<SegmentRow> {
 }
 
 /// Every segment of a project, by key.
-pub async fn list(conn: &mut Conn, project_id: i64) -> ApiResult<Vec<SegmentRow>> {
+pub async fn list(conn: &mut Conn, project_id: i64) -> StoreResult<Vec<SegmentRow>> {
     let rows: Vec<RawRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "select {COLUMNS} from segment where project_id = $1 order by key"
     )))
@@ -50,7 +49,11 @@ pub async fn list(conn: &mut Conn, project_id: i64) -> ApiResult<Vec<SegmentRow>
 }
 
 /// The segment with this key.
-pub async fn by_key(conn: &mut Conn, project_id: i64, key: &str) -> ApiResult<Option<SegmentRow>> {
+pub async fn by_key(
+    conn: &mut Conn,
+    project_id: i64,
+    key: &str,
+) -> StoreResult<Option<SegmentRow>> {
     let row: Option<RawRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "select {COLUMNS} from segment where project_id = $1 and key = $2"
     )))
@@ -67,7 +70,7 @@ pub async fn insert(
     project_id: i64,
     definition: &Segment,
     now: i64,
-) -> ApiResult<SegmentRow> {
+) -> StoreResult<SegmentRow> {
     let row: RawRow = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "insert into segment (project_id, key, definition, version, created_at, updated_at) \
          values ($1, $2, $3, 1, $4, $4) returning {COLUMNS}"
@@ -88,7 +91,7 @@ pub async fn update(
     expected: i64,
     definition: &Segment,
     now: i64,
-) -> ApiResult<Option<SegmentRow>> {
+) -> StoreResult<Option<SegmentRow>> {
     let row: Option<RawRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "update segment set definition = $1, version = version + 1, updated_at = $2 \
          where id = $3 and version = $4 returning {COLUMNS}"
@@ -103,7 +106,7 @@ pub async fn update(
 }
 
 /// Deletes a segment.
-pub async fn delete(conn: &mut Conn, id: i64) -> ApiResult<()> {
+pub async fn delete(conn: &mut Conn, id: i64) -> StoreResult<()> {
     sqlx::query("delete from segment where id = $1")
         .bind(id)
         .execute(conn)

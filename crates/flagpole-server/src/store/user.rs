@@ -3,9 +3,8 @@
 
 use serde::Serialize;
 
-use super::Conn;
+use super::{Conn, StoreError, StoreResult};
 use crate::auth::Role;
-use crate::error::{ApiError, ApiResult};
 
 /// A dashboard user as the API shows it (never the password hash).
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -42,10 +41,14 @@ type UserRow = (
 const SELECT_USER: &str = "select u.id, u.email, u.name, u.role, p.key, u.disabled_at, u.version, \
      u.created_at from app_user u left join project p on p.id = u.project_id";
 
-fn to_user(row: UserRow) -> ApiResult<User> {
+fn to_user(row: UserRow) -> StoreResult<User> {
     let (id, email, name, role, project, disabled_at, version, created_at) = row;
-    let role = Role::parse(&role)
-        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("app_user {id} has role {role}")))?;
+    let role = Role::parse(&role).ok_or_else(|| {
+        StoreError::corrupt(
+            format!("app_user {id} role"),
+            format!("unknown role {role}"),
+        )
+    })?;
     Ok(User {
         id,
         email,
@@ -59,7 +62,7 @@ fn to_user(row: UserRow) -> ApiResult<User> {
 }
 
 /// Every user, by email.
-pub(crate) async fn list(conn: &mut Conn) -> ApiResult<Vec<User>> {
+pub(crate) async fn list(conn: &mut Conn) -> StoreResult<Vec<User>> {
     let rows: Vec<UserRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "{SELECT_USER} order by u.email"
     )))
@@ -69,7 +72,7 @@ pub(crate) async fn list(conn: &mut Conn) -> ApiResult<Vec<User>> {
 }
 
 /// The user with this id.
-pub(crate) async fn by_id(conn: &mut Conn, id: i64) -> ApiResult<Option<User>> {
+pub(crate) async fn by_id(conn: &mut Conn, id: i64) -> StoreResult<Option<User>> {
     let row: Option<UserRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "{SELECT_USER} where u.id = $1"
     )))
@@ -84,7 +87,7 @@ pub(crate) async fn email_taken(
     conn: &mut Conn,
     email: &str,
     except: Option<i64>,
-) -> ApiResult<bool> {
+) -> StoreResult<bool> {
     let taken: Option<i64> =
         sqlx::query_scalar("select id from app_user where email = $1 and id <> $2")
             .bind(email)
@@ -95,7 +98,7 @@ pub(crate) async fn email_taken(
 }
 
 /// True if there is at least one user (first start creates the admin only when not).
-pub(crate) async fn any_exists(conn: &mut Conn) -> ApiResult<bool> {
+pub(crate) async fn any_exists(conn: &mut Conn) -> StoreResult<bool> {
     let any: Option<i64> = sqlx::query_scalar("select id from app_user limit 1")
         .fetch_optional(conn)
         .await?;
@@ -129,7 +132,7 @@ pub(crate) struct NewUser<'a> {
 }
 
 /// Inserts a user at version 1 and returns its id.
-pub(crate) async fn insert(conn: &mut Conn, new: &NewUser<'_>, now: i64) -> ApiResult<i64> {
+pub(crate) async fn insert(conn: &mut Conn, new: &NewUser<'_>, now: i64) -> StoreResult<i64> {
     let id: i64 = sqlx::query_scalar(
         "insert into app_user (email, name, password_hash, role, project_id, version, created_at) \
          values ($1, $2, $3, $4, $5, 1, $6) returning id",
@@ -158,7 +161,7 @@ pub(crate) struct UserChange {
 }
 
 /// Applies `change` to user `id` and bumps its version.
-pub(crate) async fn update(conn: &mut Conn, id: i64, change: UserChange) -> ApiResult<()> {
+pub(crate) async fn update(conn: &mut Conn, id: i64, change: UserChange) -> StoreResult<()> {
     // Each column keeps its value unless the change sets it: `coalesce($n, col)`, with a
     // flag for the nullable ones where "set to null" differs from "leave".
     sqlx::query(
@@ -183,7 +186,7 @@ pub(crate) async fn update(conn: &mut Conn, id: i64, change: UserChange) -> ApiR
 }
 
 /// Deletes user `id` (the caller ends their sessions first).
-pub(crate) async fn delete(conn: &mut Conn, id: i64) -> ApiResult<()> {
+pub(crate) async fn delete(conn: &mut Conn, id: i64) -> StoreResult<()> {
     sqlx::query("delete from app_user where id = $1")
         .bind(id)
         .execute(conn)
@@ -196,7 +199,7 @@ pub(crate) async fn delete(conn: &mut Conn, id: i64) -> ApiResult<()> {
 pub(crate) async fn login_row(
     conn: &mut Conn,
     email: &str,
-) -> ApiResult<Option<(i64, String, bool)>> {
+) -> StoreResult<Option<(i64, String, bool)>> {
     let row: Option<(i64, String, Option<i64>)> =
         sqlx::query_as("select id, password_hash, disabled_at from app_user where email = $1")
             .bind(email)
