@@ -15,6 +15,7 @@ pub mod error;
 pub mod http;
 pub mod probe;
 pub mod push;
+pub(crate) mod role;
 pub mod snapshots;
 pub mod state;
 pub mod store;

@@ -28,12 +28,12 @@ use axum::http::HeaderMap;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use moka::future::Cache;
-use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::error::{ApiError, ApiResult, ErrorBody, ErrorDetail};
 use crate::store::StoreError;
 
+pub use crate::role::Role;
 pub use rate_limit::LoginLimiter;
 pub use sdk_keys::{SdkClient, SdkKeyCache};
 pub(crate) use sdk_keys::{authenticate_sdk, presented_key};
@@ -42,51 +42,6 @@ pub(crate) use sdk_keys::{authenticate_sdk, presented_key};
 pub const API_TOKEN_PREFIX: &str = "fp_api_";
 /// Prefix of SDK keys.
 pub const SDK_KEY_PREFIX: &str = "fp_sdk_";
-
-/// What an actor may do. Ordered: each role can do everything the previous one can.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    PartialOrd,
-    Ord,
-    Hash,
-    Serialize,
-    Deserialize,
-    utoipa::ToSchema,
-)]
-#[serde(rename_all = "snake_case")]
-pub enum Role {
-    /// Read everything in scope.
-    Reader,
-    /// Also change flags, segments and environments' flag configuration.
-    Writer,
-    /// Also manage projects, environments, users, tokens and SDK keys.
-    Admin,
-}
-
-impl Role {
-    /// The wire/database name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Reader => "reader",
-            Role::Writer => "writer",
-            Role::Admin => "admin",
-        }
-    }
-
-    /// Parses the database name.
-    pub fn parse(s: &str) -> Option<Role> {
-        match s {
-            "reader" => Some(Role::Reader),
-            "writer" => Some(Role::Writer),
-            "admin" => Some(Role::Admin),
-            _ => None,
-        }
-    }
-}
 
 /// How an actor authenticated.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -3,7 +3,7 @@
 use serde::Serialize;
 
 use super::{Conn, StoreError, StoreResult};
-use crate::auth::Role;
+use crate::role::Role;
 
 /// An API token as listed (never the token itself: only its hash is stored).
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]

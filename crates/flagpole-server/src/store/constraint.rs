@@ -88,8 +88,8 @@ pub(crate) fn unique_violated(error: &dyn DatabaseError) -> Option<&str> {
 #[cfg(test)]
 mod tests {
     use super::Unique;
-    use crate::auth::Role;
     use crate::db::Backend;
+    use crate::role::Role;
     use crate::store::environment::{self, NewEnvironment};
     use crate::store::{Conn, StoreError, StoreResult, project, user};
     use crate::testing::fresh_db;

@@ -4,7 +4,7 @@
 use serde::Serialize;
 
 use super::{Conn, StoreError, StoreResult};
-use crate::auth::Role;
+use crate::role::Role;
 
 /// A dashboard user as the API shows it (never the password hash).
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
