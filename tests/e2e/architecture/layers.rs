@@ -113,20 +113,12 @@ struct Debt {
     step: &'static str,
 }
 
-const KNOWN_DEBT: &[Debt] = &[
-    Debt {
-        rule: "auth/ holds credential logic",
-        files: "src/auth/",
-        names: &["axum"],
-        step: "header parsing and AuthError's response move to http/credentials.rs",
-    },
-    Debt {
-        rule: "a write transaction",
-        files: "src/bootstrap.rs",
-        names: &["begin_write"],
-        step: "the first start's admin becomes a domain function",
-    },
-];
+const KNOWN_DEBT: &[Debt] = &[Debt {
+    rule: "a write transaction",
+    files: "src/bootstrap.rs",
+    names: &["begin_write"],
+    step: "the first start's admin becomes a domain function",
+}];
 
 impl Debt {
     fn covers(&self, invariant: &str, place: &str) -> bool {

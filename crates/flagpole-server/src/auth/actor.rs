@@ -1,44 +1,70 @@
 //! Who is calling the management API: an API token or a session cookie, checked against
-//! the database and the token-use cache. The extractor over this is `http::credentials`.
+//! the database and the token-use cache. The extractor over this, which reads the
+//! [`Presented`] credentials from the request's headers, is `http::credentials`.
 
-use axum::http::{HeaderMap, Method};
-
-use super::session::{self, CSRF_HEADER, SessionRow};
+use super::session::{self, SessionRow};
 use super::{
-    API_TOKEN_PREFIX, Actor, ActorKind, AuthError, AuthState, Role, SDK_KEY_PREFIX, bearer,
+    API_TOKEN_PREFIX, Actor, ActorKind, AuthError, AuthState, Role, SDK_KEY_PREFIX,
     constant_time_eq, hash_secret,
 };
 use crate::db::{Db, now_ms};
 use crate::error::ApiError;
 use crate::store::api_token::{self, TokenCredential};
 
+/// The credentials a management request presents, as read from it at the HTTP edge;
+/// [`authenticate`] decides which one counts and what it is worth.
+#[derive(Debug, Default)]
+pub(crate) struct Presented<'a> {
+    /// The `Authorization` header.
+    pub(crate) authorization: Authorization<'a>,
+    /// The session cookie's value, if the request carries one.
+    pub(crate) session_cookie: Option<&'a str>,
+    /// The CSRF header's value, empty when absent.
+    pub(crate) csrf_token: &'a [u8],
+    /// The `X-API-Key` header (where SDKs send their key), if readable.
+    pub(crate) api_key: Option<&'a str>,
+    /// The method changes nothing (GET, HEAD, OPTIONS), so a cookie needs no CSRF token.
+    pub(crate) safe_method: bool,
+}
+
+/// What the `Authorization` header holds.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Authorization<'a> {
+    /// No such header.
+    #[default]
+    Absent,
+    /// `Bearer <token>`, the token trimmed.
+    Bearer(&'a str),
+    /// Something else: another scheme, or not readable as text.
+    Other,
+}
+
 const SDK_KEY_REJECTED: &str = "SDK keys are valid only for their environment's evaluation \
      and stream endpoints; the management API needs an API token or a dashboard session";
 
 /// The actor a management request's credentials name: its bearer token, else its session
-/// cookie (then `method` decides whether the CSRF header is needed).
+/// cookie (then the method decides whether the CSRF token is needed).
 pub(crate) async fn authenticate(
     db: &Db,
     auth: &AuthState,
-    method: &Method,
-    headers: &HeaderMap,
+    presented: &Presented<'_>,
 ) -> Result<Actor, AuthError> {
     // An Authorization header wins over a cookie: automation never carries the
     // dashboard's cookie by accident, and a bad token must not silently fall back.
-    if let Some(token) = bearer(headers) {
-        return authenticate_token(db, auth, token).await;
+    match presented.authorization {
+        Authorization::Bearer(token) => return authenticate_token(db, auth, token).await,
+        Authorization::Other => {
+            return Err(AuthError::Unauthenticated(
+                "expected `Authorization: Bearer fp_api_…`",
+            ));
+        }
+        Authorization::Absent => {}
     }
-    if headers.contains_key(axum::http::header::AUTHORIZATION) {
-        return Err(AuthError::Unauthenticated(
-            "expected `Authorization: Bearer fp_api_…`",
-        ));
+    if let Some(cookie) = presented.session_cookie {
+        return authenticate_session(db, cookie, presented).await;
     }
-    if let Some(cookie) = session::cookie_value(headers) {
-        return authenticate_session(db, cookie, method, headers).await;
-    }
-    if headers
-        .get("x-api-key")
-        .and_then(|v| v.to_str().ok())
+    if presented
+        .api_key
         .is_some_and(|k| k.starts_with(SDK_KEY_PREFIX))
     {
         return Err(AuthError::Unauthenticated(SDK_KEY_REJECTED));
@@ -104,23 +130,17 @@ async fn note_token_use(db: &Db, auth: &AuthState, id: i64) {
 async fn authenticate_session(
     db: &Db,
     cookie: &str,
-    method: &Method,
-    headers: &HeaderMap,
+    presented: &Presented<'_>,
 ) -> Result<Actor, AuthError> {
     let (actor, session) = session_actor(db, cookie).await?;
-    let safe = matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS);
-    if !safe {
-        let sent = headers
-            .get(CSRF_HEADER)
-            .map(|v| v.as_bytes())
-            .unwrap_or_default();
-        if !constant_time_eq(sent, session.csrf_token.as_bytes()) {
-            return Err(ApiError::Forbidden(
-                "missing or wrong X-CSRF-Token header (the csrf_token from login or /api/v1/auth/me)"
-                    .into(),
-            )
-            .into());
-        }
+    if !presented.safe_method
+        && !constant_time_eq(presented.csrf_token, session.csrf_token.as_bytes())
+    {
+        return Err(ApiError::Forbidden(
+            "missing or wrong X-CSRF-Token header (the csrf_token from login or /api/v1/auth/me)"
+                .into(),
+        )
+        .into());
     }
     Ok(actor)
 }

@@ -4,39 +4,36 @@
 //! - API tokens (`Authorization: Bearer fp_api_…`) for automation, with a role and an
 //!   optional project scope;
 //! - dashboard users, signed in with a password, carried by the `fp_session` cookie (writes
-//!   made with a cookie also need the `X-CSRF-Token` header, see [`session`]);
+//!   made with a cookie also need the `X-CSRF-Token` header, see `http::session_cookie`);
 //! - SDK keys (`fp_sdk_…`), read-only and valid for one environment's stream and
 //!   evaluation endpoints only ([`SdkClient`]).
 //!
 //! This module checks credentials against the database and its caches; it knows nothing of
-//! handlers. Handlers take an [`Actor`] (management API) or an [`SdkClient`] (SDK
-//! endpoints) as an extractor (`http::credentials`) and call [`Actor::require`] with the
-//! role and project the action needs.
+//! HTTP. The extractors in `http::credentials` read what a request presents (headers,
+//! cookie) and hand it here; handlers take an [`Actor`] (management API) or an
+//! [`SdkClient`] (SDK endpoints) and call [`Actor::require`] with the role and project the
+//! action needs.
 
 mod actor;
-pub(crate) use actor::{authenticate, session_actor};
+pub(crate) use actor::{Authorization, Presented, authenticate, session_actor};
 pub(crate) mod login;
 pub mod password;
 pub mod rate_limit;
 mod sdk_keys;
-pub mod session;
+pub(crate) mod session;
 
 use std::time::Duration;
 
-use axum::Json;
-use axum::http::HeaderMap;
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
 use moka::future::Cache;
 use sha2::{Digest, Sha256};
 
-use crate::error::{ApiError, ApiResult, ErrorBody, ErrorDetail};
+use crate::error::{ApiError, ApiResult};
 use crate::store::StoreError;
 
 pub use crate::role::Role;
 pub use rate_limit::LoginLimiter;
+pub(crate) use sdk_keys::authenticate_sdk;
 pub use sdk_keys::{SdkClient, SdkKeyCache};
-pub(crate) use sdk_keys::{authenticate_sdk, presented_key};
 
 /// Prefix of API tokens; lets secret scanners and people recognise them.
 pub const API_TOKEN_PREFIX: &str = "fp_api_";
@@ -137,7 +134,7 @@ impl Default for AuthState {
 
 /// Why a request was not authenticated: a 401 (with a message saying what to do) or any
 /// other [`ApiError`] (403 for a missing CSRF token, 500/503 when the database fails).
-/// Same JSON shape as every error.
+/// The HTTP edge answers it in the same JSON shape as every error (`http::credentials`).
 #[derive(Debug)]
 pub enum AuthError {
     /// 401 with a specific explanation.
@@ -173,26 +170,6 @@ impl From<AuthError> for ApiError {
     }
 }
 
-impl IntoResponse for AuthError {
-    fn into_response(self) -> Response {
-        match self {
-            AuthError::Unauthenticated(message) => {
-                let body = ErrorBody {
-                    error: ErrorDetail {
-                        code: "unauthenticated".into(),
-                        message: message.into(),
-                        field: None,
-                        details: Vec::new(),
-                    },
-                    current: None,
-                };
-                (StatusCode::UNAUTHORIZED, Json(body)).into_response()
-            }
-            AuthError::Api(e) => e.into_response(),
-        }
-    }
-}
-
 /// SHA-256 hex of a token, key or session id: what the database stores.
 pub fn hash_secret(secret: &str) -> String {
     hex::encode(Sha256::digest(secret.as_bytes()))
@@ -214,16 +191,6 @@ pub fn generate_secret(prefix: &str) -> String {
 /// `fp_xxx_` prefix and four characters (24 bits, far too few to help guess the rest).
 pub(crate) fn display_prefix(secret: &str) -> String {
     secret.chars().take(API_TOKEN_PREFIX.len() + 4).collect()
-}
-
-/// The bearer token of a request, if any.
-pub fn bearer(headers: &HeaderMap) -> Option<&str> {
-    headers
-        .get(axum::http::header::AUTHORIZATION)?
-        .to_str()
-        .ok()?
-        .strip_prefix("Bearer ")
-        .map(str::trim)
 }
 
 /// True if `email` looks like an address: one `@` with something on both sides, a dot in

@@ -1,10 +1,9 @@
 //! SDK keys: authenticating an [`SdkClient`], through the cache that keeps the database
-//! off the evaluation hot path. The extractor over this is `http::credentials`.
+//! off the evaluation hot path. The extractor over this, which finds the key in the
+//! request, is `http::credentials`.
 
 use std::time::Duration;
 
-use axum::http::HeaderMap;
-use axum::http::header::{AUTHORIZATION, HeaderName};
 use moka::future::Cache;
 
 use super::{API_TOKEN_PREFIX, AuthError, SDK_KEY_PREFIX, hash_secret};
@@ -107,13 +106,13 @@ async fn load(db: &Db, key_hash: String) -> Result<Option<SdkClient>, sqlx::Erro
     }))
 }
 
-/// The SDK client a request's SDK key names (`Authorization: Bearer …` or `X-API-Key`).
+/// The SDK client a request's SDK key names (`key` as presented, unchecked).
 pub(crate) async fn authenticate_sdk(
     db: &Db,
     cache: &SdkKeyCache,
-    headers: &HeaderMap,
+    key: Option<&str>,
 ) -> Result<SdkClient, AuthError> {
-    let key = presented_key(headers).ok_or(AuthError::Unauthenticated(
+    let key = key.ok_or(AuthError::Unauthenticated(
         "this endpoint needs an SDK key (Authorization: Bearer fp_sdk_… or X-API-Key)",
     ))?;
     if key.starts_with(API_TOKEN_PREFIX) {
@@ -128,13 +127,4 @@ pub(crate) async fn authenticate_sdk(
         .lookup(db, key)
         .await?
         .ok_or(AuthError::Unauthenticated("invalid or revoked SDK key"))
-}
-
-/// The SDK key a request presents (`Authorization: Bearer …` or `X-API-Key`), unchecked.
-pub(crate) fn presented_key(headers: &HeaderMap) -> Option<&str> {
-    let header = |name| headers.get(name).and_then(|v| v.to_str().ok());
-    header(AUTHORIZATION)
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim)
-        .or_else(|| header(HeaderName::from_static("x-api-key")))
 }

@@ -1,6 +1,6 @@
 //! Dashboard sign-in: login, logout and "who am I" over the `fp_session` cookie.
 //!
-//! See [`crate::auth::session`] for the cookie and CSRF contract.
+//! See [`super::session_cookie`] for the cookie and CSRF contract.
 
 use axum::Json;
 use axum::extract::State;
@@ -13,8 +13,8 @@ use utoipa_axum::routes;
 
 use super::credentials::ClientAddr;
 use super::extract::ApiJson;
-use crate::auth::session::{self, CSRF_HEADER};
-use crate::auth::{AuthError, constant_time_eq, login, password, session_actor};
+use super::session_cookie;
+use crate::auth::{AuthError, constant_time_eq, login, password, session, session_actor};
 use crate::db::now_ms;
 use crate::domain::sessions;
 use crate::error::{ApiError, ApiResult, ErrorBody};
@@ -60,7 +60,7 @@ impl utoipa::Modify for ManagementSecurity {
         components.add_security_scheme(
             "session",
             SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
-                session::SESSION_COOKIE,
+                session_cookie::SESSION_COOKIE,
                 "Dashboard session from POST /api/v1/auth/login; writes also need X-CSRF-Token",
             ))),
         );
@@ -114,7 +114,7 @@ async fn login(
     let user = user::by_id(&mut conn, user_id)
         .await?
         .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("user {user_id} vanished at login")))?;
-    let cookie = session::set_cookie(
+    let cookie = session_cookie::set_cookie(
         &new.cookie_value,
         hours.saturating_mul(3600),
         state.config.secure_cookies,
@@ -134,14 +134,11 @@ async fn login(
         (status = 204, description = "Signed out; the cookie is cleared"),
         (status = 403, body = ErrorBody, description = "Missing or wrong CSRF token")))]
 async fn logout(State(state): State<AppState>, headers: HeaderMap) -> ApiResult<Response> {
-    if let Some(cookie) = session::cookie_value(&headers)
+    if let Some(cookie) = session_cookie::cookie_value(&headers)
         && let Some(found) = session::find(&state.db, cookie).await?
     {
         if found.expires_at > now_ms() {
-            let sent = headers
-                .get(CSRF_HEADER)
-                .map(|v| v.as_bytes())
-                .unwrap_or_default();
+            let sent = session_cookie::csrf_token(&headers);
             if !constant_time_eq(sent, found.csrf_token.as_bytes()) {
                 return Err(ApiError::Forbidden(
                     "missing or wrong X-CSRF-Token header".into(),
@@ -150,7 +147,7 @@ async fn logout(State(state): State<AppState>, headers: HeaderMap) -> ApiResult<
         }
         sessions::end(&state.db, cookie).await?;
     }
-    let clear = session::clear_cookie(state.config.secure_cookies);
+    let clear = session_cookie::clear_cookie(state.config.secure_cookies);
     Ok((StatusCode::NO_CONTENT, [(SET_COOKIE, clear)]).into_response())
 }
 
@@ -164,7 +161,7 @@ async fn me(
     State(state): State<AppState>,
     headers: HeaderMap,
 ) -> Result<Json<SessionInfo>, AuthError> {
-    let cookie = session::cookie_value(&headers).ok_or(AuthError::Unauthenticated(
+    let cookie = session_cookie::cookie_value(&headers).ok_or(AuthError::Unauthenticated(
         "no dashboard session: sign in with POST /api/v1/auth/login",
     ))?;
     let (_, found) = session_actor(&state.db, cookie).await?;

@@ -1,14 +1,21 @@
 //! The credential extractors, at the HTTP edge: [`Actor`] for the management API,
 //! [`SdkClient`] for SDK endpoints, and the client address sign-in limits by. They read
-//! the request and hand it to [`crate::auth`], which checks it.
+//! the credentials from the request's headers and hand them to [`crate::auth`], which
+//! checks them; an [`AuthError`] becomes its response here.
 
 use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};
 
+use axum::Json;
 use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::http::header::{AUTHORIZATION, AsHeaderName, HeaderName};
 use axum::http::request::Parts;
+use axum::http::{HeaderMap, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
 
-use crate::auth::{self, Actor, AuthError, SdkClient};
+use super::session_cookie;
+use crate::auth::{self, Actor, AuthError, Authorization, Presented, SdkClient};
+use crate::error::{ErrorBody, ErrorDetail};
 use crate::state::AppState;
 
 impl FromRequestParts<AppState> for Actor {
@@ -18,7 +25,15 @@ impl FromRequestParts<AppState> for Actor {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        auth::authenticate(&state.db, &state.auth, &parts.method, &parts.headers).await
+        let headers = &parts.headers;
+        let presented = Presented {
+            authorization: authorization(headers),
+            session_cookie: session_cookie::cookie_value(headers),
+            csrf_token: session_cookie::csrf_token(headers),
+            api_key: header_text(headers, X_API_KEY),
+            safe_method: matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS),
+        };
+        auth::authenticate(&state.db, &state.auth, &presented).await
     }
 }
 
@@ -29,7 +44,59 @@ impl FromRequestParts<AppState> for SdkClient {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        auth::authenticate_sdk(&state.db, &state.auth.sdk_keys, &parts.headers).await
+        let key = presented_key(&parts.headers);
+        auth::authenticate_sdk(&state.db, &state.auth.sdk_keys, key).await
+    }
+}
+
+/// What the `Authorization` header holds.
+fn authorization(headers: &HeaderMap) -> Authorization<'_> {
+    if !headers.contains_key(AUTHORIZATION) {
+        return Authorization::Absent;
+    }
+    header_text(headers, AUTHORIZATION)
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map_or(Authorization::Other, |token| {
+            Authorization::Bearer(token.trim())
+        })
+}
+
+/// The SDK key a request presents (`Authorization: Bearer …` or `X-API-Key`), unchecked.
+pub(crate) fn presented_key(headers: &HeaderMap) -> Option<&str> {
+    header_text(headers, AUTHORIZATION)
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+        .or_else(|| header_text(headers, X_API_KEY))
+}
+
+/// Where SDKs may send their key instead of `Authorization`.
+const X_API_KEY: HeaderName = HeaderName::from_static("x-api-key");
+
+/// A header's value, if present and readable as text.
+fn header_text(headers: &HeaderMap, name: impl AsHeaderName) -> Option<&str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// A 401 with a message saying what to do, or any other [`crate::error::ApiError`] (403
+/// for a missing CSRF token, 500/503 when the database fails); the same JSON shape as
+/// every error.
+impl IntoResponse for AuthError {
+    fn into_response(self) -> Response {
+        match self {
+            AuthError::Unauthenticated(message) => {
+                let body = ErrorBody {
+                    error: ErrorDetail {
+                        code: "unauthenticated".into(),
+                        message: message.into(),
+                        field: None,
+                        details: Vec::new(),
+                    },
+                    current: None,
+                };
+                (StatusCode::UNAUTHORIZED, Json(body)).into_response()
+            }
+            AuthError::Api(e) => e.into_response(),
+        }
     }
 }
 

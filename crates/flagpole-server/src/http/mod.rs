@@ -27,6 +27,7 @@ mod ops;
 mod projects;
 mod sdk_keys;
 mod segments;
+mod session_cookie;
 mod stream;
 mod tokens;
 mod upgrade;

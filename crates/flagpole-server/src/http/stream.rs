@@ -10,8 +10,9 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::credentials::presented_key;
 use super::upgrade::{NotAnUpgrade, Upgrade};
-use crate::auth::{SdkClient, hash_secret, presented_key};
+use crate::auth::{SdkClient, hash_secret};
 use crate::error::{ApiError, ErrorBody, ErrorDetail};
 use crate::push::HubError;
 use crate::push::connection::{self, Settings};
