@@ -2,17 +2,18 @@
 //!
 //! Secrets come from the configuration (`--admin-password`, `--admin-token`) or are
 //! generated; generated ones are printed once to stderr and never again, supplied ones are
-//! never printed. Safe to run on every start and on several replicas at once: on Postgres
-//! the check-and-create runs under a transaction-scoped advisory lock, on SQLite under
-//! `begin immediate` (the write lock), so exactly one admin is created.
+//! never printed. Safe to run on every start and on several replicas at once: the write,
+//! `domain::first_start::create_admin`, checks and creates under a lock (a
+//! transaction-scoped advisory lock on Postgres, `begin immediate` on SQLite), so exactly
+//! one admin is created.
 
-use crate::auth::{API_TOKEN_PREFIX, Role, display_prefix, generate_secret, hash_secret, password};
+use anyhow::Context as _;
+
+use crate::auth::{API_TOKEN_PREFIX, generate_secret, password};
 use crate::config::Config;
-use crate::db::{Db, now_ms};
-use crate::domain::{AuditedAccount, audit_account};
-use crate::store::api_token::{self, NewApiToken};
-use crate::store::user::{self, NewUser};
-use serde_json::json;
+use crate::db::Db;
+use crate::domain::first_start::{self, FirstAdmin};
+use crate::store::user;
 
 /// Name of the API token created on first start.
 pub const ADMIN_TOKEN_NAME: &str = "bootstrap-admin";
@@ -69,62 +70,20 @@ pub async fn bootstrap(db: &Db, config: &Config) -> anyhow::Result<Bootstrapped>
              more characters"
         );
     }
-    // Hash before taking the lock: it is the slow part.
+    // Hashed before the write: it is the slow part.
     let password_hash = password::hash(admin_password).await?;
-
-    let mut tx = db.begin_write().await?;
-    // Replicas starting together queue here; the second one then sees the first one's
-    // user and does nothing.
-    user::lock_first_start(&mut tx).await?;
-    if user::any_exists(&mut tx).await? {
-        tx.rollback().await?;
+    let admin = FirstAdmin {
+        email: &email,
+        password_hash: &password_hash,
+        token: &token,
+        token_name: ADMIN_TOKEN_NAME,
+    };
+    let created = first_start::create_admin(db, &admin)
+        .await
+        .context("creating the first admin")?;
+    if !created {
         return Ok(Bootstrapped::AlreadyDone);
     }
-    let now = now_ms();
-    let actor = "system:bootstrap";
-    let new_user = NewUser {
-        email: &email,
-        name: "Administrator",
-        password_hash: &password_hash,
-        role: Role::Admin,
-        project_id: None,
-    };
-    let user_id = user::insert(&mut tx, &new_user, now).await?;
-    let new_token = NewApiToken {
-        name: ADMIN_TOKEN_NAME,
-        token_hash: &hash_secret(&token),
-        prefix: &display_prefix(&token),
-        role: Role::Admin,
-        project_id: None,
-        created_by: actor,
-    };
-    let token_id = api_token::insert(&mut tx, &new_token, now).await?;
-    let user_after = json!({"id": user_id, "email": email, "role": "admin", "project": null});
-    let token_after =
-        json!({"id": token_id, "name": ADMIN_TOKEN_NAME, "role": "admin", "project": null});
-    for (action, resource_type, id, after) in [
-        ("user.create", "user", user_id, user_after),
-        ("api_token.create", "api_token", token_id, token_after),
-    ] {
-        let account = AuditedAccount {
-            resource_type,
-            id,
-            project_id: None,
-            environment_id: None,
-        };
-        audit_account(
-            &mut tx,
-            actor,
-            action,
-            &account,
-            (None, Some(after)),
-            "first start",
-            now,
-        )
-        .await
-        .map_err(|e| anyhow::anyhow!("writing the audit entry: {e:?}"))?;
-    }
-    tx.commit().await?;
 
     print_secrets(
         &email,

@@ -12,6 +12,7 @@ pub(crate) mod api_tokens;
 pub(crate) mod configs;
 pub(crate) mod diff;
 pub(crate) mod environments;
+pub(crate) mod first_start;
 pub(crate) mod flag_write;
 pub(crate) mod flags;
 pub(crate) mod history;
