@@ -5,7 +5,9 @@
 //! request gets the same JSON error whichever part of it was wrong.
 
 use axum::Json;
-use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
+use axum::extract::path::ErrorKind;
+use axum::extract::rejection::PathRejection;
+use axum::extract::{FromRequest, FromRequestParts, Path, Query, RawPathParams, Request};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -128,7 +130,8 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
     }
 }
 
-/// `Path<T>` whose rejection is Flagpole's 400 JSON error.
+/// `Path<T>` whose rejection is Flagpole's 400 JSON error, naming the path parameter that
+/// does not parse (`id` in `/api/v1/users/{id}`).
 #[derive(Debug, Clone)]
 pub(crate) struct ApiPath<T>(pub(crate) T);
 
@@ -140,11 +143,38 @@ where
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        Path::<T>::from_request_parts(parts, state)
-            .await
-            .map(|Path(p)| ApiPath(p))
-            .map_err(|rejection| rejected(rejection.status(), rejection.body_text()))
+        let rejection = match Path::<T>::from_request_parts(parts, state).await {
+            Ok(Path(p)) => return Ok(ApiPath(p)),
+            Err(rejection) => rejection,
+        };
+        let params = RawPathParams::from_request_parts(parts, state).await.ok();
+        let names: Vec<&str> = params
+            .iter()
+            .flat_map(|p| p.iter().map(|(k, _)| k))
+            .collect();
+        let field = path_field(&rejection, &names);
+        match rejected(rejection.status(), rejection.body_text()) {
+            ApiError::BadRequest { message, .. } => Err(ApiError::BadRequest { message, field }),
+            other => Err(other),
+        }
     }
+}
+
+/// The path parameter a rejection is about: axum names it for a struct, gives its index
+/// for a tuple, and neither for a single value (then the route has one parameter).
+fn path_field(rejection: &PathRejection, names: &[&str]) -> Option<String> {
+    let PathRejection::FailedToDeserializePathParams(failed) = rejection else {
+        return None;
+    };
+    let name = match failed.kind() {
+        ErrorKind::ParseErrorAtKey { key, .. }
+        | ErrorKind::DeserializeError { key, .. }
+        | ErrorKind::InvalidUtf8InPathParam { key } => key.as_str(),
+        ErrorKind::ParseErrorAtIndex { index, .. } => names.get(*index)?,
+        ErrorKind::ParseError { .. } if names.len() == 1 => names[0],
+        _ => return None,
+    };
+    Some(name.to_owned())
 }
 
 /// The version an update is based on: the `If-Match` header (`3`, `"3"` or `W/"3"`) or a

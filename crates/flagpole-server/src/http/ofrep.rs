@@ -16,14 +16,15 @@
 //! lost in translation.
 
 use axum::body::Bytes;
+use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use flagpole_core::Context;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::extract::ApiPath;
 use crate::auth::SdkClient;
 use crate::error::{ApiError, ErrorBody};
 use crate::state::AppState;
@@ -97,7 +98,7 @@ impl utoipa::Modify for SdkKeySecurity {
 async fn evaluate_flag(
     client: SdkClient,
     State(state): State<AppState>,
-    Path(key): Path<String>,
+    ApiPath(key): ApiPath<String>,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let ctx = match read_context(body) {

@@ -2,14 +2,14 @@
 //! admins of the environment's project.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::domain_common::project_env;
-use super::extract::ApiJson;
+use super::extract::{ApiJson, ApiPath};
 use crate::auth::{Actor, Role};
 use crate::domain::sdk_keys;
 use crate::error::{ApiResult, ErrorBody};
@@ -55,7 +55,7 @@ pub(crate) struct CreateSdkKey {
 async fn list_sdk_keys(
     State(state): State<AppState>,
     actor: Actor,
-    Path((project, env)): Path<(String, String)>,
+    ApiPath((project, env)): ApiPath<(String, String)>,
 ) -> ApiResult<Json<SdkKeyList>> {
     let (_, env) = project_env(&state, &actor, &project, &env, Role::Admin).await?;
     let mut conn = state.db.pool.acquire().await?;
@@ -72,7 +72,7 @@ async fn list_sdk_keys(
 async fn create_sdk_key(
     State(state): State<AppState>,
     actor: Actor,
-    Path((project, env)): Path<(String, String)>,
+    ApiPath((project, env)): ApiPath<(String, String)>,
     ApiJson(body): ApiJson<CreateSdkKey>,
 ) -> ApiResult<(StatusCode, Json<CreatedSdkKey>)> {
     let (_, env) = project_env(&state, &actor, &project, &env, Role::Admin).await?;
@@ -91,7 +91,7 @@ async fn create_sdk_key(
 async fn revoke_sdk_key(
     State(state): State<AppState>,
     actor: Actor,
-    Path((project, env, id)): Path<(String, String, i64)>,
+    ApiPath((project, env, id)): ApiPath<(String, String, i64)>,
 ) -> ApiResult<StatusCode> {
     let (_, env) = project_env(&state, &actor, &project, &env, Role::Admin).await?;
     sdk_keys::revoke(&state, &actor, &env, id).await?;

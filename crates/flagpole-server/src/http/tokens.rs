@@ -2,13 +2,13 @@
 //! Global resources: only unscoped admins manage them.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::extract::ApiJson;
+use super::extract::{ApiJson, ApiPath};
 use crate::auth::{Actor, Role};
 use crate::domain::api_tokens;
 use crate::error::{ApiResult, ErrorBody};
@@ -90,7 +90,7 @@ async fn create_token(
 async fn revoke_token(
     State(state): State<AppState>,
     actor: Actor,
-    Path(id): Path<i64>,
+    ApiPath(id): ApiPath<i64>,
 ) -> ApiResult<StatusCode> {
     actor.require(Role::Admin, None)?;
     api_tokens::revoke(&state, &actor, id).await?;

@@ -1,13 +1,13 @@
 //! Dashboard users: list, create, read, update (role, scope, password, disabled), delete.
 //! Global resources: only unscoped admins manage them. Password hashes never leave here.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use serde::{Deserialize, Deserializer, Serialize};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::extract::{ApiJson, required_version};
+use super::extract::{ApiJson, ApiPath, required_version};
 use crate::auth::{Actor, Role};
 use crate::domain::users::{self, NewUserInput, UserPatch};
 use crate::error::{ApiError, ApiResult, ErrorBody};
@@ -87,7 +87,7 @@ async fn create_user(
 async fn get_user(
     State(state): State<AppState>,
     actor: Actor,
-    Path(id): Path<i64>,
+    ApiPath(id): ApiPath<i64>,
 ) -> ApiResult<axum::Json<User>> {
     actor.require(Role::Admin, None)?;
     let mut conn = state.db.pool.acquire().await?;
@@ -133,7 +133,7 @@ fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D:
 async fn update_user(
     State(state): State<AppState>,
     actor: Actor,
-    Path(id): Path<i64>,
+    ApiPath(id): ApiPath<i64>,
     headers: HeaderMap,
     ApiJson(body): ApiJson<UpdateUser>,
 ) -> ApiResult<axum::Json<User>> {
@@ -159,7 +159,7 @@ async fn update_user(
 async fn delete_user(
     State(state): State<AppState>,
     actor: Actor,
-    Path(id): Path<i64>,
+    ApiPath(id): ApiPath<i64>,
 ) -> ApiResult<StatusCode> {
     actor.require(Role::Admin, None)?;
     users::delete(&state, &actor, id).await?;

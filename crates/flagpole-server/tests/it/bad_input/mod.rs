@@ -3,6 +3,7 @@
 //! 5xx, and nothing is written. Deterministic: a seeded RNG drives the random cases.
 
 mod endpoints;
+mod paths;
 
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
