@@ -179,6 +179,12 @@ static SQL_CALL: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(&format!(r"\bsqlx\s*::\s*(\{{[^}}]*\b{api}\b|{api}\b)")).expect("valid regex")
 });
 
+/// sqlx's `PgListener` methods that run `LISTEN`/`UNLISTEN` (a method call: `x.listen(`),
+/// looked for only in files that name `PgListener` (a TCP socket's `listen` is no SQL).
+static LISTEN_CALL: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"\.\s*(listen|listen_all|unlisten|unlisten_all)\s*\(").expect("valid regex")
+});
+
 /// The places in `file` that contain what `forbidden` names, as `line: what`.
 fn occurrences(file: &ServerFile, forbidden: &Forbidden) -> Vec<String> {
     let mut found = Vec::new();
@@ -196,6 +202,16 @@ fn occurrences(file: &ServerFile, forbidden: &Forbidden) -> Vec<String> {
                     file.source.line_of(m.start()),
                     m.as_str().split_whitespace().collect::<String>()
                 ));
+            }
+            let listens = LISTEN_CALL.find_iter(&file.source.code);
+            if !word_matches(&file.source.code, "PgListener").is_empty() {
+                for m in listens {
+                    found.push(format!(
+                        "{}: LISTEN through `{}`",
+                        file.source.line_of(m.start()),
+                        m.as_str().split_whitespace().collect::<String>()
+                    ));
+                }
             }
         }
         Forbidden::Names(names) => {
@@ -394,6 +410,20 @@ fn the_checks_catch_planted_violations() {
         places[2].starts_with("src/http/planted.rs:2: sqlx call"),
         "{places:?}"
     );
+
+    let listen = file(
+        "push",
+        "use sqlx::postgres::PgListener;\nlistener.listen(CHANNEL).await?;\n\
+         notify::listen(push, cache, shutdown);",
+    );
+    let places = &violations(&[listen])[ABSENCES[0].invariant];
+    assert_eq!(places.len(), 1, "{places:?}");
+    assert!(
+        places[0].contains(":2: LISTEN through `.listen(`"),
+        "{places:?}"
+    );
+    let tcp = file("lib", "socket.bind(addr)?;\nsocket.listen(LISTEN_BACKLOG)");
+    assert!(violations(&[tcp]).is_empty());
 
     let tx = file("http", "let tx = state.db.begin_write().await?;");
     assert!(violations(&[tx]).contains_key(ABSENCES[1].invariant));

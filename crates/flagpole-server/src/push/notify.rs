@@ -14,16 +14,7 @@ use tokio_util::sync::CancellationToken;
 use super::Push;
 use crate::changes::EnvChanged;
 use crate::snapshots::SnapshotCache;
-use crate::store::change_log::{CHANNEL, all_data_versions, data_versions};
-
-/// Parses a notification payload.
-pub(crate) fn parse_payload(payload: &str) -> Option<EnvChanged> {
-    let (env, version) = payload.split_once(':')?;
-    Some(EnvChanged {
-        environment_id: env.parse().ok()?,
-        data_version: version.parse().ok()?,
-    })
-}
+use crate::store::change_log::{self, all_data_versions, data_versions, parse_payload};
 
 /// Pokes hubs with every change on the in-process feed until shutdown.
 pub(crate) async fn follow(
@@ -128,7 +119,7 @@ async fn subscribe(url: &str) -> Result<PgListener, sqlx::Error> {
     let mut listener = PgListener::connect_with(&pool).await?;
     // A lost connection ends `try_recv` with `Ok(None)` at once; `listen` reconnects.
     listener.eager_reconnect(false);
-    listener.listen(CHANNEL).await?;
+    change_log::listen(&mut listener).await?;
     Ok(listener)
 }
 
@@ -254,23 +245,5 @@ impl CacheFeeder {
                 }
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn payloads_parse() {
-        assert_eq!(
-            parse_payload("12:345"),
-            Some(EnvChanged {
-                environment_id: 12,
-                data_version: 345
-            })
-        );
-        assert_eq!(parse_payload("12"), None);
-        assert_eq!(parse_payload("a:1"), None);
     }
 }

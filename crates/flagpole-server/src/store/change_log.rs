@@ -1,13 +1,31 @@
 //! The change log of environments: the Postgres notification that announces new versions
-//! to other replicas, the versions themselves, and pruning of `env_change` (the rows
-//! [`super::snapshot::load_patch`] builds patches from).
+//! to other replicas (both ends of it: the NOTIFY a write sends, the LISTEN and payload
+//! format its receivers use), the versions themselves, and pruning of `env_change` (the
+//! rows [`super::snapshot::load_patch`] builds patches from).
+
+use sqlx::postgres::PgListener;
 
 use super::Conn;
 use crate::changes::EnvChanged;
 use crate::db::Db;
 
 /// The Postgres channel; payloads are `<environment id>:<data version>`.
-pub(crate) const CHANNEL: &str = "flagpole_env";
+const CHANNEL: &str = "flagpole_env";
+
+/// Subscribes `listener`'s connection to [`notify_committed`]'s announcements (`LISTEN`).
+/// The caller owns the connection and reconnects it (`push::notify`).
+pub(crate) async fn listen(listener: &mut PgListener) -> Result<(), sqlx::Error> {
+    listener.listen(CHANNEL).await
+}
+
+/// Parses a notification payload.
+pub(crate) fn parse_payload(payload: &str) -> Option<EnvChanged> {
+    let (env, version) = payload.split_once(':')?;
+    Some(EnvChanged {
+        environment_id: env.parse().ok()?,
+        data_version: version.parse().ok()?,
+    })
+}
 
 /// Announces `bumped` to every replica's listener. Call INSIDE the write's transaction:
 /// Postgres delivers notifications only when (and if) it commits. One statement per
@@ -129,4 +147,22 @@ pub(crate) async fn delete_changes(
     .execute(&db.pool)
     .await?;
     Ok(done.rows_affected())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn payloads_parse() {
+        assert_eq!(
+            parse_payload("12:345"),
+            Some(EnvChanged {
+                environment_id: 12,
+                data_version: 345
+            })
+        );
+        assert_eq!(parse_payload("12"), None);
+        assert_eq!(parse_payload("a:1"), None);
+    }
 }
