@@ -101,35 +101,6 @@ const ABSENCES: &[Absence] = &[
     },
 ];
 
-/// Where the code does not hold an invariant yet: each entry names the invariant (by the
-/// start of its sentence), the files (a path prefix), the names it still uses there,
-/// and the step of issue 14 that pays it. A new violation anywhere else, or of another
-/// name, fails at once; an entry that no longer matches anything also fails, so the list
-/// only ever shrinks.
-struct Debt {
-    rule: &'static str,
-    files: &'static str,
-    names: &'static [&'static str],
-    step: &'static str,
-}
-
-const KNOWN_DEBT: &[Debt] = &[];
-
-impl Debt {
-    fn covers(&self, invariant: &str, place: &str) -> bool {
-        invariant.starts_with(self.rule)
-            && place.starts_with(self.files)
-            && self
-                .names
-                .iter()
-                .any(|name| place.ends_with(&format!("`{name}`")))
-    }
-}
-
-/// Module edges that point up today, with the step that removes each; the cycle check
-/// runs without them and fails if one of them is gone (then delete it here).
-const KNOWN_BACK_EDGES: &[(&str, &str, &str)] = &[];
-
 /// The server's source files.
 pub(crate) fn server_files() -> Vec<ServerFile> {
     let src = workspace_root().join("crates/flagpole-server/src");
@@ -325,35 +296,14 @@ pub(crate) fn find_cycle(graph: &BTreeMap<String, BTreeSet<String>>) -> Option<V
 #[test]
 fn server_layers_hold() {
     let files = server_files();
-    let mut report = Vec::new();
-    let mut debt_used = vec![false; KNOWN_DEBT.len()];
-    for (invariant, places) in violations(&files) {
-        let mut new = Vec::new();
-        for place in places {
-            let debt = KNOWN_DEBT.iter().position(|d| d.covers(invariant, &place));
-            match debt {
-                Some(i) => debt_used[i] = true,
-                None => new.push(place),
-            }
-        }
-        if !new.is_empty() {
-            report.push(format!("{invariant}:\n  {}", new.join("\n  ")));
-        }
-    }
+    let report: Vec<String> = violations(&files)
+        .into_iter()
+        .map(|(invariant, places)| format!("{invariant}:\n  {}", places.join("\n  ")))
+        .collect();
     assert!(
         report.is_empty(),
         "the server's layers are broken (ARCHITECTURE.md, Architecture invariants):\n{}",
         report.join("\n")
-    );
-    let paid: Vec<_> = KNOWN_DEBT
-        .iter()
-        .zip(debt_used)
-        .filter(|(_, used)| !used)
-        .map(|(d, _)| format!("{}… in {} ({})", d.rule, d.files, d.step))
-        .collect();
-    assert!(
-        paid.is_empty(),
-        "paid debt: remove these from KNOWN_DEBT: {paid:?}"
     );
 }
 
@@ -367,13 +317,6 @@ fn server_modules_depend_one_way() {
     graph.remove("testing");
     for edges in graph.values_mut() {
         edges.remove("testing");
-    }
-    for (from, to, step) in KNOWN_BACK_EDGES {
-        let removed = graph.get_mut(*from).is_some_and(|edges| edges.remove(*to));
-        assert!(
-            removed,
-            "{from} no longer names {to} ({step} is done): remove it from KNOWN_BACK_EDGES"
-        );
     }
     if let Some(cycle) = find_cycle(&graph) {
         panic!(
