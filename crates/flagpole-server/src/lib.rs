@@ -81,9 +81,12 @@ impl App {
             .snapshots
             .spawn_follower(&state.changes, &state.tasks, state.shutdown.clone());
         state.tasks.spawn(telemetry::upkeep(state.shutdown.clone()));
-        state
-            .push
-            .start(&state.changes, &state.snapshots, &state.auth.sdk_keys);
+        state.push.start(
+            &state.db,
+            &state.changes,
+            &state.snapshots,
+            &state.auth.sdk_keys,
+        );
         match state.snapshots.warm().await {
             Ok(n) => tracing::info!(environments = n, "snapshot cache warmed"),
             // Not fatal: /readyz reports it and retries; evaluations load on demand.

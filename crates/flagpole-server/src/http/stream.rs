@@ -59,7 +59,7 @@ async fn stream(
         Ok(lease) => lease,
         // The key's environment was deleted since the key was cached.
         Err(HubError::Gone(_)) => return ApiError::Unauthenticated.into_response(),
-        Err(HubError::Db(error)) => {
+        Err(HubError::Source(error)) => {
             tracing::warn!(%error, environment_id = client.environment_id, "cannot load environment for a stream");
             return ApiError::Unavailable(
                 "the environment cannot be loaded right now; retry".into(),
@@ -76,7 +76,7 @@ async fn stream(
     let key_lease = state.push.stream_keys().register(key);
     let shutdown = state.push.shutdown().clone();
     let tasks = state.push.tasks().clone();
-    let db = state.push.db().clone();
+    let source = state.push.source().clone();
     let config = WebSocketConfig::default()
         .read_buffer_size(READ_BUFFER)
         // Every send flushes; nothing is gained by letting writes accumulate.
@@ -87,7 +87,7 @@ async fn stream(
     upgrade.on_upgrade(config, &tasks, move |socket| async move {
         let hub = lease.hub().clone();
         let revoked = key_lease.revoked.clone();
-        let end = connection::serve(socket, hub, Some(db), settings, shutdown, revoked).await;
+        let end = connection::serve(socket, hub, Some(source), settings, shutdown, revoked).await;
         tracing::debug!(
             environment_id = client.environment_id,
             ?end,

@@ -27,7 +27,7 @@ use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
 use tokio_util::sync::CancellationToken;
 
 use super::hub::{CatchUp, EnvHub, PatchFrame, encode};
-use crate::db::Db;
+use super::source::Source;
 
 const PING: Utf8Bytes = Utf8Bytes::from_static(r#"{"type":"ping"}"#);
 const PONG: Utf8Bytes = Utf8Bytes::from_static(r#"{"type":"pong"}"#);
@@ -85,12 +85,12 @@ pub(crate) enum End {
 }
 
 /// Runs one connection until it ends (at the latest when `shutdown` or `revoked` fires);
-/// `db` is used only to check a client that claims a version this replica has not seen yet
-/// (without it the claim is trusted).
+/// `source` is asked only about a client that claims a version this replica has not seen
+/// yet (without it the claim is trusted).
 pub(crate) async fn serve<S>(
     socket: S,
     hub: Arc<EnvHub>,
-    db: Option<Db>,
+    source: Option<Source>,
     settings: Settings,
     shutdown: CancellationToken,
     revoked: CancellationToken,
@@ -103,7 +103,7 @@ where
     let mut conn = Connection {
         socket,
         hub,
-        db,
+        source,
         updates,
         held: None,
         greeted: false,
@@ -124,7 +124,7 @@ where
 struct Connection<S> {
     socket: S,
     hub: Arc<EnvHub>,
-    db: Option<Db>,
+    source: Option<Source>,
     updates: Receiver<Arc<PatchFrame>>,
     /// The version the client holds, as far as we know.
     held: Option<u64>,
@@ -300,13 +300,13 @@ where
         let Some(held) = self.held else {
             return Ok(());
         };
-        let Some(db) = &self.db else {
+        let Some(source) = &self.source else {
             self.hub.poke(Some(held));
             return Ok(());
         };
-        match crate::store::change_log::data_versions(db, &[self.hub.environment_id]).await {
-            Ok(versions) => match versions.first() {
-                Some(&(_, current)) if current >= held => {
+        match source.version(self.hub.environment_id).await {
+            Ok(version) => match version {
+                Some(current) if current >= held => {
                     self.hub.poke(Some(current));
                     Ok(())
                 }

@@ -25,6 +25,7 @@ pub(crate) mod hub;
 pub(crate) mod keys;
 pub(crate) mod local;
 pub(crate) mod notify;
+pub(crate) mod source;
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
@@ -38,9 +39,9 @@ use crate::auth::SdkKeyCache;
 use crate::changes::ChangeFeed;
 use crate::db::Db;
 use crate::snapshots::SnapshotCache;
-use crate::store::snapshot::{PatchRead, load_environment, load_patch};
 use flagpole_core::wire::PatchError;
 use hub::{EnvHub, PublishError};
+use source::{PatchRead, Source, SourceError};
 
 /// How often hubs are compared with the database, and idle hubs dropped.
 pub const CHECK_INTERVAL: Duration = Duration::from_secs(5);
@@ -55,7 +56,7 @@ pub enum HubError {
     Gone(i64),
     /// Loading it failed.
     #[error("loading environment for push: {0}")]
-    Db(#[from] sqlx::Error),
+    Source(#[from] SourceError),
 }
 
 /// The hubs of this replica. Cheap to clone.
@@ -65,7 +66,8 @@ pub struct Push {
 }
 
 struct Registry {
-    db: Db,
+    /// What hubs read; the database-only tasks of [`Push::start`] get the database itself.
+    source: Source,
     // std Mutex: held only to look up, insert or remove, never across an await.
     hubs: Mutex<HashMap<i64, Arc<EnvHub>>>,
     /// When each hub was first seen without connections.
@@ -97,16 +99,27 @@ impl Drop for Lease {
 }
 
 impl Push {
-    /// No hubs yet; hubs' updaters run on `tasks` and stop on `shutdown`.
+    /// No hubs yet; hubs read from the database `db`, their updaters run on `tasks` and
+    /// stop on `shutdown`.
     pub fn new(
         db: Db,
         heartbeat: Duration,
         shutdown: CancellationToken,
         tasks: TaskTracker,
     ) -> Push {
+        Push::over(Arc::new(source::Database(db)), heartbeat, shutdown, tasks)
+    }
+
+    /// No hubs yet; hubs read from `source`.
+    pub(crate) fn over(
+        source: Source,
+        heartbeat: Duration,
+        shutdown: CancellationToken,
+        tasks: TaskTracker,
+    ) -> Push {
         Push {
             inner: Arc::new(Registry {
-                db,
+                source,
                 hubs: Mutex::new(HashMap::new()),
                 idle_since: Mutex::new(HashMap::new()),
                 shutdown,
@@ -137,20 +150,26 @@ impl Push {
         &self.inner.keys
     }
 
-    /// The database.
-    pub(crate) fn db(&self) -> &Db {
-        &self.inner.db
+    /// What hubs read.
+    pub(crate) fn source(&self) -> &Source {
+        &self.inner.source
     }
 
-    /// Starts the background tasks: the change-feed follower, the Postgres listener and
-    /// the periodic check (the last two also keep `snapshots` up with other replicas'
-    /// writes), and the revocation check of streams' SDK keys (through `sdk_keys`).
-    /// Subscribes to `changes` before returning.
-    pub fn start(&self, changes: &ChangeFeed, snapshots: &SnapshotCache, sdk_keys: &SdkKeyCache) {
+    /// Starts the database replica's background tasks over `db`: the change-feed follower,
+    /// the Postgres listener and the periodic check (the last two also keep `snapshots` up
+    /// with other replicas' writes), history pruning, and the revocation check of streams'
+    /// SDK keys (through `sdk_keys`). Subscribes to `changes` before returning.
+    pub fn start(
+        &self,
+        db: &Db,
+        changes: &ChangeFeed,
+        snapshots: &SnapshotCache,
+        sdk_keys: &SdkKeyCache,
+    ) {
         let tasks = &self.inner.tasks;
         tasks.spawn(self.inner.keys.clone().watch(
             sdk_keys.clone(),
-            self.inner.db.clone(),
+            db.clone(),
             self.inner.heartbeat,
             self.inner.shutdown.clone(),
         ));
@@ -165,20 +184,22 @@ impl Push {
                 .clone()
                 .run(snapshots.clone(), self.inner.shutdown.clone()),
         );
-        if self.inner.db.backend == crate::db::Backend::Postgres {
+        if db.backend == crate::db::Backend::Postgres {
             tasks.spawn(notify::listen(
                 self.clone(),
+                db.clone(),
                 cache.clone(),
                 self.inner.shutdown.clone(),
             ));
         }
         tasks.spawn(notify::check_periodically(
             self.clone(),
+            db.clone(),
             cache,
             self.inner.shutdown.clone(),
         ));
         tasks.spawn(history::prune_periodically(
-            self.inner.db.clone(),
+            db.clone(),
             self.inner.shutdown.clone(),
         ));
     }
@@ -200,7 +221,7 @@ impl Push {
                 let hub = Arc::new(EnvHub::new(environment_id));
                 self.inner.tasks.spawn(updater(
                     hub.clone(),
-                    self.inner.db.clone(),
+                    self.inner.source.clone(),
                     self.inner.shutdown.clone(),
                 ));
                 hub
@@ -214,7 +235,10 @@ impl Push {
         if lease.hub.version().is_none() {
             let _loading = lease.hub.load_lock.lock().await;
             if lease.hub.version().is_none() {
-                let env = load_environment(&self.inner.db, environment_id)
+                let env = self
+                    .inner
+                    .source
+                    .environment(environment_id)
                     .await?
                     .ok_or(HubError::Gone(environment_id))?;
                 lease.hub.set_loaded(env);
@@ -274,10 +298,10 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// Keeps one hub in step with the database until it is closed or the server stops.
+/// Keeps one hub in step with its source until it is closed or the server stops.
 /// Pokes that arrive while a patch is being built leave one wake-up, so a burst of
 /// writes becomes one patch.
-async fn updater(hub: Arc<EnvHub>, db: Db, shutdown: CancellationToken) {
+async fn updater(hub: Arc<EnvHub>, source: Source, shutdown: CancellationToken) {
     loop {
         tokio::select! {
             () = shutdown.cancelled() => return,
@@ -289,7 +313,7 @@ async fn updater(hub: Arc<EnvHub>, db: Db, shutdown: CancellationToken) {
             continue;
         };
         let started = Instant::now();
-        let read = load_patch(&db, hub.environment_id, from).await;
+        let read = source.changes_after(hub.environment_id, from).await;
         if let Ok(PatchRead::Patch(_)) = &read {
             // Only reads that found changes, as before the read moved to the store: the
             // stream tests count these to show a config write reads nothing back.
@@ -320,7 +344,7 @@ async fn updater(hub: Arc<EnvHub>, db: Db, shutdown: CancellationToken) {
                 hub.closed.cancel();
                 return;
             }
-            Ok(PatchRead::Pruned) => match load_environment(&db, hub.environment_id).await {
+            Ok(PatchRead::Pruned) => match source.environment(hub.environment_id).await {
                 Ok(Some(env)) => {
                     tracing::info!(
                         environment_id = hub.environment_id,
@@ -349,3 +373,7 @@ async fn updater(hub: Arc<EnvHub>, db: Db, shutdown: CancellationToken) {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "source_tests.rs"]
+mod source_tests;

@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::Push;
 use crate::changes::EnvChanged;
+use crate::db::Db;
 use crate::snapshots::SnapshotCache;
 use crate::store::change_log::{self, all_data_versions, data_versions, parse_payload};
 
@@ -49,12 +50,12 @@ pub(crate) async fn follow(
 /// and the snapshot cache, until shutdown. After every (re)connection it compares every
 /// environment with the database, because notifications sent while it was not listening
 /// are lost.
-pub(crate) async fn listen(push: Push, cache: CacheFeeder, shutdown: CancellationToken) {
+pub(crate) async fn listen(push: Push, db: Db, cache: CacheFeeder, shutdown: CancellationToken) {
     let mut backoff = Duration::from_millis(100);
     loop {
         let connected = tokio::select! {
             () = shutdown.cancelled() => return,
-            connected = subscribe(push.db().url()) => connected,
+            connected = subscribe(db.url()) => connected,
         };
         let mut listener = match connected {
             Ok(listener) => listener,
@@ -75,7 +76,7 @@ pub(crate) async fn listen(push: Push, cache: CacheFeeder, shutdown: Cancellatio
         backoff = Duration::from_millis(100);
         // LISTEN is in effect now: anything committed from here on is delivered, and what
         // committed before is visible to this read.
-        resync(&push, &cache, Scope::AllEnvironments).await;
+        resync(&push, &db, &cache, Scope::AllEnvironments).await;
         loop {
             let received = tokio::select! {
                 () = shutdown.cancelled() => return,
@@ -126,6 +127,7 @@ async fn subscribe(url: &str) -> Result<PgListener, sqlx::Error> {
 /// Every [`super::CHECK_INTERVAL`]: compares hubs with the database and drops idle hubs.
 pub(crate) async fn check_periodically(
     push: Push,
+    db: Db,
     cache: CacheFeeder,
     shutdown: CancellationToken,
 ) {
@@ -135,7 +137,7 @@ pub(crate) async fn check_periodically(
     loop {
         tokio::select! {
             () = shutdown.cancelled() => return,
-            _ = tick.tick() => resync(&push, &cache, Scope::Hubs).await,
+            _ = tick.tick() => resync(&push, &db, &cache, Scope::Hubs).await,
         }
     }
 }
@@ -153,14 +155,14 @@ pub(crate) enum Scope {
 /// [`Scope::AllEnvironments`], every one: the hubs and cache skip versions they have) to
 /// [`remote_change`]. Hubs of environments that no longer exist are dropped, as are idle
 /// hubs.
-pub(crate) async fn resync(push: &Push, cache: &CacheFeeder, scope: Scope) {
+pub(crate) async fn resync(push: &Push, db: &Db, cache: &CacheFeeder, scope: Scope) {
     let hubs = push.hubs();
     let result = match scope {
         Scope::Hubs => {
             let ids: Vec<i64> = hubs.iter().map(|h| h.environment_id).collect();
-            data_versions(push.db(), &ids).await
+            data_versions(db, &ids).await
         }
-        Scope::AllEnvironments => all_data_versions(push.db()).await,
+        Scope::AllEnvironments => all_data_versions(db).await,
     };
     let versions = match result {
         Ok(v) => v,
