@@ -40,6 +40,7 @@ mod error;
 mod eval;
 mod index;
 mod reuse;
+mod scope;
 mod snapshot;
 
 pub use context::{Attributes, Context};
