@@ -11,6 +11,7 @@ pub(crate) mod api_token;
 pub mod audit;
 pub(crate) mod change_log;
 pub(crate) mod constraint;
+pub mod dependency;
 pub mod environment;
 mod error;
 pub mod flag;

@@ -2,7 +2,7 @@
 
 use flagpole_core::model::Segment;
 
-use super::{Conn, StoreResult, from_text, to_text};
+use super::{Conn, StoreResult, from_text, placeholders, to_text};
 
 /// A segment row with its definition parsed.
 #[derive(Debug, Clone, PartialEq)]
@@ -62,6 +62,27 @@ pub async fn by_key(
     .fetch_optional(conn)
     .await?;
     row.map(parse).transpose()
+}
+
+/// The segments with these keys (those that exist), by key.
+pub async fn by_keys(
+    conn: &mut Conn,
+    project_id: i64,
+    keys: &[String],
+) -> StoreResult<Vec<SegmentRow>> {
+    if keys.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sql = format!(
+        "select {COLUMNS} from segment where project_id = $1 and key in ({}) order by key",
+        placeholders(2, keys.len())
+    );
+    let mut query = sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(project_id);
+    for key in keys {
+        query = query.bind(key);
+    }
+    let rows: Vec<RawRow> = query.fetch_all(conn).await?;
+    rows.into_iter().map(parse).collect()
 }
 
 /// Inserts a segment at version 1.
