@@ -6,7 +6,7 @@ use serde_json::json;
 
 use super::flag_write::{FlagAudit, FlagView, record, version_state};
 use super::flags::lock_row_for_write;
-use super::validate::{FlagShape, Written, validate};
+use super::validate::{FlagShape, Written, flag_scope, validate_scope};
 use crate::auth::Actor;
 use crate::db::now_ms;
 use crate::error::{ApiError, ApiResult};
@@ -17,7 +17,6 @@ use crate::store::environment::{self, Environment};
 use crate::store::flag::{self, FlagRow};
 use crate::store::flag_version::FlagVersionState;
 use crate::store::project::Project;
-use crate::store::project_data::ProjectData;
 
 /// What a per-environment write changes.
 #[derive(Debug, Clone)]
@@ -52,20 +51,25 @@ pub(crate) async fn write(
     let row = lock_row_for_write(&mut tx, project.id, flag_key, expected, false).await?;
     let (before, after, action, history) = match change {
         ConfigChange::Replace(config) => {
-            let mut data = ProjectData::load(&mut tx, project.id).await?;
-            let index = data
-                .flags
-                .iter()
-                .position(|f| f.definition.key == flag_key)
+            let mut data = flag_scope(&mut tx, project.id, flag_key, Some(env.id)).await?;
+            let flag = data
+                .flag_mut(flag_key)
                 .ok_or_else(|| ApiError::not_found("flag", flag_key))?;
-            let before = config_in(data.flags[index].configs.get(&env.id), flag_key, env)?.clone();
-            data.flags[index].configs.insert(env.id, config.clone());
-            validate(
-                &data,
+            let before = config_in(flag.configs.get(&env.id), flag_key, env)?.clone();
+            flag.configs.insert(env.id, config.clone());
+            validate_scope(
+                &mut tx,
+                project.id,
+                &mut data,
                 Some(&[env.id]),
                 Written::Flag(flag_key, FlagShape::Config),
-            )?;
-            let history = version_state(&data, &data.flags[index]);
+            )
+            .await?;
+            // Validation loaded what the config names, so look the flag up again.
+            let flag = data
+                .flag(flag_key)
+                .ok_or_else(|| ApiError::not_found("flag", flag_key))?;
+            let history = version_state(&data, flag);
             (before, config, "flag_config.update", history)
         }
         // The kill switch flips `enabled` alone, and whether a configuration compiles does

@@ -159,9 +159,7 @@ pub(crate) async fn finish(
     now: i64,
 ) -> ApiResult<FlagView> {
     let flag = data
-        .flags
-        .iter()
-        .find(|f| f.definition.key == row.key)
+        .flag(&row.key)
         .ok_or_else(|| anyhow::anyhow!("flag {} vanished from project data", row.key))?;
     let written: Vec<(i64, &FlagConfig)> = config_envs
         .iter()

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 use flagpole_core::model::{Flag, FlagConfig, FlagKind, Variant};
 
 use super::flag_write::{FlagAudit, FlagView, boolean_variants, default_config, finish};
-use super::validate::{FlagShape, Written, validate};
+use super::validate::{FlagShape, Written, flag_scope, validate_scope};
 use super::{MAX_NAME_LEN, MAX_TEXT_LEN, Problems, check_version, publish};
 use crate::auth::Actor;
 use crate::db::now_ms;
@@ -76,13 +76,13 @@ pub(crate) async fn create(
 
     let mut tx = state.db.begin_write().await?;
     let bumped = environment::bump_data_versions(&mut tx, project.id, None).await?;
-    let mut data = ProjectData::load(&mut tx, project.id).await?;
     if let Some(existing) = flag::by_key(&mut tx, project.id, &definition.key).await? {
         return Err(ApiError::Conflict {
             message: format!("flag `{}` already exists", definition.key),
             current: crate::error::current_of(&FlagView::load(&mut tx, &existing).await?),
         });
     }
+    let mut data = flag_scope(&mut tx, project.id, &definition.key, None).await?;
     let mut configs = HashMap::new();
     let mut given = input.environments;
     for env in &data.environments {
@@ -103,11 +103,14 @@ pub(crate) async fn create(
         archived: false,
         configs,
     });
-    validate(
-        &data,
+    validate_scope(
+        &mut tx,
+        project.id,
+        &mut data,
         None,
         Written::Flag(&definition.key, FlagShape::Definition),
-    )?;
+    )
+    .await?;
 
     let now = now_ms();
     let row = flag::insert(&mut tx, project.id, &definition, now).await?;
@@ -210,12 +213,13 @@ pub(crate) async fn update(
     check_definition(&mut problems, &definition);
     problems.finish()?;
 
-    let mut data = ProjectData::load(&mut tx, project.id).await?;
+    let mut data = flag_scope(&mut tx, project.id, key, None).await?;
     let flag = data
         .flag_mut(key)
         .ok_or_else(|| ApiError::not_found("flag", key))?;
     flag.definition = definition.clone();
-    validate(&data, None, Written::Flag(key, FlagShape::Definition))?;
+    let written = Written::Flag(key, FlagShape::Definition);
+    validate_scope(&mut tx, project.id, &mut data, None, written).await?;
 
     let now = now_ms();
     let version = flag::update(&mut tx, row.id, &definition, row.archived_at, now).await?;
@@ -258,7 +262,7 @@ pub(crate) async fn set_archived(
         // Dropping the transaction rolls the data-version bump back.
         return Ok(before);
     }
-    let mut data = ProjectData::load(&mut tx, project.id).await?;
+    let mut data = flag_scope(&mut tx, project.id, key, None).await?;
     if archive {
         refuse_if_required(&data, key, &before)?;
     }
@@ -266,7 +270,8 @@ pub(crate) async fn set_archived(
         .flag_mut(key)
         .ok_or_else(|| ApiError::not_found("flag", key))?;
     flag.archived = archive;
-    validate(&data, None, Written::Flag(key, FlagShape::Definition))?;
+    let written = Written::Flag(key, FlagShape::Definition);
+    validate_scope(&mut tx, project.id, &mut data, None, written).await?;
 
     let now = now_ms();
     let archived_at = archive.then_some(now);
@@ -296,7 +301,7 @@ pub(crate) async fn set_archived(
 }
 
 /// 409 if a live flag lists `key` as a prerequisite: archiving it would make that flag
-/// fail to evaluate.
+/// fail to evaluate. `data` holds the flag's dependents (see `validate::flag_scope`).
 pub(crate) fn refuse_if_required(
     data: &ProjectData,
     key: &str,

@@ -4,7 +4,7 @@
 use super::flag_write::{FlagAudit, FlagView, finish};
 use super::flags::{lock_for_write, refuse_if_required};
 use super::publish;
-use super::validate::{FlagShape, Written, validate};
+use super::validate::{FlagShape, Written, flag_scope, validate_scope};
 use crate::auth::Actor;
 use crate::db::now_ms;
 use crate::error::{ApiError, ApiResult};
@@ -13,7 +13,6 @@ use crate::store::environment;
 use crate::store::flag::{self, FlagRow};
 use crate::store::flag_version;
 use crate::store::project::Project;
-use crate::store::project_data::ProjectData;
 
 /// Writes version `to_version`'s definition, archived state and configs as a new version.
 /// Environments created since keep their current config; deleted ones are ignored.
@@ -35,7 +34,7 @@ pub(crate) async fn revert(
     if old.flag.key != key {
         return Err(anyhow::anyhow!("flag_version of {key} holds flag {}", old.flag.key).into());
     }
-    let mut data = ProjectData::load(&mut tx, project.id).await?;
+    let mut data = flag_scope(&mut tx, project.id, key, None).await?;
     if old.archived && row.archived_at.is_none() {
         refuse_if_required(&data, key, &before)?;
     }
@@ -56,7 +55,8 @@ pub(crate) async fn revert(
             touched.push(*id);
         }
     }
-    validate(&data, None, Written::Flag(key, FlagShape::State))?;
+    let written = Written::Flag(key, FlagShape::State);
+    validate_scope(&mut tx, project.id, &mut data, None, written).await?;
 
     let now = now_ms();
     let archived_at = if old.archived {

@@ -1,20 +1,19 @@
 //! Segment writes. A segment is shared by every environment of its project, so each write
 //! validates and bumps all of them.
 
-use flagpole_core::model::{Clause, Operator, Segment};
+use flagpole_core::model::Segment;
 use serde::Serialize;
-use serde_json::Value;
 
-use super::validate::{Written, validate};
+use super::validate::{Written, segment_scope, validate_scope};
 use super::{MAX_NAME_LEN, MAX_TEXT_LEN, Problems, check_version, publish};
 use crate::auth::Actor;
 use crate::db::now_ms;
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 use crate::store::audit::{self, NewAuditEvent};
+use crate::store::dependency;
 use crate::store::environment::{self, ChangeKind};
 use crate::store::project::Project;
-use crate::store::project_data::ProjectData;
 use crate::store::segment::{self, SegmentRow};
 
 /// A segment as the API shows it.
@@ -93,7 +92,8 @@ pub(crate) async fn write(
     let mut tx = state.db.begin_write().await?;
     let bumped = environment::bump_data_versions(&mut tx, project.id, None).await?;
     let existing = segment::by_key(&mut tx, project.id, key).await?;
-    let mut data = ProjectData::load(&mut tx, project.id).await?;
+    let existence = !matches!(change, SegmentChange::Update(..));
+    let mut data = segment_scope(&mut tx, project.id, key, existence).await?;
     let now = now_ms();
     let (action, before, after): (&str, Option<SegmentView>, Option<SegmentView>) = match change {
         SegmentChange::Create(s) => {
@@ -104,7 +104,7 @@ pub(crate) async fn write(
                 });
             }
             data.put_segment(key, Some(s.clone()));
-            validate(&data, None, Written::Segment(key))?;
+            validate_scope(&mut tx, project.id, &mut data, None, Written::Segment(key)).await?;
             let row = segment::insert(&mut tx, project.id, &s, now).await?;
             ("segment.create", None, Some(row.into()))
         }
@@ -113,7 +113,7 @@ pub(crate) async fn write(
             let before = SegmentView::from(current.clone());
             check_version(Some(expected), current.version, || before.clone())?;
             data.put_segment(key, Some(s.clone()));
-            validate(&data, None, Written::Segment(key))?;
+            validate_scope(&mut tx, project.id, &mut data, None, Written::Segment(key)).await?;
             let row = segment::update(&mut tx, current.id, expected, &s, now)
                 .await?
                 .ok_or_else(|| super::stale(expected, current.version, &before))?;
@@ -123,7 +123,7 @@ pub(crate) async fn write(
             let current = existing.ok_or_else(|| ApiError::not_found("segment", key))?;
             let before = SegmentView::from(current.clone());
             check_version(expected, current.version, || before.clone())?;
-            let users = users_of(&data, key);
+            let users = users_of(&mut tx, project.id, key).await?;
             if !users.is_empty() {
                 return Err(ApiError::Conflict {
                     message: format!("segment `{key}` is used by {}", users.join(", ")),
@@ -131,7 +131,7 @@ pub(crate) async fn write(
                 });
             }
             data.put_segment(key, None);
-            validate(&data, None, Written::Segment(key))?;
+            validate_scope(&mut tx, project.id, &mut data, None, Written::Segment(key)).await?;
             segment::delete(&mut tx, current.id).await?;
             ("segment.delete", Some(before), None)
         }
@@ -158,29 +158,14 @@ pub(crate) async fn write(
     Ok(after)
 }
 
-fn names_segment(clauses: &[Clause], key: &str) -> bool {
-    clauses.iter().any(|c| {
-        c.op == Operator::InSegment && c.values.iter().any(|v| v == &Value::String(key.into()))
-    })
-}
-
 /// Live flags (`flag `k``) and other segments (`segment `k``) whose rules use `key`.
-fn users_of(data: &ProjectData, key: &str) -> Vec<String> {
-    let flags = data
-        .flags
-        .iter()
-        .filter(|f| !f.archived)
-        .filter(|f| {
-            f.configs
-                .values()
-                .any(|c| c.rules.iter().any(|r| names_segment(&r.clauses, key)))
-        })
-        .map(|f| format!("flag `{}`", f.definition.key));
-    let segments = data
-        .segments
-        .iter()
-        .filter(|s| s.key != key)
-        .filter(|s| s.rules.iter().any(|r| names_segment(&r.clauses, key)))
-        .map(|s| format!("segment `{}`", s.key));
-    flags.chain(segments).collect()
+async fn users_of(
+    conn: &mut crate::store::Conn,
+    project_id: i64,
+    key: &str,
+) -> ApiResult<Vec<String>> {
+    let (flags, segments) = dependency::segment_users(conn, project_id, key).await?;
+    let flags = flags.into_iter().map(|k| format!("flag `{k}`"));
+    let segments = segments.into_iter().map(|k| format!("segment `{k}`"));
+    Ok(flags.chain(segments).collect())
 }

@@ -1,10 +1,72 @@
 //! Validation of a write: compile every affected environment with the change applied and
 //! report each problem at the path of the request body that caused it.
+//!
+//! Only the part of the project a write can affect is loaded and compiled: the written
+//! flag or segment, what reaches it through prerequisites or segment references (found
+//! through the dependency index, `store::dependency`), and what all of those name. By
+//! flagpole-core's `scope` contract, the errors of that part are exactly those a compile of
+//! the whole project reports for it, and nothing outside it can be broken by the write; so
+//! a write costs what its neighbourhood holds, not what the project holds.
 
 use flagpole_core::{CompileError, Snapshot, Subject};
 
 use crate::error::{ApiError, ApiResult, FieldError};
+use crate::store::Conn;
+use crate::store::dependency;
 use crate::store::project_data::ProjectData;
+
+/// The part of the project a write to flag `key` can affect, before the write: the flag
+/// (if it exists) and the live flags that reach it through prerequisites in environment
+/// `only` (or in any). Apply the change, then call [`validate_scope`].
+pub(crate) async fn flag_scope(
+    conn: &mut Conn,
+    project_id: i64,
+    key: &str,
+    only: Option<i64>,
+) -> ApiResult<ProjectData> {
+    let mut keys = vec![key.to_owned()];
+    keys.extend(dependency::flag_dependents(&mut *conn, project_id, key, only).await?);
+    Ok(ProjectData::load_scope(conn, project_id, &keys, &[]).await?)
+}
+
+/// The part of the project a write to segment `key` can affect: the segment (if it
+/// exists) and the segments that reach it, and when the write creates or deletes it
+/// (`existence`) the live flags that name it and their dependents. A flag's validity
+/// depends only on whether the segments it names exist, so changing one in place affects
+/// no flag.
+pub(crate) async fn segment_scope(
+    conn: &mut Conn,
+    project_id: i64,
+    key: &str,
+    existence: bool,
+) -> ApiResult<ProjectData> {
+    let mut keys = vec![key.to_owned()];
+    keys.extend(dependency::segment_dependents(&mut *conn, project_id, key).await?);
+    let mut flags = Vec::new();
+    if existence {
+        // Normally none: a live flag cannot name a segment that does not exist.
+        for user in dependency::segment_users(&mut *conn, project_id, key)
+            .await?
+            .0
+        {
+            flags.extend(dependency::flag_dependents(&mut *conn, project_id, &user, None).await?);
+            flags.push(user);
+        }
+    }
+    Ok(ProjectData::load_scope(conn, project_id, &flags, &keys).await?)
+}
+
+/// [`validate`] of a scope with the change applied, after loading what it now names.
+pub(crate) async fn validate_scope(
+    conn: &mut Conn,
+    project_id: i64,
+    data: &mut ProjectData,
+    env_ids: Option<&[i64]>,
+    written: Written<'_>,
+) -> ApiResult<()> {
+    data.load_references(conn, project_id).await?;
+    validate(data, env_ids, written)
+}
 
 /// How the request body of a flag write is shaped, so core paths (relative to a
 /// `FlagState`: `flag.variants[1].value`, `config.rules[0].serve.variant`) can be turned
@@ -30,7 +92,8 @@ pub(crate) enum Written<'a> {
     Segment(&'a str),
 }
 
-/// Compiles the environments `env_ids` of `data` (all if `None`) strictly. Errors in the
+/// Compiles the environments `env_ids` of `data` (all if `None`) strictly: the whole
+/// project, or a scope closed under references. Errors in the
 /// written subject point into the body; errors the change causes in OTHER flags or
 /// segments (a removed variant another flag's prerequisite needs) reject the write too,
 /// named `flags.<key>.<path>` / `segments.<key>.<path>`.

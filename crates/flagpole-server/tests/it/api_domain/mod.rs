@@ -9,3 +9,4 @@ mod history;
 mod listener;
 mod projects;
 mod segments;
+mod write_scope;
