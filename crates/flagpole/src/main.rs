@@ -1,5 +1,7 @@
 //! The `flagpole` binary: parse settings, start the server, stop on SIGTERM or Ctrl-C.
 
+use std::io::Write as _;
+
 use anyhow::Context as _;
 use clap::Parser;
 use flagpole_server::Config;
@@ -26,6 +28,10 @@ enum Cli {
     /// Probe a running server: exit 0 if the URL answers 2xx, 1 otherwise. For container
     /// images without curl (Docker HEALTHCHECK, exec probes).
     Healthcheck(HealthcheckArgs),
+    /// Print the OpenAPI document of the REST API (what `cargo xtask codegen` commits as
+    /// openapi/openapi.json). Hidden: a build tool's entry point, not an operator's.
+    #[command(hide = true)]
+    Openapi,
 }
 
 #[derive(clap::Args)]
@@ -64,7 +70,18 @@ async fn main() -> anyhow::Result<()> {
         Cli::Serve(args) => serve(args).await,
         Cli::Migrate(args) => migrate(args).await,
         Cli::Healthcheck(args) => healthcheck(&args),
+        Cli::Openapi => openapi(),
     }
+}
+
+/// Pretty-printed with a trailing newline, as committed: paths and schemas live in ordered
+/// maps, so the output is the same from run to run and a diff shows only API changes.
+fn openapi() -> anyhow::Result<()> {
+    let document = flagpole_server::http::openapi()
+        .to_pretty_json()
+        .context("serialising the OpenAPI document")?;
+    // Not println!, which panics when the reader has gone (`flagpole openapi | head`).
+    writeln!(std::io::stdout().lock(), "{document}").context("writing the document")
 }
 
 async fn migrate(args: MigrateArgs) -> anyhow::Result<()> {
