@@ -1,17 +1,17 @@
 //! `cargo xtask codegen`: writes generated files that are committed, so reviewers see the
 //! API change in the diff; `--check` (run by `cargo xtask test`) fails when they are stale.
 //!
-//! That is `openapi/openapi.json`, produced from the server's own annotations
-//! (`flagpole_server::http::openapi()`), pretty-printed with a trailing newline (paths and
-//! schemas live in ordered maps, so the output is stable from run to run), and the
-//! dashboard's typed client `web-ui/src/api/schema.gen.ts`, generated from that document by
-//! openapi-typescript (`npm run gen:api`; `npm run check:api` for `--check`).
+//! That is `openapi/openapi.json`, produced from the server's own annotations and printed
+//! by the `flagpole` binary (`flagpole openapi`, a hidden subcommand, so that xtask need not
+//! link the server), and the dashboard's typed client `web-ui/src/api/schema.gen.ts`,
+//! generated from that document by openapi-typescript (`npm run gen:api`; `npm run
+//! check:api` for `--check`).
 
 use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
 
-use crate::util::root;
+use crate::util::{cargo, root};
 
 #[derive(clap::Args)]
 pub(crate) struct Args {
@@ -27,9 +27,18 @@ struct Generated {
 }
 
 fn generate() -> Result<Vec<Generated>> {
-    let mut openapi = serde_json::to_string_pretty(&flagpole_server::http::openapi())
-        .context("serialising the OpenAPI document")?;
-    openapi.push('\n');
+    let printed = cargo()
+        .args(["run", "--quiet", "-p", "flagpole", "--", "openapi"])
+        .output()
+        .context("starting cargo run -p flagpole")?;
+    if !printed.status.success() {
+        bail!(
+            "`flagpole openapi` failed ({}): {}",
+            printed.status,
+            String::from_utf8_lossy(&printed.stderr)
+        );
+    }
+    let openapi = String::from_utf8(printed.stdout).context("`flagpole openapi` printed")?;
     Ok(vec![Generated {
         path: root().join("openapi/openapi.json"),
         contents: openapi,
