@@ -10,8 +10,8 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
-
-use crate::util::{cargo, root};
+use flagpole_tests::process::cargo;
+use flagpole_tests::workspace_root as root;
 
 #[derive(clap::Args)]
 pub(crate) struct Args {

@@ -17,7 +17,7 @@ use anyhow::{Context as _, Result, bail, ensure};
 use serde::Deserialize as _;
 use serde_json::Value;
 
-use crate::util::root;
+use flagpole_tests::workspace_root as root;
 
 /// Checks everything under deploy/; one error lists every problem found.
 pub(crate) fn run() -> Result<()> {

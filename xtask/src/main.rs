@@ -1,24 +1,16 @@
-//! `cargo xtask`: what cargo alone cannot do (the full test run, benchmark tables, codegen,
-//! load tests).
+//! `cargo xtask`: what cargo alone cannot do (the full test run, codegen, checks, running
+//! Flagpole locally). The benchmarks and load tests live in crates/flagpole-bench; their
+//! `cargo xtask <tool>` commands forward to it.
 
 use anyhow::Result;
 use clap::Parser;
 
-mod bench_eval;
-mod bench_writes;
+mod bench;
 mod codegen;
 mod deploy_check;
-mod json_child;
-mod load_ofrep;
-mod load_push;
-mod measure;
 mod ofrep_client;
-mod ofrep_server;
-mod postgres;
-mod push_floor;
 mod run;
 mod test;
-mod util;
 mod web_ui;
 
 #[derive(Parser)]
@@ -29,51 +21,45 @@ enum Cmd {
     /// Run every test: formatting, lints, unit, integration and end-to-end, starting
     /// Postgres when it is not running. This is what CI runs.
     Test(test::Args),
-    /// Run the evaluation benchmarks (short) and print one JSON line per case.
-    BenchEval(bench_eval::Args),
-    /// Time the kill switch (toggle) through the API in a project of N flags (release
-    /// server, real Postgres); prints one JSON line.
-    BenchToggle(bench_writes::ToggleArgs),
-    /// Time flag writes (create, config replace, toggle) through the API in an empty
-    /// project and in one of N flags, in the same run (release server, SQLite and
-    /// Postgres); prints one JSON line per backend.
-    BenchWrites(bench_writes::Args),
-    /// Regenerate committed generated files (openapi/openapi.json); `--check` fails if
-    /// they are stale.
+    /// Regenerate committed generated files (openapi/openapi.json, the dashboard's API
+    /// types); `--check` fails if they are stale.
     Codegen(codegen::Args),
     /// Check deploy/: every YAML parses; the Kubernetes, compose, Dockerfile and nginx
     /// settings zero-downtime deploys rely on are present and consistent.
     CheckDeploy,
-    /// Load-test OFREP single-flag evaluation against a trivial axum server with wrk
-    /// (release builds) and print one JSON line.
-    LoadOfrep(load_ofrep::Args),
-    /// Load-test push: change propagation from a write to many SDK clients, over one or
-    /// more replicas (release builds, real Postgres); prints one JSON line.
-    LoadPush(load_push::Args),
-    /// The kernel's floor under load-push: one message to N loopback TCP connections with
-    /// nothing else (no WebSocket, JSON or runtime); prints one JSON line.
-    PushFloor(push_floor::Args),
     /// Only the OpenFeature-client step of `test`: the Node OFREP provider against a
     /// running debug server.
     OfrepClient,
     /// Only the dashboard steps of `test`: build web-ui, vitest, and the browser scenario
     /// against a debug server on a fresh Postgres database.
     TestWeb,
+    /// Evaluation benchmarks (short), one JSON line per case [flagpole-bench].
+    BenchEval(bench::Forward),
+    /// The kill switch through the API in a project of N flags [flagpole-bench].
+    BenchToggle(bench::Forward),
+    /// Flag writes in an empty project and at N flags, SQLite and Postgres [flagpole-bench].
+    BenchWrites(bench::Forward),
+    /// OFREP evaluation under wrk against a trivial axum server [flagpole-bench].
+    LoadOfrep(bench::Forward),
+    /// A write reaching many SDK clients over one or more replicas [flagpole-bench].
+    LoadPush(bench::Forward),
+    /// The kernel's floor under load-push: loopback TCP fan-out alone [flagpole-bench].
+    PushFloor(bench::Forward),
 }
 
 fn main() -> Result<()> {
     match Cmd::parse() {
         Cmd::Run(args) => run::run(args),
         Cmd::Test(args) => test::run(args),
-        Cmd::BenchEval(args) => bench_eval::run(args),
-        Cmd::BenchToggle(args) => bench_writes::run_toggle(args),
-        Cmd::BenchWrites(args) => bench_writes::run(args),
         Cmd::Codegen(args) => codegen::run(args),
         Cmd::CheckDeploy => deploy_check::run(),
-        Cmd::LoadOfrep(args) => load_ofrep::run(args),
-        Cmd::LoadPush(args) => load_push::run(args),
-        Cmd::PushFloor(args) => push_floor::run(args),
         Cmd::OfrepClient => ofrep_client::run(),
         Cmd::TestWeb => web_ui::test_all(),
+        Cmd::BenchEval(_)
+        | Cmd::BenchToggle(_)
+        | Cmd::BenchWrites(_)
+        | Cmd::LoadOfrep(_)
+        | Cmd::LoadPush(_)
+        | Cmd::PushFloor(_) => bench::run(),
     }
 }

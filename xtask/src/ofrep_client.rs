@@ -5,9 +5,9 @@
 use std::process::Command;
 
 use anyhow::{Context, Result, bail};
-
-use crate::ofrep_server::{self, Server};
-use crate::util::{cargo, have, root, run as sh};
+use flagpole_tests::process::{cargo, have, run as sh};
+use flagpole_tests::server::{self, Server};
+use flagpole_tests::workspace_root as root;
 
 pub(crate) fn run() -> Result<()> {
     if !have("npm") || !have("node") {
@@ -19,8 +19,8 @@ pub(crate) fn run() -> Result<()> {
         .current_dir(&dir))?;
     sh(cargo().args(["build", "--quiet", "-p", "flagpole"]))?;
 
-    let server = Server::start(&ofrep_server::binary("debug"), "warn")?;
-    let sdk_key = ofrep_server::seed(server.addr).context("seeding the server")?;
+    let server = Server::start(&server::binary("debug"), "warn")?;
+    let sdk_key = server::seed(server.addr).context("seeding the server")?;
     let status = Command::new("node")
         .arg("ofrep-client.mjs")
         .current_dir(&dir)

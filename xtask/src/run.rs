@@ -3,7 +3,7 @@
 
 use anyhow::Result;
 
-use crate::util::{cargo, run as sh};
+use flagpole_tests::process::{cargo, run as sh};
 
 #[derive(clap::Args)]
 pub(crate) struct Args {

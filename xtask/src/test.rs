@@ -4,9 +4,8 @@
 //! of the workspace from one compilation).
 
 use anyhow::Result;
-
-use crate::postgres;
-use crate::util::{cargo, have, run as sh};
+use flagpole_tests::postgres;
+use flagpole_tests::process::{cargo, have, run as sh};
 
 #[derive(clap::Args)]
 pub(crate) struct Args {

@@ -8,13 +8,10 @@ use std::path::PathBuf;
 use std::process::Command;
 
 use anyhow::{Context, Result, bail};
-
-use crate::ofrep_server::{self, ADMIN_TOKEN, Server};
-use crate::postgres::FreshDatabase;
-use crate::util::{cargo, have, root, run as sh};
-
-/// The admin password `Server::start_on` gives the first-start bootstrap.
-const ADMIN_PASSWORD: &str = "xtask-admin-password";
+use flagpole_tests::postgres::FreshDatabase;
+use flagpole_tests::process::{cargo, have, run as sh};
+use flagpole_tests::server::{self, ADMIN_PASSWORD, ADMIN_TOKEN, Server};
+use flagpole_tests::workspace_root as root;
 
 /// Where the dashboard lives.
 fn dir() -> PathBuf {
@@ -73,7 +70,7 @@ pub(crate) fn unit_tests() -> Result<()> {
 pub(crate) fn test_all() -> Result<()> {
     build()?;
     unit_tests()?;
-    let pg = crate::postgres::ensure()?;
+    let pg = flagpole_tests::postgres::ensure()?;
     e2e(&pg)
 }
 
@@ -117,7 +114,7 @@ pub(crate) fn e2e(pg_admin_url: &str) -> Result<()> {
     let chromium = ensure_chromium()?;
     sh(cargo().args(["build", "--quiet", "-p", "flagpole"]))?;
     let db = FreshDatabase::create(pg_admin_url, "fp_webui_e2e")?;
-    let server = Server::start_on(&ofrep_server::binary("debug"), "warn", Some(&db.url))?;
+    let server = Server::start_on(&server::binary("debug"), "warn", Some(&db.url))?;
     let status = Command::new("node")
         .arg("e2e/run.mjs")
         .current_dir(dir())

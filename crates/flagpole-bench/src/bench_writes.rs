@@ -22,8 +22,8 @@ use anyhow::{Context as _, Result, bail};
 use serde_json::{Value, json};
 
 use crate::measure::{percentiles, round3};
-use crate::ofrep_server::{self, Server, admin};
-use crate::postgres::FreshDatabase;
+use flagpole_tests::postgres::FreshDatabase;
+use flagpole_tests::server::{self, Server, admin};
 
 #[derive(clap::Args)]
 pub(crate) struct Args {
@@ -80,7 +80,7 @@ pub(crate) fn run(args: Args) -> Result<()> {
     if args.flags == 0 || at_n == 0 {
         bail!("--flags, --samples and --samples-at-n must be at least 1");
     }
-    ofrep_server::build_release()?;
+    crate::release::build()?;
     for backend in args.backend {
         // `empty` holds only the flag `w`; `big` is seeded with `f0`… before the server
         // starts again.
@@ -155,7 +155,7 @@ pub(crate) fn run_toggle(args: ToggleArgs) -> Result<()> {
     if args.flags == 0 || args.toggles == 0 {
         bail!("--flags and --toggles must be at least 1");
     }
-    ofrep_server::build_release()?;
+    crate::release::build()?;
     let bench = Seeded::start(Backend::Postgres, &[("p", args.flags)], |_| Ok(()))?;
     let mut target = Target::new(bench.server.addr, "p", &format!("{SEEDED}0"));
     let mut micros = Vec::with_capacity(args.toggles);
@@ -204,10 +204,10 @@ impl Seeded {
         projects: &[(&str, usize)],
         set_up: impl FnOnce(SocketAddr) -> Result<()>,
     ) -> Result<Seeded> {
-        let binary = ofrep_server::binary("release");
+        let binary = server::binary("release");
         let database = match backend {
             Backend::Postgres => Database::Postgres(FreshDatabase::create(
-                &crate::postgres::ensure()?,
+                &flagpole_tests::postgres::ensure()?,
                 "fp_bench_writes",
             )?),
             Backend::Sqlite => {

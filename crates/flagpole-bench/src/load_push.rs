@@ -34,8 +34,8 @@ use serde_json::{Value, json};
 
 use crate::json_child::JsonChild;
 use crate::measure::{Cpu, cpu_of, percentiles, round3, unix_ns};
-use crate::ofrep_server::{self, Server, admin};
-use crate::postgres::{FreshDatabase, psql};
+use flagpole_tests::postgres::{FreshDatabase, psql};
+use flagpole_tests::server::{self, Server, admin};
 
 #[derive(clap::Args)]
 pub(crate) struct Args {
@@ -78,17 +78,11 @@ pub(crate) fn run(args: Args) -> Result<()> {
     if args.clients == 0 || args.replicas == 0 || args.changes == 0 || args.flags == 0 {
         bail!("--clients, --replicas, --changes and --flags must be at least 1");
     }
-    ofrep_server::build_release()?;
-    let pg = crate::postgres::ensure()?;
+    crate::release::build()?;
+    let pg = flagpole_tests::postgres::ensure()?;
     let database = FreshDatabase::create(&pg, "fp_load")?;
     let servers = (0..args.replicas)
-        .map(|_| {
-            Server::start_on(
-                &ofrep_server::binary("release"),
-                "warn",
-                Some(&database.url),
-            )
-        })
+        .map(|_| Server::start_on(&server::binary("release"), "warn", Some(&database.url)))
         .collect::<Result<Vec<_>>>()?;
     let addrs: Vec<SocketAddr> = servers.iter().map(|s| s.addr).collect();
     let sdk_key = seed(addrs[0], args.flags)?;
@@ -216,9 +210,9 @@ impl Fleet {
         callgrind: bool,
         raw: bool,
     ) -> Result<Fleet> {
-        let exe = ofrep_server::binary("release").with_file_name("push-fleet");
+        let exe = server::binary("release").with_file_name("push-fleet");
         let mut cmd = if callgrind {
-            let out = crate::util::root().join("target/callgrind.push-fleet.%p");
+            let out = flagpole_tests::workspace_root().join("target/callgrind.push-fleet.%p");
             let mut cmd = Command::new("valgrind");
             cmd.arg("--tool=callgrind")
                 .arg(format!("--callgrind-out-file={}", out.display()))
@@ -347,7 +341,7 @@ fn config(sent_ns: Option<u64>) -> Value {
 /// to one connection's socket) or `stream_patch_read_seconds` (the database read that
 /// builds each patch, before it is published).
 fn summary_ms(addr: SocketAddr, name: &str) -> Result<Value> {
-    let (status, text) = ofrep_server::request(addr, "GET", "/metrics", None, None)?;
+    let (status, text) = server::request(addr, "GET", "/metrics", None, None)?;
     if status != 200 {
         bail!("/metrics answered {status}");
     }

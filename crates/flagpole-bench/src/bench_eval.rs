@@ -33,7 +33,7 @@ pub(crate) struct Args {
 }
 
 pub(crate) fn run(args: Args) -> Result<()> {
-    let root = workspace_root();
+    let root = flagpole_tests::workspace_root();
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let target_dir = target_dir(&root, &cargo)?;
     // Results older than this run (a previous or filtered-out benchmark) are ignored.
@@ -73,14 +73,6 @@ pub(crate) fn run(args: Args) -> Result<()> {
 /// A JSON number rounded to 2 decimals, or `null`.
 fn number(x: Option<f64>) -> Value {
     x.map_or(Value::Null, |x| json!((x * 100.0).round() / 100.0))
-}
-
-/// The workspace root: xtask lives one level below it.
-fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("xtask is inside the workspace")
-        .to_path_buf()
 }
 
 /// Cargo's target directory, as `cargo metadata` reports it (honours `CARGO_TARGET_DIR`

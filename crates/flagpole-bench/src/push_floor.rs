@@ -17,7 +17,7 @@ use serde_json::json;
 
 use crate::json_child::JsonChild;
 use crate::measure::{cpu_of, percentiles, round3};
-use crate::ofrep_server;
+use flagpole_tests::server;
 
 #[derive(clap::Args)]
 pub(crate) struct Args {
@@ -46,8 +46,8 @@ pub(crate) fn run(args: Args) -> Result<()> {
     if args.clients > 19_000 {
         bail!("--clients over 19,000 would pass the open-file limit of one process");
     }
-    ofrep_server::build_release()?;
-    let exe = ofrep_server::binary("release").with_file_name("push-floor");
+    crate::release::build()?;
+    let exe = server::binary("release").with_file_name("push-floor");
     let samples =
         std::env::temp_dir().join(format!("flagpole-push-floor-{}.json", std::process::id()));
     // What both sides are told: how many connections, threads and bytes per message.

@@ -10,13 +10,14 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 
-use crate::util::{have, root, run};
+use crate::process::{have, run};
+use crate::workspace_root;
 
 const DEFAULT_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 const THROWAWAY_PORT: u16 = 55432;
 
 /// Returns an admin URL of a running Postgres, starting one if needed.
-pub(crate) fn ensure() -> Result<String> {
+pub fn ensure() -> Result<String> {
     if let Ok(url) = std::env::var("FLAGPOLE_TEST_PG_URL") {
         return Ok(url);
     }
@@ -45,7 +46,7 @@ fn start_throwaway() -> Result<String> {
     }
     let bin = find_pg_bin()
         .context("no Postgres server binaries found; install the postgresql package")?;
-    let dir = root().join("target/pg-test-cluster");
+    let dir = workspace_root().join("target/pg-test-cluster");
     let dir_s = dir.display().to_string();
     eprintln!("postgres: starting a throwaway cluster in {dir_s} on port {THROWAWAY_PORT}");
     let _ = std::fs::remove_dir_all(&dir);
@@ -116,7 +117,7 @@ fn psql_ok(url: &str) -> bool {
 }
 
 /// Drops databases left by earlier test runs (the tests create one per test).
-pub(crate) fn drop_stale_test_databases(url: &str) -> Result<()> {
+pub fn drop_stale_test_databases(url: &str) -> Result<()> {
     if !have("psql") {
         return Ok(());
     }
@@ -141,7 +142,7 @@ pub(crate) fn drop_stale_test_databases(url: &str) -> Result<()> {
 }
 
 /// Runs one SQL statement with psql; returns what it printed (tuples only, unaligned).
-pub(crate) fn psql(url: &str, sql: &str) -> Result<String> {
+pub fn psql(url: &str, sql: &str) -> Result<String> {
     let out = Command::new("psql")
         .args([url, "-tAqc", sql])
         .output()
@@ -154,15 +155,15 @@ pub(crate) fn psql(url: &str, sql: &str) -> Result<String> {
 
 /// A fresh database on the Postgres at `admin_url`, named `<prefix>_<pid>`, dropped when
 /// this is dropped.
-pub(crate) struct FreshDatabase {
+pub struct FreshDatabase {
     admin_url: String,
     name: String,
     /// Its URL.
-    pub(crate) url: String,
+    pub url: String,
 }
 
 impl FreshDatabase {
-    pub(crate) fn create(admin_url: &str, prefix: &str) -> Result<FreshDatabase> {
+    pub fn create(admin_url: &str, prefix: &str) -> Result<FreshDatabase> {
         let name = format!("{prefix}_{}", std::process::id());
         psql(
             admin_url,

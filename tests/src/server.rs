@@ -1,6 +1,7 @@
-//! A real `flagpole` process for end-to-end runs (the OpenFeature client test and the OFREP
-//! load test): start it on SQLite in a temporary directory on a free port, wait for
-//! readiness, seed it through the REST API, stop it with SIGTERM.
+//! A real `flagpole` process run from the outside (the dashboard's browser test, the
+//! OpenFeature client test, the load tools and benchmarks): start it on SQLite in a
+//! temporary directory or on a Postgres database, on a free port, wait for readiness, seed it
+//! through the REST API, stop it with SIGTERM.
 //!
 //! HTTP is spoken with a few lines over `std::net::TcpStream` (one request per connection)
 //! rather than pulling an HTTP client into xtask for a handful of set-up calls.
@@ -14,72 +15,54 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
 
-use crate::util::root;
+use crate::target_dir;
 
 /// The admin token the server is started with (first-start bootstrap takes it from the
 /// environment), used only for seeding.
-pub(crate) const ADMIN_TOKEN: &str = "fp_api_xtask_admin_0000000000000000000000000000";
+pub const ADMIN_TOKEN: &str = "fp_api_xtask_admin_0000000000000000000000000000";
+
+/// The first admin's password (the bootstrap takes it from the environment too), for tests
+/// that sign in to the dashboard.
+pub const ADMIN_PASSWORD: &str = "xtask-admin-password";
 
 /// Key of the project the seed creates.
-pub(crate) const PROJECT: &str = "ofrep-e2e";
+pub const PROJECT: &str = "ofrep-e2e";
 
 /// A running flagpole process; stopped (SIGTERM, then SIGKILL) when dropped.
-pub(crate) struct Server {
+pub struct Server {
     child: Option<Child>,
     /// Where it listens.
-    pub(crate) addr: SocketAddr,
+    pub addr: SocketAddr,
     /// Its stdout and stderr.
-    pub(crate) log: PathBuf,
+    pub log: PathBuf,
 }
 
 /// The debug or release `flagpole` binary in the workspace's target directory.
-pub(crate) fn binary(profile: &str) -> PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root().join("target"));
-    target.join(profile).join("flagpole")
-}
-
-/// Release builds of the `flagpole` server and xtask's own binaries (load-tool clients and
-/// baseline), in one invocation so both packages share one feature resolution and
-/// flagpole-server is compiled once (two invocations resolve features separately).
-pub(crate) fn build_release() -> Result<()> {
-    crate::util::run(crate::util::cargo().args([
-        "build",
-        "--release",
-        "-p",
-        "flagpole",
-        "-p",
-        "xtask",
-        "--bins",
-    ]))
+pub fn binary(profile: &str) -> PathBuf {
+    target_dir().join(profile).join("flagpole")
 }
 
 /// A port nothing listens on right now.
-pub(crate) fn free_port() -> Result<u16> {
+pub fn free_port() -> Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
 impl Server {
     /// Starts `binary` on a fresh SQLite data directory and waits until /readyz says ready.
     /// `rust_log` is its log filter (`warn` keeps load runs from measuring log output).
-    pub(crate) fn start(binary: &Path, rust_log: &str) -> Result<Server> {
+    pub fn start(binary: &Path, rust_log: &str) -> Result<Server> {
         Server::start_on(binary, rust_log, None)
     }
 
     /// Like [`Server::start`], on the Postgres database `database_url` when given (several
     /// servers on one database are replicas).
-    pub(crate) fn start_on(
-        binary: &Path,
-        rust_log: &str,
-        database_url: Option<&str>,
-    ) -> Result<Server> {
+    pub fn start_on(binary: &Path, rust_log: &str, database_url: Option<&str>) -> Result<Server> {
         Server::start_with(binary, rust_log, database_url, None)
     }
 
     /// Like [`Server::start`], with its SQLite database in `data_dir` (kept when it stops,
     /// so a later server can open it again).
-    pub(crate) fn start_in(binary: &Path, rust_log: &str, data_dir: &Path) -> Result<Server> {
+    pub fn start_in(binary: &Path, rust_log: &str, data_dir: &Path) -> Result<Server> {
         Server::start_with(binary, rust_log, None, Some(data_dir))
     }
 
@@ -117,7 +100,7 @@ impl Server {
             .args(["serve", "--listen", &addr.to_string(), "--data-dir"])
             .arg(data_dir.map_or_else(|| dir.join("data"), Path::to_path_buf))
             .env("FLAGPOLE_ADMIN_TOKEN", ADMIN_TOKEN)
-            .env("FLAGPOLE_ADMIN_PASSWORD", "xtask-admin-password")
+            .env("FLAGPOLE_ADMIN_PASSWORD", ADMIN_PASSWORD)
             .env("FLAGPOLE_LOG_FORMAT", "json")
             .env("RUST_LOG", rust_log);
         match database_url {
@@ -140,12 +123,12 @@ impl Server {
     }
 
     /// The process id.
-    pub(crate) fn pid(&self) -> Option<u32> {
+    pub fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(Child::id)
     }
 
     /// `http://127.0.0.1:PORT`.
-    pub(crate) fn url(&self) -> String {
+    pub fn url(&self) -> String {
         format!("http://{}", self.addr)
     }
 
@@ -172,7 +155,7 @@ impl Server {
 
     /// Stops the server with SIGTERM (a graceful shutdown) and fails if it does not exit
     /// cleanly within 15 s.
-    pub(crate) fn stop(mut self) -> Result<()> {
+    pub fn stop(mut self) -> Result<()> {
         let Some(mut child) = self.child.take() else {
             return Ok(());
         };
@@ -206,7 +189,7 @@ impl Drop for Server {
 }
 
 /// One HTTP/1.1 request on a new connection; returns the status and body.
-pub(crate) fn request(
+pub fn request(
     addr: SocketAddr,
     method: &str,
     path: &str,
@@ -244,7 +227,7 @@ pub(crate) fn request(
 }
 
 /// An admin request that must answer 2xx with JSON.
-pub(crate) fn admin(addr: SocketAddr, method: &str, path: &str, body: Value) -> Result<Value> {
+pub fn admin(addr: SocketAddr, method: &str, path: &str, body: Value) -> Result<Value> {
     let (status, text) = request(addr, method, path, Some(ADMIN_TOKEN), Some(&body))?;
     if !(200..300).contains(&status) {
         bail!("{method} {path} answered {status}: {text}");
@@ -272,7 +255,7 @@ fn half_and_half() -> Value {
 /// - `rollout` (boolean, 50/50 on the targeting key);
 /// - `banner-text` (string, `Welcome`), `load-flag` (boolean: rule `pro-plans` on `plan`
 ///   serving a 50/50 rollout; what the load test evaluates).
-pub(crate) fn seed(addr: SocketAddr) -> Result<String> {
+pub fn seed(addr: SocketAddr) -> Result<String> {
     post(addr, "/api/v1/projects", json!({"key": PROJECT}))?;
     let flags = [
         json!({"key": "static-on", "kind": "boolean", "variants": bool_variants(),

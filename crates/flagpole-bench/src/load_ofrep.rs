@@ -16,8 +16,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
-use crate::ofrep_server::{self, Server, free_port};
-use crate::util::{have, run as sh};
+use flagpole_tests::process::{have, run as sh};
+use flagpole_tests::server::{self, Server, free_port};
 
 #[derive(clap::Args)]
 pub(crate) struct Args {
@@ -47,10 +47,10 @@ struct Measured {
 
 pub(crate) fn run(args: Args) -> Result<()> {
     ensure_wrk()?;
-    ofrep_server::build_release()?;
+    crate::release::build()?;
 
-    let server = Server::start(&ofrep_server::binary("release"), "warn")?;
-    let sdk_key = ofrep_server::seed(server.addr).context("seeding the server")?;
+    let server = Server::start(&server::binary("release"), "warn")?;
+    let sdk_key = server::seed(server.addr).context("seeding the server")?;
     let baseline = Baseline::start()?;
 
     let script = std::env::temp_dir().join(format!("flagpole-ofrep-{}.lua", std::process::id()));
@@ -200,7 +200,7 @@ fn duration_ms(s: &str) -> Option<f64> {
     number.parse::<f64>().ok().map(|n| n * factor)
 }
 
-/// The baseline server (xtask/src/bin/baseline.rs), killed when dropped.
+/// The baseline server (src/bin/baseline.rs), killed when dropped.
 struct Baseline {
     child: Child,
     addr: SocketAddr,
@@ -208,7 +208,7 @@ struct Baseline {
 
 impl Baseline {
     fn start() -> Result<Baseline> {
-        let target = ofrep_server::binary("release");
+        let target = server::binary("release");
         let binary = target.with_file_name("baseline");
         let addr: SocketAddr = format!("127.0.0.1:{}", free_port()?).parse()?;
         let child = Command::new(&binary)
