@@ -14,8 +14,9 @@ use tokio::process::Child;
 
 use crate::http::{self, ADMIN_TOKEN};
 
-/// The `flagpole` binary built by `cargo build -p flagpole` (`cargo xtask test` builds it
-/// first): target/<profile>/flagpole, next to the `deps/` folder holding this test.
+/// The `flagpole` binary, built with the tests by `cargo build --workspace --all-targets`
+/// (`cargo xtask test` runs that first): target/<profile>/flagpole, next to the `deps/`
+/// folder holding this test.
 pub(crate) fn flagpole_bin() -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
     let bin = exe
@@ -25,7 +26,8 @@ pub(crate) fn flagpole_bin() -> PathBuf {
         .join("flagpole");
     assert!(
         bin.exists(),
-        "{} is missing: run `cargo build -p flagpole` first (cargo xtask test does)",
+        "{} is missing: run `cargo build --workspace --all-targets` first (cargo xtask test \
+         does)",
         bin.display()
     );
     bin

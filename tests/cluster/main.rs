@@ -3,8 +3,9 @@
 //! `deploy/nginx/flagpole.conf`, real Postgres, real SDK clients.
 //!
 //! Each scenario prints its measured figures (`--no-capture` shows them); the numbers
-//! quoted in docs/operations.md come from
-//! `cargo build -p flagpole && cargo nextest run -p flagpole-tests --test cluster --no-capture`.
+//! quoted in docs/operations.md come from `cargo build --workspace --all-targets` (which
+//! builds the `flagpole` binary with the tests, sharing their dependencies) and then
+//! `cargo nextest run --workspace -E 'binary(cluster)' --no-capture`.
 //! The scenarios run one at a time (test group `cluster` in .config/nextest.toml): each
 //! starts several processes and measures timings on a 2-core machine.
 

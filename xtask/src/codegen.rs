@@ -2,15 +2,15 @@
 //! API change in the diff; `--check` (run by `cargo xtask test`) fails when they are stale.
 //!
 //! That is `openapi/openapi.json`, produced from the server's own annotations and printed
-//! by the `flagpole` binary (`flagpole openapi`, a hidden subcommand, so that xtask need not
-//! link the server), and the dashboard's typed client `web-ui/src/api/schema.gen.ts`,
-//! generated from that document by openapi-typescript (`npm run gen:api`; `npm run
-//! check:api` for `--check`).
+//! by the `flagpole` binary (`flagpole openapi`, a hidden subcommand; xtask links no server
+//! code, see `workspace_build.rs`), and the dashboard's typed client
+//! `web-ui/src/api/schema.gen.ts`, generated from that document by openapi-typescript
+//! (`npm run gen:api`; `npm run check:api` for `--check`).
 
 use std::path::PathBuf;
+use std::process::Command;
 
 use anyhow::{Context, Result, bail};
-use flagpole_tests::process::cargo;
 use flagpole_tests::workspace_root as root;
 
 #[derive(clap::Args)]
@@ -27,10 +27,11 @@ struct Generated {
 }
 
 fn generate() -> Result<Vec<Generated>> {
-    let printed = cargo()
-        .args(["run", "--quiet", "-p", "flagpole", "--", "openapi"])
+    let flagpole = crate::workspace_build::flagpole()?;
+    let printed = Command::new(&flagpole)
+        .arg("openapi")
         .output()
-        .context("starting cargo run -p flagpole")?;
+        .with_context(|| format!("starting {}", flagpole.display()))?;
     if !printed.status.success() {
         bail!(
             "`flagpole openapi` failed ({}): {}",

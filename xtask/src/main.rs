@@ -12,6 +12,7 @@ mod ofrep_client;
 mod run;
 mod test;
 mod web_ui;
+mod workspace_build;
 
 #[derive(Parser)]
 #[command(about = "Flagpole project automation")]

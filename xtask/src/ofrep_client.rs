@@ -5,7 +5,7 @@
 use std::process::Command;
 
 use anyhow::{Context, Result, bail};
-use flagpole_tests::process::{cargo, have, run as sh};
+use flagpole_tests::process::{have, run as sh};
 use flagpole_tests::server::{self, Server};
 use flagpole_tests::workspace_root as root;
 
@@ -17,9 +17,9 @@ pub(crate) fn run() -> Result<()> {
     sh(Command::new("npm")
         .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
         .current_dir(&dir))?;
-    sh(cargo().args(["build", "--quiet", "-p", "flagpole"]))?;
+    let flagpole = crate::workspace_build::flagpole()?;
 
-    let server = Server::start(&server::binary("debug"), "warn")?;
+    let server = Server::start(&flagpole, "warn")?;
     let sdk_key = server::seed(server.addr).context("seeding the server")?;
     let status = Command::new("node")
         .arg("ofrep-client.mjs")

@@ -1,7 +1,9 @@
 //! `cargo xtask test`: every test, as CI runs it, on a fresh machine.
 //!
-//! One build is shared by everything (a single target dir; nextest runs all test binaries
-//! of the workspace from one compilation).
+//! One build is shared by everything: clippy's check, then one `cargo build --workspace
+//! --all-targets` (`workspace_build.rs`) that makes the test binaries and the `flagpole`
+//! binary from one feature resolution; codegen, nextest, the browser and OpenFeature steps
+//! and the doctests reuse it.
 
 use anyhow::Result;
 use flagpole_tests::postgres;
@@ -30,6 +32,10 @@ pub(crate) fn run(args: Args) -> Result<()> {
             "warnings",
         ]))?;
     }
+    // Every target, the `flagpole` binary with them: tests/cluster starts it as real
+    // `flagpole serve` processes and needs it next to the test executables (nextest
+    // builds only test targets).
+    crate::workspace_build::flagpole()?;
     // The committed OpenAPI document must match the code.
     crate::codegen::check()?;
     // deploy/: YAML parses, rollout settings present and consistent.
@@ -38,11 +44,8 @@ pub(crate) fn run(args: Args) -> Result<()> {
     let pg = postgres::ensure()?;
     postgres::drop_stale_test_databases(&pg)?;
     eprintln!("postgres: using {pg}");
-
-    // tests/cluster starts real `flagpole serve` processes behind real nginx: the binary
-    // must exist next to the test executables (nextest builds only test targets).
+    // tests/cluster runs real nginx in front of the servers.
     ensure_nginx()?;
-    sh(cargo().args(["build", "-p", "flagpole"]))?;
 
     if have("cargo-nextest") {
         sh(cargo()

@@ -9,8 +9,8 @@ use std::process::Command;
 
 use anyhow::{Context, Result, bail};
 use flagpole_tests::postgres::FreshDatabase;
-use flagpole_tests::process::{cargo, have, run as sh};
-use flagpole_tests::server::{self, ADMIN_PASSWORD, ADMIN_TOKEN, Server};
+use flagpole_tests::process::{have, run as sh};
+use flagpole_tests::server::{ADMIN_PASSWORD, ADMIN_TOKEN, Server};
 use flagpole_tests::workspace_root as root;
 
 /// Where the dashboard lives.
@@ -108,13 +108,13 @@ fn ensure_chromium() -> Result<PathBuf> {
 }
 
 /// The browser scenario (web-ui/e2e/run.mjs) against one `flagpole serve` on a fresh
-/// Postgres database. Expects `build()` to have run and the debug `flagpole` binary to be
-/// built after it (so it embeds the current dashboard).
+/// Postgres database. Expects `build()` to have run (the `flagpole` binary, built or found
+/// up to date here, then embeds the current dashboard).
 pub(crate) fn e2e(pg_admin_url: &str) -> Result<()> {
     let chromium = ensure_chromium()?;
-    sh(cargo().args(["build", "--quiet", "-p", "flagpole"]))?;
+    let flagpole = crate::workspace_build::flagpole()?;
     let db = FreshDatabase::create(pg_admin_url, "fp_webui_e2e")?;
-    let server = Server::start_on(&server::binary("debug"), "warn", Some(&db.url))?;
+    let server = Server::start_on(&flagpole, "warn", Some(&db.url))?;
     let status = Command::new("node")
         .arg("e2e/run.mjs")
         .current_dir(dir())
