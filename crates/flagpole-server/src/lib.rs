@@ -2,9 +2,9 @@
 //! shutdown future completes. The `flagpole` binary is a thin wrapper around it; tests build
 //! an [`App`] over a fresh database and serve it on port 0.
 
-// Public: what the binary (config, run, bind, probe), xtask (the OpenAPI document) and the
-// integration tests (the store, databases, credentials helpers, bootstrap, pruning, state)
-// use. Everything else is crate-private, so the compiler can point at dead code.
+// Public: what the binary (config, run, bind, probe, the OpenAPI document), the benchmarks
+// in flagpole-bench (databases, `testing::seed_flags`) and the integration tests (the
+// store, databases, credentials helpers, bootstrap, pruning, state) use. Everything else is crate-private, so the compiler can point at dead code.
 pub mod auth;
 pub mod bootstrap;
 pub(crate) mod changes;
