@@ -205,6 +205,7 @@ mod tests {
                 name: key,
                 description: "",
                 sort_order: i as i64,
+                critical: false,
             };
             environment::insert(&mut tx, p.id, &new, now_ms())
                 .await

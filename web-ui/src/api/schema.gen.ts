@@ -117,7 +117,10 @@ export interface paths {
         delete: operations["delete_project"];
         options?: never;
         head?: never;
-        /** Renames or redescribes a project (admin). */
+        /**
+         * Renames or redescribes a project, or sets whether writes touching a critical environment
+         *     need a comment (admin).
+         */
         patch: operations["update_project"];
         trace?: never;
     };
@@ -154,7 +157,7 @@ export interface paths {
         delete: operations["delete_environment"];
         options?: never;
         head?: never;
-        /** Changes name, description or display order (admin). */
+        /** Changes name, description, display order or whether it is critical (admin). */
         patch: operations["update_environment"];
         trace?: never;
     };
@@ -793,6 +796,13 @@ export interface components {
         };
         /** @description Body of `POST .../environments`. */
         CreateEnvironment: {
+            /** @description Recorded in the audit log. */
+            comment?: string | null;
+            /**
+             * @description Changes need a review (diff and comment); off by default. A project's own
+             *     `production` environment is created critical.
+             */
+            critical?: boolean;
             /** @description Free text. */
             description?: string;
             /** @description Unique key in the project. */
@@ -907,6 +917,19 @@ export interface components {
             variant?: string | null;
         };
         /** @description Body of delete (optional). */
+        DeleteEnvironment: {
+            /**
+             * @description Recorded in the audit log; required for a critical environment when the project
+             *     requires comments.
+             */
+            comment?: string | null;
+            /**
+             * Format: int64
+             * @description Expected version (or send `If-Match`).
+             */
+            version?: number | null;
+        };
+        /** @description Body of delete (optional). */
         DeleteSegment: {
             comment?: string | null;
             /** Format: int64 */
@@ -919,6 +942,11 @@ export interface components {
              * @description Creation time (epoch ms).
              */
             created_at: number;
+            /**
+             * @description Changes here go through a review (diff and comment) in the dashboard, and the
+             *     project can require a comment on every write that touches it.
+             */
+            critical: boolean;
             /**
              * Format: int64
              * @description Version of what SDKs of this environment see; bumped by every flag or segment write.
@@ -1194,6 +1222,8 @@ export interface components {
             key: string;
             /** @description Human-readable name. */
             name: string;
+            /** @description Every write that touches a critical environment must carry a comment. */
+            require_critical_comment: boolean;
             /**
              * Format: int64
              * @description Last change (epoch ms).
@@ -1345,6 +1375,13 @@ export interface components {
         };
         /** @description Body of `PATCH .../environments/{env}`: absent fields are kept. */
         UpdateEnvironment: {
+            /**
+             * @description Recorded in the audit log; required for a critical environment when the project
+             *     requires comments.
+             */
+            comment?: string | null;
+            /** @description Whether changes need a review (diff and comment). */
+            critical?: boolean | null;
             /** @description New description. */
             description?: string | null;
             /** @description New name. */
@@ -1376,10 +1413,14 @@ export interface components {
         };
         /** @description Body of `PATCH /api/v1/projects/{project}`: absent fields are kept. */
         UpdateProject: {
+            /** @description Recorded in the audit log; required to turn the comment requirement off. */
+            comment?: string | null;
             /** @description New description. */
             description?: string | null;
             /** @description New name. */
             name?: string | null;
+            /** @description Whether every write touching a critical environment must carry a comment. */
+            require_critical_comment?: boolean | null;
             /**
              * Format: int64
              * @description The version being edited (or send `If-Match`).
@@ -2001,7 +2042,11 @@ export interface operations {
             };
             cookie?: never;
         };
-        requestBody?: never;
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["DeleteEnvironment"] | null;
+            };
+        };
         responses: {
             /** @description Deleted */
             204: {
@@ -2019,6 +2064,14 @@ export interface operations {
                 };
             };
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };

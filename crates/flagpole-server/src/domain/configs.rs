@@ -42,6 +42,7 @@ pub(crate) async fn write(
     change: ConfigChange,
     comment: &str,
 ) -> ApiResult<FlagView> {
+    super::critical::require_comment(project, [env], comment)?;
     let mut tx = state.db.begin_write().await?;
     let bumped = environment::bump_data_versions(&mut tx, project.id, Some(env.id)).await?;
     if bumped.is_empty() {

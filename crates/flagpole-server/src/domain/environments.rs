@@ -10,7 +10,7 @@ use crate::db::now_ms;
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 use crate::store::audit::{self, NewAuditEvent};
-use crate::store::environment::{self, Environment, NewEnvironment};
+use crate::store::environment::{self, Environment, EnvironmentFields, NewEnvironment};
 use crate::store::flag;
 use crate::store::project::Project;
 use crate::store::project_data::ProjectData;
@@ -23,6 +23,10 @@ pub(crate) struct NewEnv {
     pub(crate) description: String,
     /// Defaults to after the last environment.
     pub(crate) sort_order: Option<i64>,
+    /// Whether changes need a review; off unless asked for.
+    pub(crate) critical: bool,
+    /// Recorded in the audit log.
+    pub(crate) comment: String,
 }
 
 /// Creates an environment with a default config for every flag (archived ones included,
@@ -65,6 +69,7 @@ pub(crate) async fn create(
         name: &name,
         description: &input.description,
         sort_order,
+        critical: input.critical,
     };
     let env = environment::insert(&mut tx, project.id, &new, now).await?;
     for f in &data.flags {
@@ -80,6 +85,7 @@ pub(crate) async fn create(
             resource_type: "environment",
             resource_key: &env.key,
             after: Some(json!(env)),
+            comment: &input.comment,
             ..Default::default()
         },
         now,
@@ -95,9 +101,12 @@ pub(crate) struct EnvPatch {
     pub(crate) name: Option<String>,
     pub(crate) description: Option<String>,
     pub(crate) sort_order: Option<i64>,
+    pub(crate) critical: Option<bool>,
 }
 
-/// Updates name, description and display order.
+/// Updates name, description, display order and whether the environment is critical.
+/// Changing a critical environment (making it not critical included) is a write that
+/// touches it, so the project's comment requirement applies.
 pub(crate) async fn update(
     state: &AppState,
     actor: &Actor,
@@ -105,6 +114,7 @@ pub(crate) async fn update(
     key: &str,
     expected: i64,
     patch: EnvPatch,
+    comment: &str,
 ) -> ApiResult<Environment> {
     let mut problems = Problems::default();
     if let Some(name) = &patch.name {
@@ -123,18 +133,17 @@ pub(crate) async fn update(
         .await?
         .ok_or_else(|| ApiError::not_found("environment", key))?;
     check_version(Some(expected), before.version, || before.clone())?;
+    super::critical::require_comment(project, [&before], comment)?;
     let now = now_ms();
-    let after = environment::update(
-        &mut tx,
-        before.id,
-        expected,
-        patch.name.as_deref().unwrap_or(&before.name),
-        patch.description.as_deref().unwrap_or(&before.description),
-        patch.sort_order.unwrap_or(before.sort_order),
-        now,
-    )
-    .await?
-    .ok_or_else(|| stale(expected, before.version, &before))?;
+    let fields = EnvironmentFields {
+        name: patch.name.as_deref().unwrap_or(&before.name),
+        description: patch.description.as_deref().unwrap_or(&before.description),
+        sort_order: patch.sort_order.unwrap_or(before.sort_order),
+        critical: patch.critical.unwrap_or(before.critical),
+    };
+    let after = environment::update(&mut tx, before.id, expected, &fields, now)
+        .await?
+        .ok_or_else(|| stale(expected, before.version, &before))?;
     audit::insert(
         &mut tx,
         &NewAuditEvent {
@@ -146,7 +155,7 @@ pub(crate) async fn update(
             resource_key: key,
             before: Some(json!(before)),
             after: Some(json!(after)),
-            ..Default::default()
+            comment,
         },
         now,
     )
@@ -162,12 +171,14 @@ pub(crate) async fn delete(
     project: &Project,
     key: &str,
     expected: Option<i64>,
+    comment: &str,
 ) -> ApiResult<()> {
     let mut tx = state.db.begin_write().await?;
     let before = environment::by_key(&mut tx, project.id, key)
         .await?
         .ok_or_else(|| ApiError::not_found("environment", key))?;
     check_version(expected, before.version, || before.clone())?;
+    super::critical::require_comment(project, [&before], comment)?;
     environment::delete(&mut tx, before.id).await?;
     audit::insert(
         &mut tx,
@@ -178,6 +189,7 @@ pub(crate) async fn delete(
             resource_type: "environment",
             resource_key: key,
             before: Some(json!(before)),
+            comment,
             ..Default::default()
         },
         now_ms(),

@@ -83,6 +83,11 @@ pub(crate) async fn create(
         });
     }
     let mut data = flag_scope(&mut tx, project.id, &definition.key, None).await?;
+    let configured = data
+        .environments
+        .iter()
+        .filter(|e| input.environments.contains_key(&e.key));
+    super::critical::require_comment(project, configured, &input.comment)?;
     let mut configs = HashMap::new();
     let mut given = input.environments;
     for env in &data.environments {
@@ -214,6 +219,13 @@ pub(crate) async fn update(
     problems.finish()?;
 
     let mut data = flag_scope(&mut tx, project.id, key, None).await?;
+    // Name, description and tags change no served value; variants and salt change every
+    // environment's.
+    let serves_differently =
+        definition.variants != row.definition.variants || definition.salt != row.definition.salt;
+    if serves_differently {
+        super::critical::require_comment(project, &data.environments, comment)?;
+    }
     let flag = data
         .flag_mut(key)
         .ok_or_else(|| ApiError::not_found("flag", key))?;
@@ -263,6 +275,7 @@ pub(crate) async fn set_archived(
         return Ok(before);
     }
     let mut data = flag_scope(&mut tx, project.id, key, None).await?;
+    super::critical::require_comment(project, &data.environments, comment)?;
     if archive {
         refuse_if_required(&data, key, &before)?;
     }

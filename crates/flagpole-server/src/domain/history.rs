@@ -38,6 +38,8 @@ pub(crate) async fn revert(
     if old.archived && row.archived_at.is_none() {
         refuse_if_required(&data, key, &before)?;
     }
+    // Restores every environment's config, so it touches every critical environment.
+    super::critical::require_comment(project, &data.environments, comment)?;
     let env_keys: Vec<(i64, String)> = data
         .environments
         .iter()

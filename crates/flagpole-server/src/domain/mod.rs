@@ -10,6 +10,7 @@
 
 pub(crate) mod api_tokens;
 pub(crate) mod configs;
+pub(crate) mod critical;
 pub(crate) mod diff;
 pub(crate) mod environments;
 pub(crate) mod first_start;

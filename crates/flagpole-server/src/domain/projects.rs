@@ -10,7 +10,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 use crate::store::audit::{self, NewAuditEvent};
 use crate::store::environment::{self, Environment, NewEnvironment};
-use crate::store::project::{self, Project};
+use crate::store::project::{self, Project, ProjectFields};
 
 /// A project with its environments (GET one, create).
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -22,11 +22,12 @@ pub(crate) struct ProjectDetail {
     pub environments: Vec<Environment>,
 }
 
-/// The environments every new project gets: (key, name).
-const DEFAULT_ENVIRONMENTS: [(&str, &str); 3] = [
-    ("development", "Development"),
-    ("staging", "Staging"),
-    ("production", "Production"),
+/// The environments every new project gets: (key, name, critical). Production is created
+/// as production, so it is critical from the start.
+const DEFAULT_ENVIRONMENTS: [(&str, &str, bool); 3] = [
+    ("development", "Development", false),
+    ("staging", "Staging", false),
+    ("production", "Production", true),
 ];
 
 /// Creates a project and its default environments.
@@ -54,12 +55,13 @@ pub(crate) async fn create(
     let now = now_ms();
     let project = project::insert(&mut tx, key, name, description, now).await?;
     let mut environments = Vec::new();
-    for (order, (env_key, env_name)) in DEFAULT_ENVIRONMENTS.into_iter().enumerate() {
+    for (order, (env_key, env_name, critical)) in DEFAULT_ENVIRONMENTS.into_iter().enumerate() {
         let new = NewEnvironment {
             key: env_key,
             name: env_name,
             description: "",
             sort_order: order as i64,
+            critical,
         };
         environments.push(environment::insert(&mut tx, project.id, &new, now).await?);
     }
@@ -85,15 +87,29 @@ pub(crate) async fn create(
     Ok(detail)
 }
 
-/// Changes a project's name and description.
+/// Changes to a project's own fields; `None` keeps the current value.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct ProjectPatch<'a> {
+    pub(crate) name: Option<&'a str>,
+    pub(crate) description: Option<&'a str>,
+    pub(crate) require_critical_comment: Option<bool>,
+}
+
+/// Changes a project's name, description and comment requirement. Turning the
+/// requirement off is itself a change that needs a comment while it is on.
 pub(crate) async fn update(
     state: &AppState,
     actor: &Actor,
     key: &str,
     expected: i64,
-    name: Option<&str>,
-    description: Option<&str>,
+    patch: ProjectPatch<'_>,
+    comment: &str,
 ) -> ApiResult<Project> {
+    let ProjectPatch {
+        name,
+        description,
+        require_critical_comment,
+    } = patch;
     let mut problems = Problems::default();
     if let Some(name) = name {
         if name.trim().is_empty() {
@@ -111,17 +127,22 @@ pub(crate) async fn update(
         .await?
         .ok_or_else(|| ApiError::not_found("project", key))?;
     check_version(Some(expected), before.version, || before.clone())?;
+    let require = require_critical_comment.unwrap_or(before.require_critical_comment);
+    if before.require_critical_comment && !require && comment.is_empty() {
+        return Err(ApiError::invalid(
+            "comment",
+            "required: turning off the comment requirement needs a comment",
+        ));
+    }
     let now = now_ms();
-    let after = project::update(
-        &mut tx,
-        before.id,
-        expected,
-        name.unwrap_or(&before.name),
-        description.unwrap_or(&before.description),
-        now,
-    )
-    .await?
-    .ok_or_else(|| stale(expected, before.version, &before))?;
+    let fields = ProjectFields {
+        name: name.unwrap_or(&before.name),
+        description: description.unwrap_or(&before.description),
+        require_critical_comment: require,
+    };
+    let after = project::update(&mut tx, before.id, expected, &fields, now)
+        .await?
+        .ok_or_else(|| stale(expected, before.version, &before))?;
     audit::insert(
         &mut tx,
         &NewAuditEvent {
@@ -132,6 +153,7 @@ pub(crate) async fn update(
             resource_key: key,
             before: Some(serde_json::to_value(&before)?),
             after: Some(serde_json::to_value(&after)?),
+            comment,
             ..Default::default()
         },
         now,

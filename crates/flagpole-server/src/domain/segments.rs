@@ -12,7 +12,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 use crate::store::audit::{self, NewAuditEvent};
 use crate::store::dependency;
-use crate::store::environment::{self, ChangeKind};
+use crate::store::environment::{self, ChangeKind, Environment};
 use crate::store::project::Project;
 use crate::store::segment::{self, SegmentRow};
 
@@ -94,6 +94,8 @@ pub(crate) async fn write(
     let existing = segment::by_key(&mut tx, project.id, key).await?;
     let existence = !matches!(change, SegmentChange::Update(..));
     let mut data = segment_scope(&mut tx, project.id, key, existence).await?;
+    let using = environments_using(&mut tx, project.id, key, &data.environments).await?;
+    super::critical::require_comment(project, using, comment)?;
     let now = now_ms();
     let (action, before, after): (&str, Option<SegmentView>, Option<SegmentView>) = match change {
         SegmentChange::Create(s) => {
@@ -156,6 +158,29 @@ pub(crate) async fn write(
     tx.commit().await?;
     publish(state, &bumped);
     Ok(after)
+}
+
+/// Environments whose served values depend on segment `key`: those where a live flag's
+/// rules name it. When another segment names it, every environment, rather than following
+/// the chain: the answer only decides whether a comment is required.
+async fn environments_using<'a>(
+    conn: &mut crate::store::Conn,
+    project_id: i64,
+    key: &str,
+    environments: &'a [Environment],
+) -> ApiResult<Vec<&'a Environment>> {
+    if !dependency::segment_users(&mut *conn, project_id, key)
+        .await?
+        .1
+        .is_empty()
+    {
+        return Ok(environments.iter().collect());
+    }
+    let ids = dependency::segment_environments(conn, project_id, key).await?;
+    Ok(environments
+        .iter()
+        .filter(|e| ids.contains(&e.id))
+        .collect())
 }
 
 /// Live flags (`flag `k``) and other segments (`segment `k``) whose rules use `key`.

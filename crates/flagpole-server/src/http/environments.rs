@@ -8,8 +8,9 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::domain_common::{project, project_env};
-use super::extract::{ApiJson, ApiPath, expected_version, required_version};
+use super::extract::{ApiJson, ApiPath, MaybeJson, expected_version, required_version};
 use crate::auth::{Actor, Role};
+use crate::domain::comment;
 use crate::domain::environments::{self as domain, EnvPatch, NewEnv};
 use crate::error::{ApiResult, ErrorBody};
 use crate::state::AppState;
@@ -40,6 +41,13 @@ pub(crate) struct CreateEnvironment {
     /// Display order; defaults to after the last environment.
     #[serde(default)]
     pub(crate) sort_order: Option<i64>,
+    /// Changes need a review (diff and comment); off by default. A project's own
+    /// `production` environment is created critical.
+    #[serde(default)]
+    pub(crate) critical: bool,
+    /// Recorded in the audit log.
+    #[serde(default)]
+    pub(crate) comment: Option<String>,
 }
 
 /// Body of `PATCH .../environments/{env}`: absent fields are kept.
@@ -52,8 +60,24 @@ pub(crate) struct UpdateEnvironment {
     pub(crate) description: Option<String>,
     /// New display order.
     pub(crate) sort_order: Option<i64>,
+    /// Whether changes need a review (diff and comment).
+    pub(crate) critical: Option<bool>,
     /// The version being edited (or send `If-Match`).
     pub(crate) version: Option<i64>,
+    /// Recorded in the audit log; required for a critical environment when the project
+    /// requires comments.
+    pub(crate) comment: Option<String>,
+}
+
+/// Body of delete (optional).
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct DeleteEnvironment {
+    /// Expected version (or send `If-Match`).
+    version: Option<i64>,
+    /// Recorded in the audit log; required for a critical environment when the project
+    /// requires comments.
+    comment: Option<String>,
 }
 
 /// The project's environments in display order.
@@ -88,6 +112,8 @@ async fn create_environment(
         name: body.name,
         description: body.description,
         sort_order: body.sort_order,
+        critical: body.critical,
+        comment: comment(body.comment.as_deref())?,
     };
     let env = domain::create(&state, &actor, &project, input).await?;
     Ok((StatusCode::CREATED, Json(env)))
@@ -107,7 +133,7 @@ async fn get_environment(
     Ok(Json(env))
 }
 
-/// Changes name, description or display order (admin).
+/// Changes name, description, display order or whether it is critical (admin).
 #[utoipa::path(patch, path = "/api/v1/projects/{project}/environments/{env}", tag = "environments",
     params(("project" = String, Path, description = "Project key"),
         ("env" = String, Path, description = "Environment key"),
@@ -124,12 +150,14 @@ async fn update_environment(
 ) -> ApiResult<Json<Environment>> {
     let project = project(&state, &actor, &project_key, Role::Admin).await?;
     let expected = required_version(&headers, body.version)?;
+    let comment = comment(body.comment.as_deref())?;
     let patch = EnvPatch {
         name: body.name,
         description: body.description,
         sort_order: body.sort_order,
+        critical: body.critical,
     };
-    let env = domain::update(&state, &actor, &project, &env, expected, patch).await?;
+    let env = domain::update(&state, &actor, &project, &env, expected, patch, &comment).await?;
     Ok(Json(env))
 }
 
@@ -138,17 +166,21 @@ async fn update_environment(
     params(("project" = String, Path, description = "Project key"),
         ("env" = String, Path, description = "Environment key"),
         ("If-Match" = Option<String>, Header, description = "Expected version (optional)")),
+    request_body(content = Option<DeleteEnvironment>),
     responses((status = 204, description = "Deleted"), (status = 404, body = ErrorBody),
-        (status = 409, body = ErrorBody)))]
+        (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn delete_environment(
     State(state): State<AppState>,
     actor: Actor,
     ApiPath((project_key, env)): ApiPath<(String, String)>,
     headers: HeaderMap,
+    MaybeJson(body): MaybeJson<DeleteEnvironment>,
 ) -> ApiResult<StatusCode> {
     let project = project(&state, &actor, &project_key, Role::Admin).await?;
-    let expected = expected_version(&headers, None)?;
-    domain::delete(&state, &actor, &project, &env, expected).await?;
+    let (version, comment_text) = body.map(|b| (b.version, b.comment)).unwrap_or_default();
+    let expected = expected_version(&headers, version)?;
+    let comment = comment(comment_text.as_deref())?;
+    domain::delete(&state, &actor, &project, &env, expected, &comment).await?;
     // Cached SDK keys of the deleted environment(s) must stop working now, not when
     // their cache entries expire.
     state.auth.sdk_keys.invalidate_all();

@@ -10,7 +10,8 @@ use utoipa_axum::routes;
 use super::domain_common::project;
 use super::extract::{ApiJson, ApiPath, expected_version, required_version};
 use crate::auth::{Actor, Role};
-use crate::domain::projects::{self as domain, ProjectDetail};
+use crate::domain::comment;
+use crate::domain::projects::{self as domain, ProjectDetail, ProjectPatch};
 use crate::error::{ApiResult, ErrorBody};
 use crate::state::AppState;
 use crate::store::environment;
@@ -44,8 +45,12 @@ pub(crate) struct UpdateProject {
     pub(crate) name: Option<String>,
     /// New description.
     pub(crate) description: Option<String>,
+    /// Whether every write touching a critical environment must carry a comment.
+    pub(crate) require_critical_comment: Option<bool>,
     /// The version being edited (or send `If-Match`).
     pub(crate) version: Option<i64>,
+    /// Recorded in the audit log; required to turn the comment requirement off.
+    pub(crate) comment: Option<String>,
 }
 
 /// Projects the caller can see.
@@ -101,7 +106,8 @@ async fn get_project(
     }))
 }
 
-/// Renames or redescribes a project (admin).
+/// Renames or redescribes a project, or sets whether writes touching a critical environment
+/// need a comment (admin).
 #[utoipa::path(patch, path = "/api/v1/projects/{project}", tag = "projects",
     params(("project" = String, Path, description = "Project key"),
         ("If-Match" = Option<String>, Header, description = "Expected version")),
@@ -118,15 +124,13 @@ async fn update_project(
 ) -> ApiResult<Json<Project>> {
     project(&state, &actor, &key, Role::Admin).await?;
     let expected = required_version(&headers, body.version)?;
-    let updated = domain::update(
-        &state,
-        &actor,
-        &key,
-        expected,
-        body.name.as_deref(),
-        body.description.as_deref(),
-    )
-    .await?;
+    let comment = comment(body.comment.as_deref())?;
+    let patch = ProjectPatch {
+        name: body.name.as_deref(),
+        description: body.description.as_deref(),
+        require_critical_comment: body.require_critical_comment,
+    };
+    let updated = domain::update(&state, &actor, &key, expected, patch, &comment).await?;
     Ok(Json(updated))
 }
 

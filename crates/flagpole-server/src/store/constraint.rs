@@ -127,6 +127,7 @@ mod tests {
             name: "Live",
             description: "",
             sort_order: 0,
+            critical: false,
         };
         environment::insert(&mut conn, p.id, &env, 1)
             .await

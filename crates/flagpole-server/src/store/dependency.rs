@@ -91,3 +91,23 @@ pub async fn segment_users(
     .await?;
     Ok((flags, segments))
 }
+
+/// Ids of the environments where a live flag's rules name segment `key`.
+pub async fn segment_environments(
+    conn: &mut Conn,
+    project_id: i64,
+    key: &str,
+) -> StoreResult<Vec<i64>> {
+    Ok(sqlx::query_scalar(
+        "select distinct d.environment_id from flag_dependency as d \
+         join environment as e on e.id = d.environment_id \
+         join flag as f on f.id = d.flag_id \
+         where e.project_id = $1 and d.kind = 'segment' and d.target_key = $2 \
+           and f.archived_at is null \
+         order by d.environment_id",
+    )
+    .bind(project_id)
+    .bind(key)
+    .fetch_all(conn)
+    .await?)
+}

@@ -1,12 +1,14 @@
 //! The `environment` table, including the data-version bump every data write makes.
 
 use serde::Serialize;
+use sqlx::Row;
+use sqlx::any::AnyRow;
 
 use super::{Conn, StoreResult};
 use crate::changes::EnvChanged;
 
 /// An environment as stored and as the API shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Environment {
     /// Database id.
     pub id: i64,
@@ -20,6 +22,9 @@ pub struct Environment {
     pub description: String,
     /// Display order (ascending).
     pub sort_order: i64,
+    /// Changes here go through a review (diff and comment) in the dashboard, and the
+    /// project can require a comment on every write that touches it.
+    pub critical: bool,
     /// Optimistic-concurrency version of the environment's own fields.
     pub version: i64,
     /// Version of what SDKs of this environment see; bumped by every flag or segment write.
@@ -30,8 +35,27 @@ pub struct Environment {
     pub updated_at: i64,
 }
 
-const COLUMNS: &str = "id, project_id, key, name, description, sort_order, version, \
+const COLUMNS: &str = "id, project_id, key, name, description, sort_order, critical, version, \
                        data_version, created_at, updated_at";
+
+// By hand because `critical` is stored as 0/1 (migration 0005 says why).
+impl sqlx::FromRow<'_, AnyRow> for Environment {
+    fn from_row(row: &AnyRow) -> Result<Self, sqlx::Error> {
+        Ok(Environment {
+            id: row.try_get("id")?,
+            project_id: row.try_get("project_id")?,
+            key: row.try_get("key")?,
+            name: row.try_get("name")?,
+            description: row.try_get("description")?,
+            sort_order: row.try_get("sort_order")?,
+            critical: row.try_get::<i64, _>("critical")? != 0,
+            version: row.try_get("version")?,
+            data_version: row.try_get("data_version")?,
+            created_at: row.try_get("created_at")?,
+            updated_at: row.try_get("updated_at")?,
+        })
+    }
+}
 
 /// The environments of a project, in display order.
 pub async fn list(conn: &mut Conn, project_id: i64) -> StoreResult<Vec<Environment>> {
@@ -69,6 +93,8 @@ pub struct NewEnvironment<'a> {
     pub description: &'a str,
     /// Display order.
     pub sort_order: i64,
+    /// Whether changes need a review.
+    pub critical: bool,
 }
 
 /// Inserts an environment at data version 0.
@@ -79,18 +105,32 @@ pub async fn insert(
     now: i64,
 ) -> StoreResult<Environment> {
     Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "insert into environment (project_id, key, name, description, sort_order, version, \
-         data_version, created_at, updated_at) values ($1, $2, $3, $4, $5, 1, 0, $6, $6) \
-         returning {COLUMNS}"
+        "insert into environment (project_id, key, name, description, sort_order, critical, \
+         version, data_version, created_at, updated_at) \
+         values ($1, $2, $3, $4, $5, $6, 1, 0, $7, $7) returning {COLUMNS}"
     )))
     .bind(project_id)
     .bind(env.key)
     .bind(env.name)
     .bind(env.description)
     .bind(env.sort_order)
+    .bind(i64::from(env.critical))
     .bind(now)
     .fetch_one(conn)
     .await?)
+}
+
+/// An environment's own fields as an update sets them.
+#[derive(Debug, Clone)]
+pub struct EnvironmentFields<'a> {
+    /// Name.
+    pub name: &'a str,
+    /// Description.
+    pub description: &'a str,
+    /// Display order.
+    pub sort_order: i64,
+    /// Whether changes need a review.
+    pub critical: bool,
 }
 
 /// Updates the environment's own fields if its version still is `expected`.
@@ -98,18 +138,18 @@ pub async fn update(
     conn: &mut Conn,
     id: i64,
     expected: i64,
-    name: &str,
-    description: &str,
-    sort_order: i64,
+    fields: &EnvironmentFields<'_>,
     now: i64,
 ) -> StoreResult<Option<Environment>> {
     Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "update environment set name = $1, description = $2, sort_order = $3, \
-         version = version + 1, updated_at = $4 where id = $5 and version = $6 returning {COLUMNS}"
+        "update environment set name = $1, description = $2, sort_order = $3, critical = $4, \
+         version = version + 1, updated_at = $5 where id = $6 and version = $7 \
+         returning {COLUMNS}"
     )))
-    .bind(name)
-    .bind(description)
-    .bind(sort_order)
+    .bind(fields.name)
+    .bind(fields.description)
+    .bind(fields.sort_order)
+    .bind(i64::from(fields.critical))
     .bind(now)
     .bind(id)
     .bind(expected)

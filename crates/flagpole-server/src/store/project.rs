@@ -1,11 +1,13 @@
 //! The `project` table.
 
 use serde::Serialize;
+use sqlx::Row;
+use sqlx::any::AnyRow;
 
 use super::{Conn, StoreResult};
 
 /// A project as stored and as the API shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Project {
     /// Database id.
     pub id: i64,
@@ -15,6 +17,8 @@ pub struct Project {
     pub name: String,
     /// Free text.
     pub description: String,
+    /// Every write that touches a critical environment must carry a comment.
+    pub require_critical_comment: bool,
     /// Optimistic-concurrency version.
     pub version: i64,
     /// Creation time (epoch ms).
@@ -23,7 +27,24 @@ pub struct Project {
     pub updated_at: i64,
 }
 
-const COLUMNS: &str = "id, key, name, description, version, created_at, updated_at";
+const COLUMNS: &str =
+    "id, key, name, description, require_critical_comment, version, created_at, updated_at";
+
+// By hand because `require_critical_comment` is stored as 0/1 (migration 0005 says why).
+impl sqlx::FromRow<'_, AnyRow> for Project {
+    fn from_row(row: &AnyRow) -> Result<Self, sqlx::Error> {
+        Ok(Project {
+            id: row.try_get("id")?,
+            key: row.try_get("key")?,
+            name: row.try_get("name")?,
+            description: row.try_get("description")?,
+            require_critical_comment: row.try_get::<i64, _>("require_critical_comment")? != 0,
+            version: row.try_get("version")?,
+            created_at: row.try_get("created_at")?,
+            updated_at: row.try_get("updated_at")?,
+        })
+    }
+}
 
 /// Every project, by key; only `only` when the caller is scoped to one project.
 pub async fn list(conn: &mut Conn, only: Option<i64>) -> StoreResult<Vec<Project>> {
@@ -77,21 +98,34 @@ pub async fn insert(
     .await?)
 }
 
-/// Updates name and description if the version still is `expected`; `None` on a mismatch.
+/// A project's own fields as an update sets them.
+#[derive(Debug, Clone)]
+pub struct ProjectFields<'a> {
+    /// Name.
+    pub name: &'a str,
+    /// Description.
+    pub description: &'a str,
+    /// Whether writes touching a critical environment need a comment.
+    pub require_critical_comment: bool,
+}
+
+/// Updates the project's own fields if the version still is `expected`; `None` on a
+/// mismatch.
 pub async fn update(
     conn: &mut Conn,
     id: i64,
     expected: i64,
-    name: &str,
-    description: &str,
+    fields: &ProjectFields<'_>,
     now: i64,
 ) -> StoreResult<Option<Project>> {
     Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "update project set name = $1, description = $2, version = version + 1, updated_at = $3 \
-         where id = $4 and version = $5 returning {COLUMNS}"
+        "update project set name = $1, description = $2, require_critical_comment = $3, \
+         version = version + 1, updated_at = $4 where id = $5 and version = $6 \
+         returning {COLUMNS}"
     )))
-    .bind(name)
-    .bind(description)
+    .bind(fields.name)
+    .bind(fields.description)
+    .bind(i64::from(fields.require_critical_comment))
     .bind(now)
     .bind(id)
     .bind(expected)

@@ -9,6 +9,7 @@ mod auth;
 mod authz_matrix;
 mod bad_input;
 mod lifecycle;
+mod migrations;
 mod ofrep;
 mod ops;
 mod store;

@@ -8,7 +8,7 @@ use flagpole_server::store::audit::{self, AuditFilter, NewAuditEvent};
 use flagpole_server::store::environment::{self, ChangeKind, NewEnvironment};
 use flagpole_server::store::flag::{self, ListFilter};
 use flagpole_server::store::flag_version::{self, FlagVersionState};
-use flagpole_server::store::project;
+use flagpole_server::store::project::{self, ProjectFields};
 use flagpole_server::store::project_data::ProjectData;
 use serde_json::json;
 
@@ -68,6 +68,7 @@ async fn versions_changes_and_rollback(backend: Backend) {
             name: key,
             description: "",
             sort_order: i as i64,
+            critical: key == "prod",
         };
         envs.push(environment::insert(&mut tx, p.id, &new, now).await.unwrap());
     }
@@ -105,7 +106,12 @@ async fn versions_changes_and_rollback(backend: Backend) {
         environment::bump_data_versions(&mut tx, p.id, None)
             .await
             .unwrap();
-        project::update(&mut tx, p.id, 1, "changed", "", now)
+        let fields = ProjectFields {
+            name: "changed",
+            description: "",
+            require_critical_comment: true,
+        };
+        project::update(&mut tx, p.id, 1, &fields, now)
             .await
             .unwrap();
     }
@@ -115,11 +121,28 @@ async fn versions_changes_and_rollback(backend: Backend) {
         listed.iter().map(|e| e.data_version).collect::<Vec<_>>(),
         [1, 2]
     );
+    // `critical` is stored as 0/1 and read back as a bool on both backends.
+    assert_eq!(
+        listed.iter().map(|e| e.critical).collect::<Vec<_>>(),
+        [false, true]
+    );
     let stored = project::by_key(&mut conn, "p").await.unwrap().unwrap();
-    assert_eq!((stored.name.as_str(), stored.version), ("P", 1));
+    assert_eq!(
+        (
+            stored.name.as_str(),
+            stored.version,
+            stored.require_critical_comment
+        ),
+        ("P", 1, false)
+    );
     // A conditional update at a stale version changes nothing.
+    let fields = ProjectFields {
+        name: "x",
+        description: "",
+        require_critical_comment: false,
+    };
     assert!(
-        project::update(&mut conn, p.id, 7, "x", "", now)
+        project::update(&mut conn, p.id, 7, &fields, now)
             .await
             .unwrap()
             .is_none()
@@ -136,6 +159,7 @@ async fn flags_search_history_and_project_data(backend: Backend) {
         name: "Prod",
         description: "",
         sort_order: 0,
+        critical: true,
     };
     let env = environment::insert(&mut tx, p.id, &new, now).await.unwrap();
     let a = flag::insert(

@@ -2,6 +2,7 @@
 //! through the router, on Postgres and SQLite, plus a real listener.
 
 mod concurrency;
+mod critical;
 mod dashboard;
 mod flag_lists;
 mod flags;
