@@ -365,10 +365,32 @@ export interface paths {
         get?: never;
         put?: never;
         /**
-         * Restores an earlier version's state as a new version (writer); validated and audited
-         *     as `flag.revert`.
+         * Restores an earlier version's state as a new version (writer): the whole flag, or with
+         *     `environment` only that environment's config. Validated and audited as `flag.revert`.
          */
         post: operations["revert"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/projects/{project}/flags/{flag}/revert/preview": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * What a revert would change, per environment, without writing anything: the diff of
+         *     each changed environment's config, whether the flag would be on there before and
+         *     after, a plain-words warning for each critical environment turned on or off, and the
+         *     problems that would make the revert fail.
+         */
+        get: operations["revert_preview"];
+        put?: never;
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -399,7 +421,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** The flag's versions, newest first. */
+        /** The flag's versions, newest first, each with the environments it changed. */
         get: operations["list_versions"];
         put?: never;
         post?: never;
@@ -984,6 +1006,21 @@ export interface components {
              */
             version: number;
         };
+        /** @description One environment as a revert would change it. */
+        EnvironmentChange: {
+            /** @description Changes to its config, paths relative to the config (`rules[0].serve`). */
+            changes: components["schemas"]["Change"][];
+            /** @description Whether it is critical. */
+            critical: boolean;
+            /** @description Environment key. */
+            key: string;
+            /** @description Its name. */
+            name: string;
+            /** @description Whether it would be served there after the revert. */
+            on_after: boolean;
+            /** @description Whether the flag is served there now (enabled and not archived). */
+            on_before: boolean;
+        };
         /** @description A flag's switch in one environment, for the dashboard's side-by-side view. */
         EnvironmentEnabled: {
             /** @description Whether the flag is on there. */
@@ -1197,6 +1234,16 @@ export interface components {
             /** @description `ok` or `unavailable`. */
             status: string;
         };
+        /** @description A history entry: who, when, why, and what it changed. */
+        HistoryEntry: components["schemas"]["VersionSummary"] & {
+            /** @description Whether the definition (name, variants, salt...) or the archived state changed. */
+            definition_changed: boolean;
+            /**
+             * @description Keys of the environments whose config this version changed (for the first
+             *     version, every environment the flag was created in).
+             */
+            environments: string[];
+        };
         /** @description Sign-in request. */
         LoginRequest: {
             /** @description The user's email (case-insensitive). */
@@ -1257,7 +1304,16 @@ export interface components {
         };
         /** @description Body of revert. */
         Revert: {
+            /**
+             * @description Recorded in the audit log and the history; required when the revert touches a
+             *     critical environment and the project requires comments.
+             */
             comment?: string | null;
+            /**
+             * @description Restore only this environment's config, leaving the definition and every other
+             *     environment as they are. Absent: the whole flag.
+             */
+            environment?: string | null;
             /**
              * Format: int64
              * @description The version whose state to restore.
@@ -1268,6 +1324,36 @@ export interface components {
              * @description The current version (or send `If-Match`). Required.
              */
             version?: number | null;
+        };
+        /** @description What a revert would do, computed without writing anything. */
+        RevertPreview: {
+            /** @description Whether the project requires a comment for this revert. */
+            comment_required: boolean;
+            /**
+             * @description Changes to the definition and archived state (`flag.variants[1].value`,
+             *     `archived`); always empty for a one-environment revert.
+             */
+            definition: components["schemas"]["Change"][];
+            /** @description The one environment restored; absent for a whole-flag revert. */
+            environment?: string | null;
+            /** @description Every environment whose config or served state would change. */
+            environments: components["schemas"]["EnvironmentChange"][];
+            /** @description Environments a whole-flag revert leaves as they are: they did not exist then. */
+            kept: string[];
+            /** @description Why the revert would be refused (the 422 it would get); empty if it is valid. */
+            problems: components["schemas"]["FieldError"][];
+            /**
+             * Format: int64
+             * @description The version whose state would be restored.
+             */
+            to_version: number;
+            /**
+             * Format: int64
+             * @description The flag's current version: send it as `version` with the revert.
+             */
+            version: number;
+            /** @description In plain words, each critical environment the revert turns on or off. */
+            warnings: string[];
         };
         /**
          * @description What an actor may do. Ordered: each role can do everything the previous one can.
@@ -2851,6 +2937,60 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description Invalid; `field` is e.g. `environments.production.off_variant` or `comment` */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    revert_preview: {
+        parameters: {
+            query: {
+                /** @description The version whose state would be restored. */
+                to_version: number;
+                /** @description Only this environment (absent: the whole flag). */
+                environment?: string;
+            };
+            header?: never;
+            path: {
+                /** @description Project key */
+                project: string;
+                /** @description Flag key */
+                flag: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RevertPreview"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -2937,7 +3077,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["VersionSummary"][];
+                    "application/json": components["schemas"]["HistoryEntry"][];
                 };
             };
             404: {

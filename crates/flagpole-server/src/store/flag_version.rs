@@ -59,22 +59,37 @@ pub async fn insert(
     Ok(())
 }
 
-/// Versions of a flag, newest first.
+/// Versions of a flag with their states, newest first.
 pub async fn list(
     conn: &mut Conn,
     flag_id: i64,
     limit: i64,
     offset: i64,
-) -> StoreResult<Vec<VersionSummary>> {
-    Ok(sqlx::query_as(
-        "select version, actor, created_at, comment from flag_version where flag_id = $1 \
+) -> StoreResult<Vec<(VersionSummary, FlagVersionState)>> {
+    let rows: Vec<(i64, String, i64, String, String)> = sqlx::query_as(
+        "select version, actor, created_at, comment, state from flag_version where flag_id = $1 \
          order by version desc limit $2 offset $3",
     )
     .bind(flag_id)
     .bind(limit)
     .bind(offset)
     .fetch_all(conn)
-    .await?)
+    .await?;
+    rows.into_iter().map(parse).collect()
+}
+
+fn parse(
+    (version, actor, created_at, comment, state): (i64, String, i64, String, String),
+) -> StoreResult<(VersionSummary, FlagVersionState)> {
+    Ok((
+        VersionSummary {
+            version,
+            actor,
+            created_at,
+            comment,
+        },
+        from_text("flag version", &state)?,
+    ))
 }
 
 /// One version with its state.
@@ -91,16 +106,5 @@ pub async fn get(
     .bind(version)
     .fetch_optional(conn)
     .await?;
-    row.map(|(version, actor, created_at, comment, state)| {
-        Ok((
-            VersionSummary {
-                version,
-                actor,
-                created_at,
-                comment,
-            },
-            from_text("flag version", &state)?,
-        ))
-    })
-    .transpose()
+    row.map(parse).transpose()
 }

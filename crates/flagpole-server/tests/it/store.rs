@@ -246,7 +246,11 @@ async fn flags_search_history_and_project_data(backend: Backend) {
         .await
         .unwrap();
     let list = flag_version::list(&mut conn, a.id, 10, 0).await.unwrap();
-    assert_eq!(list.iter().map(|v| v.version).collect::<Vec<_>>(), [2, 1]);
+    assert_eq!(
+        list.iter().map(|(v, _)| v.version).collect::<Vec<_>>(),
+        [2, 1]
+    );
+    assert_eq!(list[1].1, state);
     let (summary, got) = flag_version::get(&mut conn, a.id, 1)
         .await
         .unwrap()

@@ -201,6 +201,7 @@ async fn comment_required_in_critical(backend: Backend) {
         .call(Method::GET, &format!("{P}/flags/f/versions?limit=1"), None)
         .await;
     assert_eq!(versions[0]["comment"], "serve B: incident 42");
+    assert_eq!(versions[0]["environments"], json!(["production"]));
 
     // Definition writes: a rename changes no served value, new variants change every
     // environment's, archiving removes the flag from production.

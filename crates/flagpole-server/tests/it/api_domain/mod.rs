@@ -9,5 +9,6 @@ mod flags;
 mod history;
 mod listener;
 mod projects;
+mod revert;
 mod segments;
 mod write_scope;

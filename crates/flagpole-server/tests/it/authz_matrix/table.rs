@@ -193,6 +193,12 @@ pub(crate) fn table() -> Vec<Op> {
             Project(Writer),
         )
         .body(json!({"to_version": 1})),
+        op(
+            "get",
+            "/api/v1/projects/{project}/flags/{flag}/revert/preview",
+            Project(Reader),
+        )
+        .query("?to_version=1"),
         // Segments.
         op(
             "get",
