@@ -58,6 +58,16 @@ async function shot(page, name) {
   shots.push(file)
 }
 
+/** Confirms the review dialog every change to a critical environment goes through. */
+async function confirmReview(page, confirmLabel, comment) {
+  const review = page.getByRole('dialog')
+  await review.waitFor()
+  await review.locator('table.diff').first().waitFor()
+  if (comment) await review.getByLabel(/^Comment/).fill(comment)
+  await review.getByRole('button', { name: confirmLabel, exact: true }).click()
+  await review.waitFor({ state: 'detached' })
+}
+
 async function signIn(page, who) {
   await page.goto(URL_ + '/')
   await page.getByLabel('Email').fill(who.email)
@@ -121,7 +131,8 @@ try {
   await page.getByRole('button', { name: 'Create flag' }).click()
   await page.getByRole('heading', { name: 'Checkout v2' }).waitFor()
   assert(page.url().endsWith(`/p/${PROJECT}/flags/${FLAG}`), `flag page url ${page.url()}`)
-  // Production is the tab opened first: it is the one people come to change.
+  // Production, critical from the start, is the tab opened first: it is the one people
+  // come to change.
   await page.getByRole('tab', { name: /production/i, selected: true }).waitFor()
 
   log('add a rule; the server names the empty attribute')
@@ -130,6 +141,7 @@ try {
   await rule.getByLabel('Values (comma-separated)').fill('pro, enterprise')
   await rule.getByLabel('Rule 1 serves').selectOption('on')
   await page.getByRole('button', { name: /^Save production/i }).click()
+  await confirmReview(page, 'Save')
   const attributeError = rule.getByRole('group', { name: 'Rule 1 condition 1' }).locator('.field-error')
   await attributeError.first().waitFor()
   console.log(`e2e:   server error shown at the clause: ${await attributeError.first().textContent()}`)
@@ -146,6 +158,7 @@ try {
   await rollout.getByLabel('off', { exact: true }).fill('70')
   await rollout.getByText('Total: 100%').waitFor()
   await page.getByRole('button', { name: /^Save production/i }).click()
+  await confirmReview(page, 'Save')
   await page.getByText(/Saved as version 2/).waitFor()
   await shot(page, '03-flag-rules-rollout')
   const stored = await rest('GET', `/api/v1/projects/${PROJECT}/flags/${FLAG}`)
@@ -183,17 +196,51 @@ try {
   await entry.locator('table.diff').getByText('enabled').first().waitFor()
   await shot(page, '05-audit-log')
 
-  log('revert to version 2 from the history')
+  log('history says which environments changed; a revert of one environment leaves Production as it was')
   await entry.getByRole('link', { name: FLAG }).click()
   await page.getByRole('heading', { name: 'History' }).waitFor()
-  await page.getByRole('button', { name: 'Revert to v2' }).click()
-  await page.getByRole('dialog').getByRole('button', { name: 'Revert' }).click()
-  await page.getByText(/Reverted to version 2; now version 4/).waitFor()
-  await page
-    .getByRole('tabpanel')
-    .getByRole('switch', { name: new RegExp(`${FLAG} in production`, 'i') })
-    .and(page.locator('[aria-checked=false]'))
-    .waitFor()
+  // v4: staging on; v5: production killed during an incident.
+  await rest('POST', `/api/v1/projects/${PROJECT}/flags/${FLAG}/environments/staging/toggle`, { enabled: true })
+  await rest('POST', `/api/v1/projects/${PROJECT}/flags/${FLAG}/environments/production/toggle`, {
+    enabled: false,
+    comment: 'incident: checkout errors',
+  })
+  await page.getByTestId('flag-version').and(page.getByText('5', { exact: true })).waitFor()
+  await page.getByTestId('changed-v5').getByText('Production').waitFor()
+  await page.getByTestId('changed-v4').getByText('Staging').waitFor()
+  const productionBefore = (await rest('GET', `/api/v1/projects/${PROJECT}/flags/${FLAG}`)).environments.production
+  await page.getByRole('button', { name: 'Revert to v3' }).click()
+  const revertDialog = page.getByRole('dialog', { name: `Revert ${FLAG} to version 3?` })
+  await revertDialog.getByLabel('What to restore').selectOption('staging')
+  const preview = revertDialog.getByTestId('revert-preview')
+  await preview.locator('[data-env=staging]').getByText('on → off').waitFor()
+  assert((await preview.locator('[data-env]').count()) === 1, 'only staging is listed')
+  assert((await revertDialog.getByRole('alert').count()) === 0, 'no warning for staging')
+  await shot(page, '15-revert-one-environment')
+  await revertDialog.getByRole('button', { name: 'Revert Staging' }).click()
+  await page.getByText(/Reverted Staging to version 3; now version 6/).waitFor()
+  const afterOne = await rest('GET', `/api/v1/projects/${PROJECT}/flags/${FLAG}`)
+  assert(afterOne.environments.staging.enabled === false, 'staging restored to off')
+  assert(
+    JSON.stringify(afterOne.environments.production) === JSON.stringify(productionBefore),
+    `production untouched: ${JSON.stringify(afterOne.environments.production)}`,
+  )
+
+  log('a whole-flag revert lists the environments it changes and warns that it turns Production on')
+  await page.getByRole('button', { name: 'Revert to v3' }).click()
+  await revertDialog.getByLabel('What to restore').selectOption('')
+  const warning = revertDialog.getByRole('alert').filter({ hasText: 'critical environment' })
+  await warning.waitFor()
+  const warningText = await warning.textContent()
+  assert(/ON in Production/.test(warningText), `warning: ${warningText}`)
+  await preview.locator('[data-env=production]').getByText('off → on').waitFor()
+  await shot(page, '16-revert-whole-flag-warning')
+  await revertDialog.getByRole('button', { name: 'Cancel' }).click()
+  await revertDialog.waitFor({ state: 'detached' })
+  assert(
+    (await rest('GET', `/api/v1/projects/${PROJECT}/flags/${FLAG}`)).version === 6,
+    'cancelling the whole-flag revert wrote nothing',
+  )
   await shot(page, '06-flag-history-reverted')
 
   log('a change made through the REST API appears live, without a reload')
@@ -245,6 +292,7 @@ try {
   await page.getByText('Changed by automation while someone edits').waitFor({ timeout: 2000 })
   await page.getByText('Someone else changed this flag while you were editing').waitFor()
   await page.getByRole('button', { name: /^Save production/i }).click()
+  await confirmReview(page, 'Save')
   const conflict = page.getByRole('dialog', { name: 'Someone else changed this flag' })
   await conflict.waitFor()
   await conflict.locator('table.diff').first().getByText('description').waitFor()
@@ -271,6 +319,38 @@ try {
   await keyDialog.waitFor({ state: 'detached' })
   assert(await listSwitch.evaluate((el) => el === document.activeElement), 'focus returns to the switch')
   assert((await listSwitch.getAttribute('aria-checked')) === 'true', 'Escape changed nothing')
+
+  log('critical is a setting of each environment; the project requires comments')
+  await nav(page, 'Environments', 'Environments')
+  await page.getByRole('heading', { name: /Production production critical/ }).waitFor()
+  const staging = page.getByRole('region', { name: /^Staging/ })
+  assert(!(await staging.getByRole('checkbox', { name: /^Critical/ }).isChecked()), 'staging is not critical')
+  await page.getByRole('checkbox', { name: /Require a comment/ }).click()
+  await page.getByRole('checkbox', { name: /Require a comment/ }).and(page.locator(':checked')).waitFor()
+  await shot(page, '17-environments-critical')
+
+  log('a save in Production needs a comment, and the audit log shows it')
+  await nav(page, 'Flags', 'Flags')
+  await page.getByRole('link', { name: 'Checkout v2' }).click()
+  await page.getByRole('tab', { name: /production/i, selected: true }).waitFor()
+  await page.getByRole('listitem', { name: 'Rule 1' }).getByLabel('Rule 1 description').fill('paying customers')
+  await page.getByRole('button', { name: /^Save production/i }).click()
+  const review = page.getByRole('dialog', { name: `Save ${FLAG} in Production?` })
+  await review.locator('table.diff').getByText('rules[0].description').waitFor()
+  const saveButton = review.getByRole('button', { name: 'Save', exact: true })
+  assert(await saveButton.isDisabled(), 'Save waits for the required comment')
+  const COMMENT = 'Describe rule 1 for the launch review'
+  await review.getByLabel('Comment (required)').fill(COMMENT)
+  await shot(page, '18-review-requires-comment')
+  await saveButton.click()
+  await page.getByText(/Saved as version \d+/).waitFor()
+  await nav(page, 'Audit log', 'Audit log')
+  const commented = page.locator('li', { hasText: COMMENT }).first()
+  await commented.getByText('flag_config.update').waitFor()
+  await commented.getByText('production').first().waitFor()
+  await shot(page, '19-audit-log-comment')
+  const versions = await rest('GET', `/api/v1/projects/${PROJECT}/flags/${FLAG}/versions?limit=1`)
+  assert(versions[0].comment === COMMENT, `history comment: ${versions[0].comment}`)
 
   log('segments and environments pages')
   await nav(page, 'Segments', 'Segments')

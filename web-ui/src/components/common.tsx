@@ -73,6 +73,7 @@ export function ConfirmDialog({
   children,
   confirmLabel,
   danger,
+  confirmDisabled,
   onConfirm,
   onCancel,
 }: {
@@ -80,6 +81,8 @@ export function ConfirmDialog({
   children: ReactNode
   confirmLabel: string
   danger?: boolean
+  /** The confirm button is disabled while something the dialog asks for is missing. */
+  confirmDisabled?: boolean
   onConfirm: () => void
   onCancel: () => void
 }) {
@@ -99,7 +102,7 @@ export function ConfirmDialog({
           <button type="button" ref={cancelRef} onClick={onCancel}>
             Cancel
           </button>
-          <button type="button" className={danger ? 'danger' : 'primary'} onClick={onConfirm}>
+          <button type="button" className={danger ? 'danger' : 'primary'} disabled={confirmDisabled} onClick={onConfirm}>
             {confirmLabel}
           </button>
         </div>
@@ -110,9 +113,4 @@ export function ConfirmDialog({
 
 export function formatTime(ms: number): string {
   return new Date(ms).toLocaleString()
-}
-
-/** Environments whose flips need a confirmation: production by key or name. */
-export function isProduction(env: { key: string; name?: string }): boolean {
-  return /prod/i.test(env.key) || /prod/i.test(env.name ?? '')
 }

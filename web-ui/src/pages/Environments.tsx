@@ -1,9 +1,12 @@
-// Environments of a project and their SDK keys (created keys are shown once; revoke).
+// Environments of a project, whether each is critical (changes there go through a review
+// with a comment), the project's comment requirement, and SDK keys (created keys are shown
+// once; revoke).
 import { useState } from 'react'
 import type { FormEvent } from 'react'
 import { useParams } from 'react-router'
 import { api, call, fieldErrors, messageOf, type Environment } from '../api/client'
 import { ConfirmDialog, Empty, ErrorState, FieldError, Loading, formatTime } from '../components/common'
+import { ReviewDialog } from '../components/ReviewDialog'
 import { useSession } from '../stores/session'
 import { useAsync } from '../stores/useAsync'
 
@@ -15,15 +18,23 @@ export function Environments() {
     () => call(api.GET('/api/v1/projects/{project}/environments', { params: { path: { project } } })),
     [project],
   )
+  const settings = useAsync(
+    () => call(api.GET('/api/v1/projects/{project}', { params: { path: { project } } })),
+    [project],
+  )
   const [key, setKey] = useState('')
   const [name, setName] = useState('')
+  const [critical, setCritical] = useState(false)
   const [errors, setErrors] = useState<Record<string, string>>({})
   const create = async (e: FormEvent) => {
     e.preventDefault()
     try {
-      await call(api.POST('/api/v1/projects/{project}/environments', { params: { path: { project } }, body: { key, name } }))
+      await call(
+        api.POST('/api/v1/projects/{project}/environments', { params: { path: { project } }, body: { key, name, critical } }),
+      )
       setKey('')
       setName('')
+      setCritical(false)
       setErrors({})
       void envs.reload()
     } catch (err) {
@@ -34,6 +45,14 @@ export function Environments() {
   return (
     <>
       <h1>Environments</h1>
+      {admin && settings.data && (
+        <CommentSetting
+          project={project}
+          required={settings.data.require_critical_comment}
+          version={settings.data.version}
+          onSaved={() => void settings.reload()}
+        />
+      )}
       {envs.error ? (
         <ErrorState error={envs.error} retry={envs.reload} />
       ) : !envs.data ? (
@@ -41,7 +60,16 @@ export function Environments() {
       ) : envs.data.length === 0 ? (
         <Empty>No environments.</Empty>
       ) : (
-        envs.data.map((e) => <EnvCard key={e.key} project={project} env={e} admin={admin} />)
+        envs.data.map((e) => (
+          <EnvCard
+            key={e.key}
+            project={project}
+            env={e}
+            admin={admin}
+            requireComment={!!settings.data?.require_critical_comment}
+            onChanged={() => void envs.reload()}
+          />
+        ))
       )}
       {admin && (
         <form className="card" onSubmit={create} aria-label="New environment">
@@ -51,6 +79,10 @@ export function Environments() {
           <FieldError message={errors.key} />
           <label htmlFor="env-name">Name</label>
           <input id="env-name" value={name} onChange={(e) => setName(e.target.value)} />
+          <label className="check">
+            <input type="checkbox" checked={critical} onChange={(e) => setCritical(e.target.checked)} /> Critical (production
+            traffic): every change is reviewed, with a comment
+          </label>
           <button type="submit" className="primary">Create environment</button>
         </form>
       )}
@@ -58,7 +90,93 @@ export function Environments() {
   )
 }
 
-function EnvCard({ project, env, admin }: { project: string; env: Environment; admin: boolean }) {
+/** The project's setting: every change in a critical environment must carry a comment. */
+function CommentSetting({
+  project,
+  required,
+  version,
+  onSaved,
+}: {
+  project: string
+  required: boolean
+  version: number
+  onSaved: () => void
+}) {
+  const [review, setReview] = useState(false)
+  const [error, setError] = useState<string>()
+  const save = async (next: boolean, comment: string) => {
+    setReview(false)
+    try {
+      await call(
+        api.PATCH('/api/v1/projects/{project}', {
+          params: { path: { project } },
+          body: { require_critical_comment: next, version, comment },
+        }),
+      )
+      setError(undefined)
+      onSaved()
+    } catch (err) {
+      setError(messageOf(err))
+    }
+  }
+  return (
+    <section className="card" aria-labelledby="settings-h">
+      <h2 id="settings-h">Project settings</h2>
+      <label className="check">
+        <input
+          type="checkbox"
+          checked={required}
+          onChange={(e) => (e.target.checked ? void save(true, '') : setReview(true))}
+        />{' '}
+        Require a comment for every change in a critical environment (dashboard and API)
+      </label>
+      {error && <p className="field-error" role="alert">{error}</p>}
+      {review && (
+        <ReviewDialog
+          title="Stop requiring comments?"
+          confirmLabel="Stop requiring"
+          danger
+          changes={[{ path: 'require_critical_comment', before: true, after: false }]}
+          commentRequired
+          onCancel={() => setReview(false)}
+          onConfirm={(comment) => void save(false, comment)}
+        />
+      )}
+    </section>
+  )
+}
+
+function EnvCard({
+  project,
+  env,
+  admin,
+  requireComment,
+  onChanged,
+}: {
+  project: string
+  env: Environment
+  admin: boolean
+  requireComment: boolean
+  onChanged: () => void
+}) {
+  // Changing a critical environment (making it not critical included) is reviewed.
+  const [review, setReview] = useState<boolean>()
+  const [settingError, setSettingError] = useState<string>()
+  const setCritical = async (critical: boolean, comment: string) => {
+    setReview(undefined)
+    try {
+      await call(
+        api.PATCH('/api/v1/projects/{project}/environments/{env}', {
+          params: { path: { project, env: env.key } },
+          body: { critical, version: env.version, comment },
+        }),
+      )
+      setSettingError(undefined)
+      onChanged()
+    } catch (err) {
+      setSettingError(messageOf(err))
+    }
+  }
   const keys = useAsync(
     () =>
       admin
@@ -98,9 +216,31 @@ function EnvCard({ project, env, admin }: { project: string; env: Environment; a
   return (
     <section className="card" aria-labelledby={`env-${env.key}`}>
       <h2 id={`env-${env.key}`}>
-        {env.name || env.key} <code>{env.key}</code>
+        {env.name || env.key} <code>{env.key}</code> {env.critical && <span className="badge critical">critical</span>}
       </h2>
       <p className="sub">Data version {env.data_version}</p>
+      {admin && (
+        <label className="check">
+          <input
+            type="checkbox"
+            checked={env.critical}
+            onChange={(e) => (env.critical ? setReview(e.target.checked) : void setCritical(e.target.checked, ''))}
+          />{' '}
+          Critical: every change in {env.name || env.key} is reviewed, with a comment
+        </label>
+      )}
+      {settingError && <p className="field-error" role="alert">{settingError}</p>}
+      {review !== undefined && (
+        <ReviewDialog
+          title={`Make ${env.name || env.key} not critical?`}
+          confirmLabel="Save"
+          danger
+          changes={[{ path: 'critical', before: env.critical, after: review }]}
+          commentRequired={requireComment}
+          onCancel={() => setReview(undefined)}
+          onConfirm={(comment) => void setCritical(review, comment)}
+        />
+      )}
       {admin && (
         <>
           <h3>SDK keys</h3>

@@ -1,6 +1,8 @@
 // One flag: variants, per-environment configuration (switch, targets, rules, rollouts,
 // default and off variants, prerequisites), and its history with revert. Saving sends the
-// version it edited; on a conflict the page shows what changed and offers a reload.
+// version it edited; on a conflict the page shows what changed and offers a reload. In a
+// critical environment every change (toggle, save, revert, archive) goes through one
+// review dialog: the diff and a comment.
 import { useEffect, useState } from 'react'
 import { Link, useParams } from 'react-router'
 import {
@@ -10,14 +12,16 @@ import {
   errorsUnder,
   fieldErrors,
   messageOf,
+  type Environment,
   type FlagView,
-  type VersionSummary,
 } from '../api/client'
-import { diffJson, type Change } from '../api/diff'
+import { diffJson } from '../api/diff'
 import { normalizeConfig, rolloutProblem, type FlagConfig, type Json, type Serve, type Variant } from '../api/model'
 import { ConfigEditor } from '../components/ConfigEditor'
-import { ConfirmDialog, ErrorState, FieldError, Loading, Switch, formatTime, isProduction } from '../components/common'
+import { ConfirmDialog, ErrorState, FieldError, Loading, Switch } from '../components/common'
 import { DiffView } from '../components/DiffView'
+import { ReviewDialog } from '../components/ReviewDialog'
+import { History } from './FlagHistory'
 import { useLive } from '../stores/live'
 import { useSession } from '../stores/session'
 import { useAsync } from '../stores/useAsync'
@@ -55,6 +59,10 @@ export function FlagPage() {
     () => call(api.GET('/api/v1/projects/{project}/environments', { params: { path: { project } } })),
     [project],
   )
+  const settings = useAsync(
+    () => call(api.GET('/api/v1/projects/{project}', { params: { path: { project } } })),
+    [project],
+  )
   const segments = useAsync(
     () => call(api.GET('/api/v1/projects/{project}/segments', { params: { path: { project } } })),
     [project],
@@ -84,6 +92,7 @@ export function FlagPage() {
   const [message, setMessage] = useState<string>()
   const [conflict, setConflict] = useState<Conflict>()
   const [pendingToggle, setPendingToggle] = useState<boolean>()
+  const [reviewSave, setReviewSave] = useState(false)
   const [changedUnderneath, setChangedUnderneath] = useState(false)
 
   useLive(project, () => {
@@ -93,7 +102,8 @@ export function FlagPage() {
   })
 
   const envList = envs.data ?? []
-  const activeEnv = envKey ?? envList.find((e) => isProduction(e))?.key ?? envList[0]?.key
+  // A critical environment opens first: it is the one people come to change.
+  const activeEnv = envKey ?? envList.find((e) => e.critical)?.key ?? envList[0]?.key
   useEffect(() => {
     setDraft(undefined)
     setErrors({})
@@ -109,6 +119,7 @@ export function FlagPage() {
   const stored = normalizeConfig((f.environments as Record<string, unknown>)[activeEnv ?? ''])
   const config = draft ?? stored
   const dirty = draft !== undefined
+  const requireComment = !!settings.data?.require_critical_comment
 
   const edit = (c: FlagConfig) => {
     if (!draft) setDraftBase(f)
@@ -116,7 +127,8 @@ export function FlagPage() {
     setMessage(undefined)
   }
 
-  const save = async () => {
+  /** Checks the draft, then saves it, through the review in a critical environment. */
+  const requestSave = () => {
     if (!activeEnv || !draft) return
     const local = localProblems(draft)
     if (Object.keys(local).length > 0) {
@@ -124,13 +136,20 @@ export function FlagPage() {
       setMessage('Fix the highlighted fields before saving.')
       return
     }
+    if (env?.critical) setReviewSave(true)
+    else void save('')
+  }
+
+  const save = async (comment: string) => {
+    setReviewSave(false)
+    if (!activeEnv || !draft) return
     setErrors({})
     setMessage(undefined)
     try {
       const saved = await call(
         api.PUT('/api/v1/projects/{project}/flags/{flag}/environments/{env}', {
           params: { path: { project, flag, env: activeEnv } },
-          body: { config: draft as never, version: draftBase?.version ?? f.version, comment: 'Edited in the dashboard' },
+          body: { config: draft as never, version: draftBase?.version ?? f.version, comment: comment || 'Edited in the dashboard' },
         }),
       )
       view.setData(saved)
@@ -151,14 +170,14 @@ export function FlagPage() {
     }
   }
 
-  const toggle = async (enabled: boolean) => {
+  const toggle = async (enabled: boolean, comment = '') => {
     setPendingToggle(undefined)
     if (!activeEnv) return
     try {
       const saved = await call(
         api.POST('/api/v1/projects/{project}/flags/{flag}/environments/{env}/toggle', {
           params: { path: { project, flag, env: activeEnv } },
-          body: { enabled, comment: `${enabled ? 'Turned on' : 'Turned off'} from the dashboard` },
+          body: { enabled, comment: comment || `${enabled ? 'Turned on' : 'Turned off'} from the dashboard` },
         }),
       )
       view.setData(saved)
@@ -183,7 +202,15 @@ export function FlagPage() {
         </span>
       </div>
       {f.description && <p>{f.description}</p>}
-      {writable && <ArchiveButton project={project} flag={f} onDone={(v) => view.setData(v)} />}
+      {writable && (
+        <ArchiveButton
+          project={project}
+          flag={f}
+          envs={envList}
+          requireComment={requireComment}
+          onDone={(v) => view.setData(v)}
+        />
+      )}
 
       <Variants flag={f} project={project} writable={writable} onSaved={(v) => view.setData(v)} />
 
@@ -200,7 +227,9 @@ export function FlagPage() {
                 className={e.key === activeEnv ? 'active' : ''}
                 onClick={() => setEnvKey(e.key)}
               >
-                {e.name || e.key} <span className={`dot ${on ? 'on' : 'off'}`} aria-label={on ? 'on' : 'off'} />
+                {e.name || e.key}
+                {e.critical && <span className="badge critical">critical</span>}{' '}
+                <span className={`dot ${on ? 'on' : 'off'}`} aria-label={on ? 'on' : 'off'} />
               </button>
             )
           })}
@@ -212,7 +241,7 @@ export function FlagPage() {
                 checked={stored.enabled}
                 label={`${f.key} in ${env.name || env.key}`}
                 disabled={!writable}
-                onChange={(next) => (isProduction(env) ? setPendingToggle(next) : void toggle(next))}
+                onChange={(next) => (env.critical ? setPendingToggle(next) : void toggle(next))}
               />
               <span>{stored.enabled ? 'Serving the rules below' : `Off: everyone gets ${stored.off_variant}`}</span>
             </div>
@@ -232,7 +261,7 @@ export function FlagPage() {
             />
             {writable && (
               <div className="actions save">
-                <button type="button" className="primary" disabled={!dirty} onClick={() => void save()}>
+                <button type="button" className="primary" disabled={!dirty} onClick={requestSave}>
                   Save {env.name || env.key}
                 </button>
                 <button
@@ -261,6 +290,8 @@ export function FlagPage() {
       <History
         project={project}
         flag={f}
+        envs={envList}
+        activeEnv={activeEnv}
         versions={history.data}
         error={history.error}
         writable={writable}
@@ -272,15 +303,31 @@ export function FlagPage() {
       />
 
       {pendingToggle !== undefined && env && (
-        <ConfirmDialog
+        <ReviewDialog
           title={`Turn ${pendingToggle ? 'on' : 'off'} ${f.key} in ${env.name || env.key}?`}
           confirmLabel={pendingToggle ? 'Turn on' : 'Turn off'}
           danger={!pendingToggle}
+          changes={[{ path: 'enabled', before: stored.enabled, after: pendingToggle }]}
+          commentRequired={requireComment}
           onCancel={() => setPendingToggle(undefined)}
-          onConfirm={() => void toggle(pendingToggle)}
+          onConfirm={(comment) => void toggle(pendingToggle, comment)}
         >
-          <p>This changes what every user in {env.name || env.key} gets, immediately.</p>
-        </ConfirmDialog>
+          <p>
+            {env.name || env.key} is a critical environment: this changes what every user there gets, immediately.
+          </p>
+        </ReviewDialog>
+      )}
+      {reviewSave && env && draft && (
+        <ReviewDialog
+          title={`Save ${f.key} in ${env.name || env.key}?`}
+          confirmLabel="Save"
+          changes={diffJson(stored, draft)}
+          commentRequired={requireComment}
+          onCancel={() => setReviewSave(false)}
+          onConfirm={(comment) => void save(comment)}
+        >
+          <p>{env.name || env.key} is a critical environment: review the change before it applies.</p>
+        </ReviewDialog>
       )}
       {conflict && activeEnv && (
         <ConfirmDialog
@@ -412,106 +459,27 @@ function Variants({
   )
 }
 
-function History({
+/** Archive (hide from lists; SDKs stop receiving it) or bring back a flag, after a review. */
+function ArchiveButton({
   project,
   flag,
-  versions,
-  error,
-  writable,
-  onReverted,
+  envs,
+  requireComment,
+  onDone,
 }: {
   project: string
   flag: FlagView
-  versions: VersionSummary[] | undefined
-  error: unknown
-  writable: boolean
-  onReverted: (v: FlagView) => void
+  envs: Environment[]
+  requireComment: boolean
+  onDone: (v: FlagView) => void
 }) {
-  const [shown, setShown] = useState<number>()
-  const [changes, setChanges] = useState<Change[]>()
-  const [confirm, setConfirm] = useState<number>()
-  const [message, setMessage] = useState<string>()
-  const showDiff = async (version: number) => {
-    setShown(version)
-    setChanges(undefined)
-    if (version <= 1) return setChanges([])
-    try {
-      const d = await call(
-        api.GET('/api/v1/projects/{project}/flags/{flag}/diff', {
-          params: { path: { project, flag: flag.key }, query: { from: version - 1, to: version } },
-        }),
-      )
-      setChanges(d.changes.map((c) => ({ path: c.path, before: c.before, after: c.after })))
-    } catch (e) {
-      setMessage(messageOf(e))
-    }
-  }
-  const revert = async (to: number) => {
-    setConfirm(undefined)
-    try {
-      const v = await call(
-        api.POST('/api/v1/projects/{project}/flags/{flag}/revert', {
-          params: { path: { project, flag: flag.key } },
-          body: { to_version: to, version: flag.version, comment: `Reverted to version ${to} from the dashboard` },
-        }),
-      )
-      setMessage(`Reverted to version ${to}; now version ${v.version}.`)
-      onReverted(v)
-    } catch (e) {
-      setMessage(messageOf(e))
-    }
-  }
-  return (
-    <section aria-labelledby="history-h" className="history">
-      <h2 id="history-h">History</h2>
-      {message && <p role="status">{message}</p>}
-      {error ? (
-        <ErrorState error={error} />
-      ) : !versions ? (
-        <Loading what="history" />
-      ) : (
-        <ol reversed className="versions">
-          {versions.map((v) => (
-            <li key={v.version} data-version={v.version}>
-              <div className="row">
-                <strong>v{v.version}</strong> <span>{formatTime(v.created_at)}</span> <span>{v.actor}</span>
-                <em>{v.comment}</em>
-                <button type="button" className="link" onClick={() => void (shown === v.version ? setShown(undefined) : showDiff(v.version))} aria-expanded={shown === v.version}>
-                  {shown === v.version ? 'Hide changes' : 'Show changes'}
-                </button>
-                {writable && v.version !== flag.version && (
-                  <button type="button" onClick={() => setConfirm(v.version)}>
-                    Revert to v{v.version}
-                  </button>
-                )}
-              </div>
-              {shown === v.version && (changes ? <DiffView changes={changes} /> : <Loading what="changes" />)}
-            </li>
-          ))}
-        </ol>
-      )}
-      {confirm !== undefined && (
-        <ConfirmDialog
-          title={`Revert ${flag.key} to version ${confirm}?`}
-          confirmLabel="Revert"
-          onCancel={() => setConfirm(undefined)}
-          onConfirm={() => void revert(confirm)}
-        >
-          <p>Every environment's configuration and the variants go back to how they were in version {confirm}. This is recorded as a new version.</p>
-        </ConfirmDialog>
-      )}
-    </section>
-  )
-}
-
-/** Archive (hide from lists; SDKs stop receiving it) or bring back a flag. */
-function ArchiveButton({ project, flag, onDone }: { project: string; flag: FlagView; onDone: (v: FlagView) => void }) {
   const [confirm, setConfirm] = useState(false)
   const [error, setError] = useState<string>()
-  const run = async () => {
+  const critical = envs.filter((e) => e.critical).map((e) => e.name || e.key)
+  const run = async (comment: string) => {
     setConfirm(false)
     try {
-      const path = { params: { path: { project, flag: flag.key } }, body: { version: flag.version } }
+      const path = { params: { path: { project, flag: flag.key } }, body: { version: flag.version, comment } }
       const v = flag.archived
         ? await call(api.POST('/api/v1/projects/{project}/flags/{flag}/unarchive', path))
         : await call(api.POST('/api/v1/projects/{project}/flags/{flag}/archive', path))
@@ -522,14 +490,27 @@ function ArchiveButton({ project, flag, onDone }: { project: string; flag: FlagV
   }
   return (
     <p>
-      <button type="button" className={flag.archived ? '' : 'danger'} onClick={() => (flag.archived ? void run() : setConfirm(true))}>
+      <button type="button" className={flag.archived ? '' : 'danger'} onClick={() => setConfirm(true)}>
         {flag.archived ? 'Restore flag' : 'Archive flag'}
       </button>
       {error && <span className="field-error" role="alert">{error}</span>}
       {confirm && (
-        <ConfirmDialog title={`Archive ${flag.key}?`} confirmLabel="Archive" danger onCancel={() => setConfirm(false)} onConfirm={() => void run()}>
-          <p>The flag disappears from the list and from what SDKs receive; its history is kept and it can be restored.</p>
-        </ConfirmDialog>
+        <ReviewDialog
+          title={`${flag.archived ? 'Restore' : 'Archive'} ${flag.key}?`}
+          confirmLabel={flag.archived ? 'Restore' : 'Archive'}
+          danger={!flag.archived}
+          changes={[{ path: 'archived', before: flag.archived, after: !flag.archived }]}
+          commentRequired={requireComment && critical.length > 0}
+          onCancel={() => setConfirm(false)}
+          onConfirm={(comment) => void run(comment)}
+        >
+          <p>
+            {flag.archived
+              ? 'The flag comes back to the list and to what SDKs receive, as it was configured.'
+              : 'The flag disappears from the list and from what SDKs receive; its history is kept and it can be restored.'}
+            {critical.length > 0 && ` This changes ${critical.join(', ')} (critical).`}
+          </p>
+        </ReviewDialog>
       )}
     </p>
   )

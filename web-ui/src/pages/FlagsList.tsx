@@ -1,10 +1,12 @@
 // Flags of a project: search, tag filter, every environment's switch side by side. Flipping
-// a production switch asks for confirmation (one click plus a confirm: the kill switch).
+// a switch in a critical environment goes through the review (one click plus a confirm: the
+// kill switch), with a comment.
 import { useState } from 'react'
 import type { FormEvent } from 'react'
 import { Link, useNavigate, useParams } from 'react-router'
 import { api, call, fieldErrors, messageOf, type FlagListItem } from '../api/client'
-import { ConfirmDialog, Empty, ErrorState, FieldError, Loading, Switch, isProduction } from '../components/common'
+import { Empty, ErrorState, FieldError, Loading, Switch } from '../components/common'
+import { ReviewDialog } from '../components/ReviewDialog'
 import { useLive } from '../stores/live'
 import { useSession } from '../stores/session'
 import { useAsync } from '../stores/useAsync'
@@ -25,6 +27,10 @@ export function FlagsList() {
   const [toggleError, setToggleError] = useState<string>()
   const envs = useAsync(
     () => call(api.GET('/api/v1/projects/{project}/environments', { params: { path: { project } } })),
+    [project],
+  )
+  const settings = useAsync(
+    () => call(api.GET('/api/v1/projects/{project}', { params: { path: { project } } })),
     [project],
   )
   const flags = useAsync(
@@ -49,14 +55,14 @@ export function FlagsList() {
     void allTags.reload()
   })
 
-  const flip = async ({ flag, env, enabled }: PendingToggle) => {
+  const flip = async ({ flag, env, enabled }: PendingToggle, comment = '') => {
     setPending(undefined)
     setToggleError(undefined)
     try {
       await call(
         api.POST('/api/v1/projects/{project}/flags/{flag}/environments/{env}/toggle', {
           params: { path: { project, flag: flag.key, env } },
-          body: { enabled, comment: `${enabled ? 'Turned on' : 'Turned off'} from the dashboard` },
+          body: { enabled, comment: comment || `${enabled ? 'Turned on' : 'Turned off'} from the dashboard` },
         }),
       )
       await flags.reload()
@@ -139,7 +145,7 @@ export function FlagsList() {
                             disabled={!writable}
                             onChange={(next) => {
                               const change = { flag: f, env: env.key, enabled: next }
-                              if (isProduction(env)) setPending(change)
+                              if (env.critical) setPending(change)
                               else void flip(change)
                             }}
                           />
@@ -154,17 +160,19 @@ export function FlagsList() {
         </div>
       )}
       {pending && (
-        <ConfirmDialog
+        <ReviewDialog
           title={`Turn ${pending.enabled ? 'on' : 'off'} ${pending.flag.key} in ${pending.env}?`}
           confirmLabel={pending.enabled ? 'Turn on' : 'Turn off'}
           danger={!pending.enabled}
+          changes={[{ path: `${pending.env}.enabled`, before: !pending.enabled, after: pending.enabled }]}
+          commentRequired={!!settings.data?.require_critical_comment}
           onCancel={() => setPending(undefined)}
-          onConfirm={() => void flip(pending)}
+          onConfirm={(comment) => void flip(pending, comment)}
         >
           <p>
-            This changes what every user in <strong>{pending.env}</strong> gets, immediately.
+            <strong>{pending.env}</strong> is a critical environment: this changes what every user there gets, immediately.
           </p>
-        </ConfirmDialog>
+        </ReviewDialog>
       )}
     </>
   )
