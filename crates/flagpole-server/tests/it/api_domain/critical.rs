@@ -270,7 +270,36 @@ async fn comment_required_in_critical(backend: Backend) {
         .await;
     assert_error(s, &b, StatusCode::UNPROCESSABLE_ENTITY, Some("comment"));
 
+    // A new flag touches production only when its config there is given.
+    let (s, b) = t
+        .call(
+            Method::POST,
+            &format!("{P}/flags"),
+            Some(
+                json!({"key": "g", "environments": {"production": {"enabled": true,
+                "off_variant": "off", "default_serve": {"variant": "on"}}}}),
+            ),
+        )
+        .await;
+    assert_error(s, &b, StatusCode::UNPROCESSABLE_ENTITY, Some("comment"));
+    let (s, b) = t
+        .call(
+            Method::POST,
+            &format!("{P}/flags"),
+            Some(json!({"key": "g"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+
     // Changing a critical environment itself, and turning the requirement off, need one.
+    let (s, b) = t
+        .call(
+            Method::DELETE,
+            &format!("{P}/environments/production"),
+            None,
+        )
+        .await;
+    assert_error(s, &b, StatusCode::UNPROCESSABLE_ENTITY, Some("comment"));
     let (s, b) = t
         .call(
             Method::PATCH,
