@@ -212,7 +212,14 @@ export function FlagPage() {
         />
       )}
 
-      <Variants flag={f} project={project} writable={writable} onSaved={(v) => view.setData(v)} />
+      <Variants
+        flag={f}
+        project={project}
+        writable={writable}
+        critical={envList.filter((e) => e.critical).map((e) => e.name || e.key)}
+        requireComment={requireComment}
+        onSaved={(v) => view.setData(v)}
+      />
 
       <section className="envs" aria-label="Environments">
         <div role="tablist" aria-label="Environment" className="tabs">
@@ -362,14 +369,20 @@ function Variants({
   flag,
   project,
   writable,
+  critical,
+  requireComment,
   onSaved,
 }: {
   flag: FlagView
   project: string
   writable: boolean
+  /** Names of the critical environments: variants change what each of them serves. */
+  critical: string[]
+  requireComment: boolean
   onSaved: (v: FlagView) => void
 }) {
   const [draft, setDraft] = useState<{ key: string; name: string; value: string }[]>()
+  const [review, setReview] = useState<Variant[]>()
   const [errors, setErrors] = useState<Record<string, string>>({})
   const [message, setMessage] = useState<string>()
   const variants = flag.variants as unknown as Variant[]
@@ -379,7 +392,7 @@ function Variants({
     next[i] = { ...next[i], ...patch }
     setDraft(next)
   }
-  const save = async () => {
+  const save = () => {
     const parsed: Variant[] = []
     const local: Record<string, string> = {}
     rows.forEach((r, i) => {
@@ -390,11 +403,16 @@ function Variants({
       }
     })
     if (Object.keys(local).length) return setErrors(local)
+    if (critical.length > 0) setReview(parsed)
+    else void send(parsed, '')
+  }
+  const send = async (parsed: Variant[], comment: string) => {
+    setReview(undefined)
     try {
       const saved = await call(
         api.PATCH('/api/v1/projects/{project}/flags/{flag}', {
           params: { path: { project, flag: flag.key } },
-          body: { variants: parsed as never, version: flag.version },
+          body: { variants: parsed as never, version: flag.version, comment },
         }),
       )
       onSaved(saved)
@@ -455,6 +473,18 @@ function Variants({
         </>
       )}
       {message && <span role="status"> {message}</span>}
+      {review && (
+        <ReviewDialog
+          title={`Save the variants of ${flag.key}?`}
+          confirmLabel="Save variants"
+          changes={diffJson(variants, review)}
+          commentRequired={requireComment}
+          onCancel={() => setReview(undefined)}
+          onConfirm={(comment) => void send(review, comment)}
+        >
+          <p>Variants change what every environment serves, {critical.join(', ')} (critical) included.</p>
+        </ReviewDialog>
+      )}
     </section>
   )
 }
