@@ -12,6 +12,7 @@ use crate::support::{TestApp, assert_error};
 backends! {
     revert_one_environment => revert_one_environment_postgres, revert_one_environment_sqlite;
     revert_refusals => revert_refusals_postgres, revert_refusals_sqlite;
+    revert_of_archived_version => revert_of_archived_version_postgres, revert_of_archived_version_sqlite;
 }
 
 const F: &str = "/api/v1/projects/p/flags/f";
@@ -316,4 +317,57 @@ async fn revert_refusals(backend: Backend) {
         .call(Method::GET, &format!("{F}/versions?limit=1"), None)
         .await;
     assert_eq!(versions[0]["comment"], "undo the rollout");
+}
+
+/// A version where the flag was archived: the whole flag cannot go back to it while a live
+/// flag needs it, one environment's config can (it archives nothing).
+async fn revert_of_archived_version(backend: Backend) {
+    let t = TestApp::new(backend).await;
+    t.project("p").await;
+    let flags = "/api/v1/projects/p/flags";
+    for key in ["f", "dep"] {
+        let (s, b) = t.call(Method::POST, flags, Some(json!({"key": key}))).await;
+        assert_eq!(s, StatusCode::CREATED, "{b}");
+    }
+    for (action, version) in [("archive", 1), ("unarchive", 2)] {
+        let (s, b) = t
+            .call(
+                Method::POST,
+                &format!("{F}/{action}"),
+                Some(json!({"version": version})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{b}");
+    }
+    let config = json!({"enabled": true, "off_variant": "off", "default_serve": {"variant": "on"},
+        "prerequisites": [{"flag": "f", "variants": ["on"]}]});
+    let (s, b) = t
+        .call(
+            Method::PUT,
+            &format!("{flags}/dep/environments/production"),
+            Some(json!({"config": config, "version": 1})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+
+    let url = format!("{F}/revert");
+    let (s, b) = t
+        .call(
+            Method::POST,
+            &url,
+            Some(json!({"to_version": 2, "version": 3})),
+        )
+        .await;
+    assert_error(s, &b, StatusCode::CONFLICT, None);
+    assert!(
+        b["error"]["message"].as_str().unwrap().contains("`dep`"),
+        "{b}"
+    );
+    let body = json!({"to_version": 2, "environment": "production", "version": 3});
+    let (s, b) = t.call(Method::POST, &url, Some(body)).await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    assert_eq!(
+        (b["archived"].as_bool(), b["version"].as_i64()),
+        (Some(false), Some(4))
+    );
 }
