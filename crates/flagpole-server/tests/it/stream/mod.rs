@@ -149,29 +149,52 @@ async fn pruned_history_sends_the_whole_environment(backend: Backend) {
         }
     };
 
+    // `doomed` is archived behind the server's back and the history pruned past it, in one
+    // transaction (what `prune(db, 0)` leaves, below), as if the hub had been away: the
+    // periodic check may poke the hub at any moment, and whenever it looks it must find
+    // its version pruned. (Done as separate steps, a check between the bump and the prune
+    // read an empty patch: this test failed that way once under load.)
+    let mut tx = db.pool.begin().await.unwrap();
     sqlx::query("update flag set archived_at = 1 where key = 'doomed'")
-        .execute(&db.pool)
+        .execute(&mut *tx)
         .await
         .unwrap();
-    sqlx::query("update environment set data_version = data_version + 1 where id = $1")
+    sqlx::query(
+        "update environment set data_version = data_version + 1, \
+         history_from = data_version + 1 where id = $1",
+    )
+    .bind(seeded.env_id)
+    .execute(&mut *tx)
+    .await
+    .unwrap();
+    let deleted = sqlx::query("delete from env_change where environment_id = $1")
         .bind(seeded.env_id)
-        .execute(&db.pool)
+        .execute(&mut *tx)
         .await
-        .unwrap();
-    let deleted = flagpole_server::push::history::prune(db, 0).await.unwrap();
+        .unwrap()
+        .rows_affected();
+    tx.commit().await.unwrap();
     assert!(deleted > 0, "the history before the archive is pruned");
     assert_eq!(history(db).await, Vec::<i64>::new());
 
     // A write through the API pokes the hub, which is two versions behind and finds its
-    // history gone.
+    // history gone: the whole environment comes as one patch from the client's version.
+    // If the periodic check looked first, that patch ends at the archive and the toggle's
+    // own follows.
     let toggle = format!("{base}/flags/switch/environments/production/toggle");
     server
         .write(Method::POST, &toggle, json!({"enabled": true}))
         .await;
-    let patch = patch_of(next_message(&mut ws).await);
-    assert_eq!((patch.from, patch.to), (env.version, env.version + 2));
-    assert_eq!(patch.removed_flags, ["doomed"]);
-    env.apply(&patch).unwrap();
+    let target = env.version + 2;
+    let whole = patch_of(next_message(&mut ws).await);
+    assert_eq!(whole.from, env.version);
+    assert_eq!(whole.removed_flags, ["doomed"]);
+    env.apply(&whole).unwrap();
+    while env.version < target {
+        let patch = patch_of(next_message(&mut ws).await);
+        env.apply(&patch).unwrap();
+    }
+    assert_eq!(env.version, target);
     assert_eq!(sorted(env.clone()), truth(db, seeded.env_id).await);
 
     // From then on, ordinary patches; pruning keeps the last versions asked for.
