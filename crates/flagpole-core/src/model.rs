@@ -276,13 +276,40 @@ pub struct FlagState {
     pub flag: Flag,
     /// This environment's configuration.
     pub config: FlagConfig,
+    /// The flag's version (one across environments), which SDKs report evaluation counts
+    /// and exposures against. 0 from servers that do not send it.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub version: u64,
+    /// Set while an experiment or a guarded rollout needs to know who saw which variant:
+    /// SDKs then send an exposure per (variant, context key), deduplicated.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub exposures: bool,
+}
+
+impl FlagState {
+    /// A flag's state at version 0 and with no exposures asked for.
+    pub fn new(flag: Flag, config: FlagConfig) -> Self {
+        FlagState {
+            flag,
+            config,
+            version: 0,
+            exposures: false,
+        }
+    }
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// Config first: SDKs compare the states a patch brings with the ones they hold, and most
 /// changes are to the config (a toggle, a rule, a rollout), so it usually decides sooner.
 impl PartialEq for FlagState {
     fn eq(&self, other: &Self) -> bool {
-        self.config == other.config && self.flag == other.flag
+        self.config == other.config
+            && self.flag == other.flag
+            && self.version == other.version
+            && self.exposures == other.exposures
     }
 }
 

@@ -11,6 +11,18 @@ use crate::Snapshot;
 use crate::model::{EnvironmentSnapshot, FlagState, Segment};
 
 mod decode;
+mod telemetry;
+
+pub use telemetry::{
+    BatchError, EvalCount, Exposure, MAX_AGE_MS, MAX_BATCH_BYTES, MAX_BATCH_ITEMS,
+    MAX_EVENT_PROPERTIES, MAX_NAME_LEN, MAX_SKEW_MS, TelemetryBatch, TrackedEvent,
+};
+
+/// Response header on the stream's upgrade (value `v1`) from a server that accepts
+/// [`ClientMessage::Telemetry`] frames. An SDK that does not see it sends its batches to
+/// `POST /sdk/v1/events` instead: an older server closes the stream on a message type it
+/// does not know.
+pub const TELEMETRY_HEADER: &str = "flagpole-telemetry";
 
 /// Largest frame a client may send, in bytes. Client messages are tiny; anything larger is
 /// an attack or a bug and closes the connection with code 1009.
@@ -56,6 +68,13 @@ pub enum ClientMessage {
     Ping,
     /// Answer to a server [`ServerMessage::Ping`].
     Pong,
+    /// Evaluation counts, exposures and tracked events, sent only to a server that
+    /// announced [`TELEMETRY_HEADER`]. Answered by [`ServerMessage::TelemetryAck`] or
+    /// [`ServerMessage::TelemetryNack`] with the batch's id.
+    Telemetry {
+        /// The batch.
+        batch: TelemetryBatch,
+    },
 }
 
 /// Messages from the server to the SDK. Encoded with `type` first; decoded in one pass
@@ -82,6 +101,25 @@ pub enum ServerMessage {
         reason: String,
         /// Suggested delay before reconnecting; add jitter.
         reconnect_after_ms: u64,
+    },
+    /// A telemetry batch is stored (committed, or a redelivery of one that was).
+    TelemetryAck {
+        /// The batch's id.
+        id: String,
+    },
+    /// A telemetry batch was not stored. With `retry_after_ms` the server is busy (keep
+    /// the batch, merge into it and retry after the hint); without, the batch is invalid
+    /// (`message` names the field) and retrying it cannot help.
+    TelemetryNack {
+        /// The batch's id.
+        id: String,
+        /// `busy`, `too_large` or `invalid_batch`.
+        code: String,
+        /// For people.
+        message: String,
+        /// When to retry, for `busy`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        retry_after_ms: Option<u64>,
     },
     /// A protocol error, sent just before the server closes the connection.
     Error {

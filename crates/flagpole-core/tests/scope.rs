@@ -318,8 +318,8 @@ fn flag_state(key: &str, prerequisites: Vec<Prerequisite>, rules: Vec<Rule>) -> 
         name: String::new(),
         description: String::new(),
     };
-    FlagState {
-        flag: Flag {
+    FlagState::new(
+        Flag {
             key: key.into(),
             name: String::new(),
             description: String::new(),
@@ -328,7 +328,7 @@ fn flag_state(key: &str, prerequisites: Vec<Prerequisite>, rules: Vec<Rule>) -> 
             variants: vec![variant("on", true), variant("off", false)],
             salt: String::new(),
         },
-        config: FlagConfig {
+        FlagConfig {
             enabled: true,
             off_variant: "off".into(),
             targets: Vec::new(),
@@ -336,7 +336,7 @@ fn flag_state(key: &str, prerequisites: Vec<Prerequisite>, rules: Vec<Rule>) -> 
             rules,
             default_serve: Serve::Variant("off".into()),
         },
-    }
+    )
 }
 
 fn segment(key: &str, rules: Vec<SegmentRule>) -> Segment {

@@ -24,6 +24,8 @@ enum Tag {
     Ping,
     Pong,
     Goodbye,
+    TelemetryAck,
+    TelemetryNack,
     Error,
 }
 
@@ -36,6 +38,20 @@ struct SnapshotBody {
 struct GoodbyeBody {
     reason: String,
     reconnect_after_ms: u64,
+}
+
+#[derive(Deserialize)]
+struct AckBody {
+    id: String,
+}
+
+#[derive(Deserialize)]
+struct NackBody {
+    id: String,
+    code: String,
+    message: String,
+    #[serde(default)]
+    retry_after_ms: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -64,6 +80,18 @@ fn variant<'de, D: Deserializer<'de>>(tag: Tag, body: D) -> Result<ServerMessage
             ServerMessage::Goodbye {
                 reason: b.reason,
                 reconnect_after_ms: b.reconnect_after_ms,
+            }
+        }
+        Tag::TelemetryAck => ServerMessage::TelemetryAck {
+            id: AckBody::deserialize(body)?.id,
+        },
+        Tag::TelemetryNack => {
+            let b = NackBody::deserialize(body)?;
+            ServerMessage::TelemetryNack {
+                id: b.id,
+                code: b.code,
+                message: b.message,
+                retry_after_ms: b.retry_after_ms,
             }
         }
         Tag::Error => {

@@ -114,10 +114,7 @@ pub(crate) async fn write(
     };
     // This environment at its new version differs from the previous one in this flag
     // alone (see `local_patch`).
-    let changed = FlagState {
-        flag: row.definition.clone(),
-        config: after.clone(),
-    };
+    let changed = FlagState::new(row.definition.clone(), after.clone());
 
     let now = now_ms();
     let version = flag::bump_version(&mut tx, row.id, now).await?;

@@ -208,6 +208,12 @@ where
             }
             Ok(ClientMessage::Ping) => self.send(PONG.clone(), "pong").await,
             Ok(ClientMessage::Pong) => Ok(()),
+            // Not announced on the upgrade yet (`wire::TELEMETRY_HEADER`), so an SDK
+            // sends its batches over HTTP; one that sends them here anyway is broken.
+            Ok(ClientMessage::Telemetry { .. }) => {
+                self.malformed("this server does not take telemetry on the stream")
+                    .await
+            }
             Err(error) => self.malformed(&error.to_string()).await,
         }
     }

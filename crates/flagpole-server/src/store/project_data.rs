@@ -260,10 +260,7 @@ impl ProjectData {
                 .filter(|f| !f.archived)
                 .filter_map(|f| {
                     f.configs.get(&env_id).map(|config| {
-                        Arc::new(FlagState {
-                            flag: f.definition.clone(),
-                            config: config.clone(),
-                        })
+                        Arc::new(FlagState::new(f.definition.clone(), config.clone()))
                     })
                 })
                 .collect(),

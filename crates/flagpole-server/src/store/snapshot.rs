@@ -199,7 +199,7 @@ pub async fn environment_ids(db: &Db) -> Result<Vec<i64>, sqlx::Error> {
 fn flag_state(environment_id: i64, key: &str, definition: &str, config: &str) -> Option<FlagState> {
     let flag: Flag = parse_document(environment_id, "flag", key, definition)?;
     let config: FlagConfig = parse_document(environment_id, "flag config", key, config)?;
-    Some(FlagState { flag, config })
+    Some(FlagState::new(flag, config))
 }
 
 /// A stored segment; `None` (logged) if it does not parse.
