@@ -5,6 +5,8 @@
 //! Field names are snake_case JSON and every optional field has a default, so documents
 //! written by older servers keep deserialising.
 
+mod rename;
+
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
