@@ -23,6 +23,7 @@ pub(crate) mod segments;
 pub(crate) mod sessions;
 pub(crate) mod users;
 pub(crate) mod validate;
+pub(crate) mod variant_rename;
 
 use serde::Serialize;
 use serde_json::Value;

@@ -17,6 +17,7 @@ use crate::auth::{Actor, Role};
 use crate::domain::comment;
 use crate::domain::flag_write::FlagView;
 use crate::domain::flags::{self as domain, FlagPatch, NewFlag};
+use crate::domain::variant_rename::{self, VariantRename};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::state::AppState;
 use crate::store::environment;
@@ -28,6 +29,7 @@ pub(crate) fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(get_flag, update_flag))
         .routes(routes!(archive_flag))
         .routes(routes!(unarchive_flag))
+        .routes(routes!(rename_variant))
 }
 
 /// Query of the flag list.
@@ -338,4 +340,48 @@ async fn unarchive_flag(
     MaybeJson(body): MaybeJson<ArchiveBody>,
 ) -> ApiResult<Json<FlagView>> {
     archive(state, actor, project_key, flag, headers, body, false).await
+}
+
+/// Body of `POST .../flags/{flag}/variants/{variant}/rename`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RenameVariant {
+    /// The new key; must not be another variant's.
+    to: String,
+    /// The version being edited (or send `If-Match`).
+    version: Option<i64>,
+    comment: Option<String>,
+}
+
+/// Renames a variant's key (writer) and every reference to it, in one write: off variant,
+/// targets, rule serves, rollout weights and default serve in every environment, and the
+/// prerequisites of other flags that require it. One version of the flag, one history and
+/// one audit entry; flags whose prerequisites changed get a version of their own.
+#[utoipa::path(post, path = "/api/v1/projects/{project}/flags/{flag}/variants/{variant}/rename",
+    tag = "flags",
+    params(("project" = String, Path, description = "Project key"),
+        ("flag" = String, Path, description = "Flag key"),
+        ("variant" = String, Path, description = "The variant's current key"),
+        ("If-Match" = Option<String>, Header, description = "Expected version")),
+    request_body = RenameVariant,
+    responses((status = 200, body = FlagView), (status = 400, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+        (status = 409, description = "Stale version or archived; `current` holds the flag", body = ErrorBody),
+        (status = 422, description = "`to` is not a valid key or is taken", body = ErrorBody)))]
+async fn rename_variant(
+    State(state): State<AppState>,
+    actor: Actor,
+    ApiPath((project_key, flag, variant)): ApiPath<(String, String, String)>,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<RenameVariant>,
+) -> ApiResult<Json<FlagView>> {
+    let project = project(&state, &actor, &project_key, Role::Writer).await?;
+    let input = VariantRename {
+        from: variant,
+        to: body.to,
+        expected: required_version(&headers, body.version)?,
+        comment: comment(body.comment.as_deref())?,
+    };
+    let view = variant_rename::rename_variant(&state, &actor, &project, &flag, input).await?;
+    Ok(Json(view))
 }

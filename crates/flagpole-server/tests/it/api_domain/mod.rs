@@ -11,4 +11,5 @@ mod listener;
 mod projects;
 mod revert;
 mod segments;
+mod variant_rename;
 mod write_scope;

@@ -274,6 +274,7 @@ fn fill(path: &str, w: &World) -> String {
         .replace("{flag}", "f1")
         .replace("{key}", "f1")
         .replace("{segment}", "s1")
+        .replace("{variant}", "on")
         .replace("{version}", "1")
         .replace("{id}", &id.to_string())
 }

@@ -149,6 +149,14 @@ pub(crate) fn table() -> Vec<Op> {
             "/api/v1/projects/{project}/flags/{flag}/unarchive",
             Project(Writer),
         ),
+        // f1 is a boolean flag: `on` and `off`. Without a version a writer's call is refused
+        // for its content (422), which is past authorisation.
+        op(
+            "post",
+            "/api/v1/projects/{project}/flags/{flag}/variants/{variant}/rename",
+            Project(Writer),
+        )
+        .body(json!({"to": "enabled"})),
         op(
             "put",
             "/api/v1/projects/{project}/flags/{flag}/environments/{env}",
