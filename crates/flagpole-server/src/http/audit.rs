@@ -11,7 +11,7 @@ use super::extract::ApiQuery;
 use crate::auth::{Actor, Role};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::state::AppState;
-use crate::store::audit::{self as store, AuditEvent, AuditFilter};
+use crate::store::audit::{self as store, ActionFilter, AuditEvent, AuditFilter};
 use crate::store::environment;
 
 pub(crate) fn router() -> OpenApiRouter<AppState> {
@@ -32,6 +32,8 @@ pub(crate) struct AuditQuery {
     segment: Option<String>,
     /// Exact actor, e.g. `token:ci` or `user:alice@example.com`.
     actor: Option<String>,
+    /// An action (`flag.toggle`) or every action on a kind of resource (`flag`).
+    action: Option<String>,
     /// From this time on (epoch ms, inclusive).
     from: Option<i64>,
     /// Before this time (epoch ms, exclusive).
@@ -66,8 +68,31 @@ async fn query_audit(
         return Err(ApiError::invalid("limit", "must be between 1 and 500"));
     }
     let offset = q.offset.unwrap_or(0).max(0);
+    if q.from.is_some_and(|from| from < 0) {
+        return Err(ApiError::invalid(
+            "from",
+            "must be a time in epoch milliseconds",
+        ));
+    }
+    if q.to.is_some_and(|to| to < 0) {
+        return Err(ApiError::invalid(
+            "to",
+            "must be a time in epoch milliseconds",
+        ));
+    }
+    if let (Some(from), Some(to)) = (q.from, q.to)
+        && to <= from
+    {
+        return Err(ApiError::invalid("to", "must be after `from`"));
+    }
+    let action = q
+        .action
+        .filter(|a| !a.is_empty())
+        .map(action_filter)
+        .transpose()?;
     let mut filter = AuditFilter {
         actor: q.actor,
+        action,
         from: q.from,
         to: q.to,
         limit,
@@ -116,4 +141,18 @@ async fn query_audit(
         limit,
         offset,
     }))
+}
+
+/// `flag.toggle` (one action) or `flag` (all of a resource's actions); anything else is
+/// refused, so a typo reports the field instead of an empty page.
+fn action_filter(action: String) -> ApiResult<ActionFilter> {
+    let word = |w: &str| !w.is_empty() && w.bytes().all(|b| b.is_ascii_lowercase() || b == b'_');
+    match action.split_once('.') {
+        Some((resource, verb)) if word(resource) && word(verb) => Ok(ActionFilter::Exact(action)),
+        None if word(&action) => Ok(ActionFilter::Resource(action)),
+        _ => Err(ApiError::invalid(
+            "action",
+            "must be an action such as `flag.toggle`, or a resource such as `flag`",
+        )),
+    }
 }

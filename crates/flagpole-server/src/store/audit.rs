@@ -91,6 +91,8 @@ pub struct AuditFilter {
     pub resource: Option<(String, String)>,
     /// Exact actor name.
     pub actor: Option<String>,
+    /// Which actions.
+    pub action: Option<ActionFilter>,
     /// At or after (epoch ms).
     pub from: Option<i64>,
     /// Before (epoch ms, exclusive).
@@ -99,6 +101,15 @@ pub struct AuditFilter {
     pub limit: i64,
     /// Rows skipped.
     pub offset: i64,
+}
+
+/// The actions an audit query keeps.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ActionFilter {
+    /// One action: `flag.toggle`.
+    Exact(String),
+    /// Every action on a kind of resource: `flag` keeps `flag.create`, `flag.toggle`...
+    Resource(String),
 }
 
 type RawRow = (
@@ -140,6 +151,17 @@ pub async fn query(conn: &mut Conn, filter: &AuditFilter) -> StoreResult<Vec<Aud
     }
     if let Some(actor) = &filter.actor {
         add("a.actor = ?", Bind::S(actor.clone()), &mut binds);
+    }
+    match &filter.action {
+        Some(ActionFilter::Exact(action)) => {
+            add("a.action = ?", Bind::S(action.clone()), &mut binds)
+        }
+        Some(ActionFilter::Resource(resource)) => {
+            // `_` is a LIKE wildcard (and resource names have them: `flag_config`).
+            let pattern = format!("{}.%", resource.replace('\\', "\\\\").replace('_', "\\_"));
+            add("a.action like ? escape '\\'", Bind::S(pattern), &mut binds);
+        }
+        None => {}
     }
     if let Some(from) = filter.from {
         add("a.at >= ?", Bind::I(from), &mut binds);

@@ -1,6 +1,7 @@
 //! The domain REST API (projects, environments, flags, configs, segments, history, audit)
 //! through the router, on Postgres and SQLite, plus a real listener.
 
+mod audit_filters;
 mod concurrency;
 mod critical;
 mod dashboard;
