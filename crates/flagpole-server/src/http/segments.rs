@@ -1,10 +1,12 @@
 //! `/api/v1/projects/{project}/segments`: reusable audiences shared by every environment.
 
+use std::collections::HashMap;
+
 use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use flagpole_core::model::{Segment, SegmentRule};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -15,6 +17,7 @@ use crate::domain::comment;
 use crate::domain::segments::{self as domain, SegmentChange, SegmentView};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::state::AppState;
+use crate::store::dependency;
 use crate::store::segment as store;
 
 pub(crate) fn router() -> OpenApiRouter<AppState> {
@@ -69,19 +72,42 @@ pub(crate) struct DeleteSegment {
     comment: Option<String>,
 }
 
-/// The project's segments, by key.
+/// A segment in the list, with how much it is used.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct SegmentListItem {
+    #[serde(flatten)]
+    segment: SegmentView,
+    /// Live flags whose rules name this segment, in any environment.
+    used_by_flags: i64,
+}
+
+/// The project's segments, by key, each with the number of live flags using it.
 #[utoipa::path(get, path = "/api/v1/projects/{project}/segments", tag = "segments",
     params(("project" = String, Path, description = "Project key")),
-    responses((status = 200, body = Vec<SegmentView>), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = Vec<SegmentListItem>), (status = 404, body = ErrorBody)))]
 async fn list_segments(
     State(state): State<AppState>,
     actor: Actor,
     ApiPath(key): ApiPath<String>,
-) -> ApiResult<Json<Vec<SegmentView>>> {
+) -> ApiResult<Json<Vec<SegmentListItem>>> {
     let project = project(&state, &actor, &key, Role::Reader).await?;
     let mut conn = state.db.pool.acquire().await?;
     let rows = store::list(&mut conn, project.id).await?;
-    Ok(Json(rows.into_iter().map(SegmentView::from).collect()))
+    let counts: HashMap<String, i64> = dependency::segment_flag_counts(&mut conn, project.id)
+        .await?
+        .into_iter()
+        .collect();
+    Ok(Json(
+        rows.into_iter()
+            .map(|row| {
+                let used_by_flags = counts.get(&row.definition.key).copied().unwrap_or(0);
+                SegmentListItem {
+                    segment: SegmentView::from(row),
+                    used_by_flags,
+                }
+            })
+            .collect(),
+    ))
 }
 
 /// Creates a segment (writer); validated in every environment.

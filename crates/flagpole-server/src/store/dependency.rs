@@ -111,3 +111,22 @@ pub async fn segment_environments(
     .fetch_all(conn)
     .await?)
 }
+
+/// For each segment of the project that live flags name, how many distinct live flags
+/// name it in their rules (in any environment): (segment key, flag count), by key.
+/// Segments named only through other segments are not counted here.
+pub async fn segment_flag_counts(
+    conn: &mut Conn,
+    project_id: i64,
+) -> StoreResult<Vec<(String, i64)>> {
+    Ok(sqlx::query_as(
+        "select d.target_key, count(distinct d.flag_id) from flag_dependency as d \
+         join environment as e on e.id = d.environment_id \
+         join flag as f on f.id = d.flag_id \
+         where e.project_id = $1 and d.kind = 'segment' and f.archived_at is null \
+         group by d.target_key order by d.target_key",
+    )
+    .bind(project_id)
+    .fetch_all(conn)
+    .await?)
+}

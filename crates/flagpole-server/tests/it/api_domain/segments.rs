@@ -2,13 +2,14 @@
 
 use axum::http::{Method, StatusCode};
 use flagpole_server::db::Backend;
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::backends;
 use crate::support::{TestApp, assert_error};
 
 backends! {
     segment_crud_and_references => segment_crud_and_references_postgres, segment_crud_and_references_sqlite;
+    segments_say_how_many_flags_use_them => segments_say_how_many_flags_use_them_postgres, segments_say_how_many_flags_use_them_sqlite;
 }
 
 const SEGMENTS: &str = "/api/v1/projects/p/segments";
@@ -153,4 +154,60 @@ async fn segment_crud_and_references(backend: Backend) {
         ["segment.delete", "segment.update", "segment.create"]
     );
     assert_eq!(audit["items"][0]["comment"], "gone");
+}
+
+async fn segments_say_how_many_flags_use_them(backend: Backend) {
+    let t = TestApp::new(backend).await;
+    t.project("p").await;
+    for key in ["beta", "unused"] {
+        let (s, b) = t
+            .call(
+                Method::POST,
+                "/api/v1/projects/p/segments",
+                Some(json!({"key": key})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{b}");
+    }
+    let rule = |env_count: usize| {
+        let config = json!({"enabled": true, "off_variant": "off",
+            "rules": [{"id": "r1", "clauses": [{"attribute": "", "op": "in_segment", "values": ["beta"]}],
+                       "serve": {"variant": "on"}}],
+            "default_serve": {"variant": "off"}});
+        ["development", "staging", "production"][..env_count]
+            .iter()
+            .map(|e| (e.to_string(), config.clone()))
+            .collect::<serde_json::Map<String, Value>>()
+    };
+    // `a` names it in three environments, `b` in one: two flags. `c`, archived, does not count.
+    for (key, envs) in [("a", 3), ("b", 1), ("c", 2)] {
+        let (s, b) = t
+            .call(
+                Method::POST,
+                "/api/v1/projects/p/flags",
+                Some(json!({"key": key, "environments": rule(envs)})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{b}");
+    }
+    let (s, b) = t
+        .call(Method::POST, "/api/v1/projects/p/flags/c/archive", None)
+        .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let (s, list) = t
+        .call(Method::GET, "/api/v1/projects/p/segments", None)
+        .await;
+    assert_eq!(s, StatusCode::OK, "{list}");
+    let used: Vec<(&str, i64)> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["key"].as_str().unwrap(),
+                s["used_by_flags"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(used, [("beta", 2), ("unused", 0)]);
 }
