@@ -16,6 +16,7 @@ use super::extract::{ApiJson, ApiPath};
 use crate::auth::{Actor, Role};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::state::AppState;
+use crate::store::flag as flag_store;
 
 pub(crate) fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(evaluate))
@@ -52,6 +53,9 @@ pub(crate) struct DebugResult {
     rule_index: Option<usize>,
     /// Id of the matching rule, for `RULE_MATCH`.
     rule_id: Option<String>,
+    /// The matching rule's description, when it has one: what people wrote the rule for,
+    /// which says more than its generated id.
+    rule_description: Option<String>,
     /// True if a percentage rollout picked the variant.
     in_rollout: bool,
     /// The prerequisite that failed, for `PREREQUISITE_FAILED`.
@@ -87,7 +91,7 @@ async fn evaluate(
     ApiPath((project_key, env_key)): ApiPath<(String, String)>,
     ApiJson(body): ApiJson<DebugEvaluate>,
 ) -> ApiResult<Json<DebugEvaluation>> {
-    let (_, env) = project_env(&state, &actor, &project_key, &env_key, Role::Reader).await?;
+    let (project, env) = project_env(&state, &actor, &project_key, &env_key, Role::Reader).await?;
     let compiled = state.snapshots.get(env.id).await.map_err(|error| {
         tracing::error!(%error, environment_id = env.id, "no snapshot for the debugger");
         ApiError::Unavailable("the environment cannot be loaded right now; retry".into())
@@ -104,7 +108,7 @@ async fn evaluate(
             keys
         }
     };
-    let results = keys
+    let mut results: Vec<DebugResult> = keys
         .into_iter()
         .map(|flag| {
             let evaluation = compiled.snapshot.evaluate(&flag, &context);
@@ -115,6 +119,7 @@ async fn evaluate(
                 reason: reason.code().to_owned(),
                 rule_index: None,
                 rule_id: None,
+                rule_description: None,
                 in_rollout: reason.in_rollout(),
                 prerequisite: None,
                 error: None,
@@ -138,9 +143,42 @@ async fn evaluate(
             result
         })
         .collect();
+    describe_rules(&state, project.id, env.id, &mut results).await?;
     Ok(Json(DebugEvaluation {
         environment: env.key,
         version: compiled.data_version,
         results,
     }))
+}
+
+/// Fills in the descriptions of the matched rules from the stored configs. The compiled
+/// snapshot keeps only what evaluation needs, so they are read here, for matched rules
+/// only: one flag read per rule match, and the debugger is a person's click.
+async fn describe_rules(
+    state: &AppState,
+    project_id: i64,
+    env_id: i64,
+    results: &mut [DebugResult],
+) -> ApiResult<()> {
+    let mut conn = None;
+    for result in results.iter_mut() {
+        let Some(rule_id) = &result.rule_id else {
+            continue;
+        };
+        let conn = match &mut conn {
+            Some(conn) => conn,
+            None => conn.insert(state.db.pool.acquire().await?),
+        };
+        let Some(row) = flag_store::by_key(conn, project_id, &result.flag).await? else {
+            continue;
+        };
+        result.rule_description = flag_store::configs(conn, row.id)
+            .await?
+            .into_iter()
+            .find(|(id, ..)| *id == env_id)
+            .and_then(|(.., config)| config.rules.into_iter().find(|r| &r.id == rule_id))
+            .map(|rule| rule.description)
+            .filter(|d| !d.trim().is_empty());
+    }
+    Ok(())
 }

@@ -20,7 +20,8 @@ async fn debugger_explains(backend: Backend) {
     let t = TestApp::new(backend).await;
     t.project("p").await;
     let config = json!({"enabled": true, "off_variant": "off",
-        "rules": [{"id": "pro-users", "clauses": [{"attribute": "plan", "op": "in", "values": ["pro"]}],
+        "rules": [{"id": "pro-users", "description": "Paying customers first",
+                   "clauses": [{"attribute": "plan", "op": "in", "values": ["pro"]}],
                    "serve": {"variant": "on"}}],
         "default_serve": {"variant": "off"}});
     let (s, b) = t
@@ -56,6 +57,8 @@ async fn debugger_explains(backend: Backend) {
     assert_eq!(results[0]["reason"], "RULE_MATCH");
     assert_eq!(results[0]["rule_index"], 0);
     assert_eq!(results[0]["rule_id"], "pro-users");
+    // The dashboard names the rule by what it is for, not by its id.
+    assert_eq!(results[0]["rule_description"], "Paying customers first");
 
     // All flags, by key: alpha is off in production, beta falls through for a free user.
     let (s, b) = t
