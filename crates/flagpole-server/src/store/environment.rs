@@ -191,13 +191,31 @@ pub async fn bump_data_versions(
             .await?
         }
         None => {
-            sqlx::query_as(
-                "update environment set data_version = data_version + 1 \
-                 where project_id = $1 returning id, data_version",
-            )
-            .bind(project_id)
-            .fetch_all(&mut *conn)
-            .await?
+            // One row at a time, in id order. A single multi-row update locks the rows in
+            // the order its scan meets them, which changes as updates move tuples, so two
+            // writes to one project could each hold a row the other waits for: Postgres
+            // then aborted one as deadlocked (500s when a script created flags in
+            // parallel). A fixed order makes them queue instead. `for update` would say
+            // the same in one statement but SQLite has no such clause, and its
+            // `begin immediate` serialises writers anyway.
+            let ids: Vec<i64> =
+                sqlx::query_scalar("select id from environment where project_id = $1 order by id")
+                    .bind(project_id)
+                    .fetch_all(&mut *conn)
+                    .await?;
+            let mut rows = Vec::with_capacity(ids.len());
+            for id in ids {
+                let row: Option<(i64, i64)> = sqlx::query_as(
+                    "update environment set data_version = data_version + 1 \
+                     where id = $1 returning id, data_version",
+                )
+                .bind(id)
+                .fetch_optional(&mut *conn)
+                .await?;
+                // Deleted since the select: nothing to bump.
+                rows.extend(row);
+            }
+            rows
         }
     };
     let mut changes: Vec<EnvChanged> = rows
