@@ -414,6 +414,28 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/projects/{project}/flags/{flag}/variants/{variant}/rename": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Renames a variant's key (writer) and every reference to it, in one write: off variant,
+         *     targets, rule serves, rollout weights and default serve in every environment, and the
+         *     prerequisites of other flags that require it. One version of the flag, one history and
+         *     one audit entry; flags whose prerequisites changed get a version of their own.
+         */
+        post: operations["rename_variant"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/projects/{project}/flags/{flag}/versions": {
         parameters: {
             query?: never;
@@ -455,7 +477,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** The project's segments, by key. */
+        /** The project's segments, by key, each with the number of live flags using it. */
         get: operations["list_segments"];
         put?: never;
         /** Creates a segment (writer); validated in every environment. */
@@ -929,6 +951,11 @@ export interface components {
             prerequisite?: string | null;
             /** @description `OFF`, `TARGET_MATCH`, `RULE_MATCH`, `PREREQUISITE_FAILED`, `FALLTHROUGH` or `ERROR`. */
             reason: string;
+            /**
+             * @description The matching rule's description, when it has one: what people wrote the rule for,
+             *     which says more than its generated id.
+             */
+            rule_description?: string | null;
             /** @description Id of the matching rule, for `RULE_MATCH`. */
             rule_id?: string | null;
             /** @description Position (from 0) of the matching rule, for `RULE_MATCH`. */
@@ -1302,6 +1329,17 @@ export interface components {
              */
             version?: number | null;
         };
+        /** @description Body of `POST .../flags/{flag}/variants/{variant}/rename`. */
+        RenameVariant: {
+            comment?: string | null;
+            /** @description The new key; must not be another variant's. */
+            to: string;
+            /**
+             * Format: int64
+             * @description The version being edited (or send `If-Match`).
+             */
+            version?: number | null;
+        };
         /** @description Body of revert. */
         Revert: {
             /**
@@ -1410,6 +1448,14 @@ export interface components {
              * @description Update only: the version being edited (or send `If-Match`).
              */
             version?: number | null;
+        };
+        /** @description A segment in the list, with how much it is used. */
+        SegmentListItem: components["schemas"]["SegmentView"] & {
+            /**
+             * Format: int64
+             * @description Live flags whose rules name this segment, in any environment.
+             */
+            used_by_flags: number;
         };
         /** @description A segment as the API shows it. */
         SegmentView: {
@@ -1618,6 +1664,8 @@ export interface operations {
                 segment?: string;
                 /** @description Exact actor, e.g. `token:ci` or `user:alice@example.com`. */
                 actor?: string;
+                /** @description An action (`flag.toggle`) or every action on a kind of resource (`flag`). */
+                action?: string;
                 /** @description From this time on (epoch ms, inclusive). */
                 from?: number;
                 /** @description Before this time (epoch ms, exclusive). */
@@ -3053,6 +3101,73 @@ export interface operations {
             };
         };
     };
+    rename_variant: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Expected version */
+                "If-Match"?: string | null;
+            };
+            path: {
+                /** @description Project key */
+                project: string;
+                /** @description Flag key */
+                flag: string;
+                /** @description The variant's current key */
+                variant: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["RenameVariant"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["FlagView"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Stale version or archived; `current` holds the flag */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `to` is not a valid key or is taken */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     list_versions: {
         parameters: {
             query?: {
@@ -3149,7 +3264,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["SegmentView"][];
+                    "application/json": components["schemas"]["SegmentListItem"][];
                 };
             };
             404: {
