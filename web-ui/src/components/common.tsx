@@ -39,6 +39,33 @@ export function FieldError({ message, id }: { message?: string; id?: string }) {
   )
 }
 
+/**
+ * One row of a two-column form: the label, then the control with its error below it. The
+ * error lives inside the control's cell, so a message never becomes a grid cell of its own
+ * and pushes the labels after it beside the wrong inputs.
+ */
+export function Field({
+  label,
+  htmlFor,
+  error,
+  children,
+}: {
+  label: ReactNode
+  htmlFor: string
+  error?: string
+  children: ReactNode
+}) {
+  return (
+    <>
+      <label htmlFor={htmlFor}>{label}</label>
+      <div className="control">
+        {children}
+        <FieldError message={error} />
+      </div>
+    </>
+  )
+}
+
 /** An on/off switch: a button with `role="switch"`, operable by keyboard. */
 export function Switch({
   checked,

@@ -16,12 +16,17 @@ import {
   type FlagView,
 } from '../api/client'
 import { diffJson } from '../api/diff'
+import { allFlags } from '../api/flagList'
 import { normalizeConfig, rolloutProblem, type FlagConfig, type Json, type Serve, type Variant } from '../api/model'
 import { ConfigEditor } from '../components/ConfigEditor'
-import { ConfirmDialog, ErrorState, FieldError, Loading, Switch } from '../components/common'
+import { ConfirmDialog, ErrorState, Loading, Switch } from '../components/common'
+import { humanPath, placeOf, type ErrorPlace } from '../api/errorPlaces'
+import { useLeavePrompt } from '../stores/leavePrompt'
 import { DiffView } from '../components/DiffView'
 import { ReviewDialog } from '../components/ReviewDialog'
 import { History } from './FlagHistory'
+import { planVariantEdit, rowsOf, type FlagKind, type VariantEdit, type VariantRow } from '../api/variants'
+import { VariantTable } from '../components/VariantTable'
 import { useLive } from '../stores/live'
 import { useSession } from '../stores/session'
 import { useAsync } from '../stores/useAsync'
@@ -47,6 +52,9 @@ function localProblems(c: FlagConfig): Record<string, string> {
   return out
 }
 
+/** The environment a project's flags open on: the one used last, kept per project. */
+const lastEnvKey = (project: string) => `flagpole.lastEnv.${project}`
+
 export function FlagPage() {
   const { project = '', flag = '' } = useParams()
   const { canWrite } = useSession()
@@ -69,9 +77,7 @@ export function FlagPage() {
   )
   const others = useAsync(
     () =>
-      call(api.GET('/api/v1/projects/{project}/flags', { params: { path: { project }, query: { limit: 200 } } })).then(
-        (l) => l.items.map((f) => f.key).filter((k) => k !== flag),
-      ),
+      allFlags(project).then((items) => items.map((f) => f.key).filter((k) => k !== flag)),
     [project, flag],
   )
   const history = useAsync(
@@ -83,89 +89,131 @@ export function FlagPage() {
       ),
     [project, flag],
   )
-  const [envKey, setEnvKey] = useState<string>()
-  const [draft, setDraft] = useState<FlagConfig>()
-  // The flag as it was when editing started: its version is sent, and a conflict is shown
-  // as the difference between it and what is stored now.
-  const [draftBase, setDraftBase] = useState<FlagView>()
+  const [envKey, setEnvKeyState] = useState<string | undefined>(() => localStorage.getItem(lastEnvKey(project)) ?? undefined)
+  const setEnvKey = (key: string) => {
+    localStorage.setItem(lastEnvKey(project), key)
+    setEnvKeyState(key)
+  }
+  // Edits per environment: switching tabs keeps them, and the bar below says where they are.
+  const [drafts, setDrafts] = useState<Record<string, FlagConfig>>({})
+  // The flag as it was when editing an environment started: its version is sent, and a
+  // conflict is shown as the difference between it and what is stored now.
+  const [bases, setBases] = useState<Record<string, FlagView>>({})
+  // Every error by the server's full field name (`environments.production.rules[0]...`),
+  // whichever write reported it, so each tab shows its own and the summary links to them.
   const [errors, setErrors] = useState<Record<string, string>>({})
   const [message, setMessage] = useState<string>()
-  const [conflict, setConflict] = useState<Conflict>()
+  const [conflict, setConflict] = useState<Conflict & { env: string }>()
   const [pendingToggle, setPendingToggle] = useState<boolean>()
-  const [reviewSave, setReviewSave] = useState(false)
+  const [reviewSave, setReviewSave] = useState<string>()
   const [changedUnderneath, setChangedUnderneath] = useState(false)
 
   useLive(project, () => {
     void history.reload()
-    if (draft) setChangedUnderneath(true)
+    if (Object.keys(drafts).length) setChangedUnderneath(true)
     void view.reload()
   })
 
-  const envList = envs.data ?? []
-  // A critical environment opens first: it is the one people come to change.
-  const activeEnv = envKey ?? envList.find((e) => e.critical)?.key ?? envList[0]?.key
   useEffect(() => {
-    setDraft(undefined)
+    setDrafts({})
+    setBases({})
     setErrors({})
     setConflict(undefined)
     setChangedUnderneath(false)
-  }, [activeEnv, flag])
+  }, [flag])
+
+  const envList = envs.data ?? []
+  const envName = (key: string) => {
+    const e = envList.find((x) => x.key === key)
+    return e?.name || key
+  }
+  const dirtyEnvs = envList.filter((e) => drafts[e.key] !== undefined).map((e) => e.key)
+  const leavePrompt = useLeavePrompt(dirtyEnvs.length ? dirtyEnvs.map(envName).join(', ') : null)
 
   if (view.error) return <ErrorState error={view.error} retry={view.reload} />
   if (!view.data || !envs.data) return <Loading what="flag" />
   const f = view.data
+  // The environment used last; else a critical one (the one people come to change).
+  const activeEnv =
+    (envKey && envList.some((e) => e.key === envKey) ? envKey : undefined) ??
+    envList.find((e) => e.critical)?.key ??
+    envList[0]?.key
   const variants = f.variants as unknown as Variant[]
   const env = envList.find((e) => e.key === activeEnv)
-  const stored = normalizeConfig((f.environments as Record<string, unknown>)[activeEnv ?? ''])
+  const storedOf = (key: string) => normalizeConfig((f.environments as Record<string, unknown>)[key])
+  const stored = storedOf(activeEnv ?? '')
+  const draft = activeEnv ? drafts[activeEnv] : undefined
   const config = draft ?? stored
   const dirty = draft !== undefined
   const requireComment = !!settings.data?.require_critical_comment
+  const places = Object.entries(errors).map(([field, msg]) => placeOf(field, msg))
+  const errorsIn = (key: string) => places.filter((p) => !p.flag && p.env === key).length
 
   const edit = (c: FlagConfig) => {
-    if (!draft) setDraftBase(f)
-    setDraft(c)
+    if (!activeEnv) return
+    if (!dirty) setBases((b) => ({ ...b, [activeEnv]: f }))
+    setDrafts((d) => ({ ...d, [activeEnv]: c }))
+    setMessage(undefined)
+  }
+
+  const discard = (key: string) => {
+    setDrafts(({ [key]: _, ...rest }) => rest)
+    setErrors((all) => Object.fromEntries(Object.entries(all).filter(([k]) => !k.startsWith(`environments.${key}`))))
     setMessage(undefined)
   }
 
   /** Checks the draft, then saves it, through the review in a critical environment. */
-  const requestSave = () => {
-    if (!activeEnv || !draft) return
-    const local = localProblems(draft)
+  const requestSave = (key: string) => {
+    const d = drafts[key]
+    if (!d) return
+    setEnvKey(key)
+    const local = localProblems(d)
     if (Object.keys(local).length > 0) {
-      setErrors(local)
+      setErrors(Object.fromEntries(Object.entries(local).map(([k, v]) => [`environments.${key}.${k}`, v])))
       setMessage('Fix the highlighted fields before saving.')
       return
     }
-    if (env?.critical) setReviewSave(true)
-    else void save('')
+    if (envList.find((e) => e.key === key)?.critical) setReviewSave(key)
+    else void save(key, '')
   }
 
-  const save = async (comment: string) => {
-    setReviewSave(false)
-    if (!activeEnv || !draft) return
+  const save = async (key: string, comment: string) => {
+    setReviewSave(undefined)
+    const d = drafts[key]
+    if (!d) return
     setErrors({})
     setMessage(undefined)
     try {
       const saved = await call(
         api.PUT('/api/v1/projects/{project}/flags/{flag}/environments/{env}', {
-          params: { path: { project, flag, env: activeEnv } },
-          body: { config: draft as never, version: draftBase?.version ?? f.version, comment: comment || 'Edited in the dashboard' },
+          params: { path: { project, flag, env: key } },
+          body: { config: d as never, version: bases[key]?.version ?? f.version, comment: comment || 'Edited in the dashboard' },
         }),
       )
       view.setData(saved)
-      setDraft(undefined)
+      discard(key)
+      // Other environments' drafts stay; they now save against this version.
+      setBases((b) => Object.fromEntries(Object.keys(b).filter((k) => k !== key).map((k) => [k, saved])))
       setChangedUnderneath(false)
       setMessage(`Saved as version ${saved.version}.`)
       void history.reload()
     } catch (e) {
       if (e instanceof ApiFailure && e.status === 409 && e.body?.current) {
         const theirs = e.body.current as FlagView
-        const mine = { ...f, environments: { ...(f.environments as object), [activeEnv]: draft } } as FlagView
-        setConflict({ mine, theirs })
+        const mine = { ...f, environments: { ...(f.environments as object), [key]: d } } as FlagView
+        setConflict({ mine, theirs, env: key })
         return
       }
+      // A config write names fields under `config`; keep them under their environment.
       const fields = fieldErrors(e)
-      setErrors(errorsUnder(fields, 'config'))
+      setErrors(
+        Object.fromEntries(
+          Object.entries(fields).map(([k, v]) => [
+            k === 'config' ? `environments.${key}` : k.startsWith('config.') ? `environments.${key}.${k.slice(7)}` : k,
+            v,
+          ]),
+        ),
+      )
       setMessage(messageOf(e))
     }
   }
@@ -181,7 +229,7 @@ export function FlagPage() {
         }),
       )
       view.setData(saved)
-      if (draft) setDraft({ ...draft, enabled })
+      if (draft) setDrafts((d) => ({ ...d, [activeEnv]: { ...draft, enabled } }))
       void history.reload()
     } catch (e) {
       setMessage(messageOf(e))
@@ -218,13 +266,30 @@ export function FlagPage() {
         writable={writable}
         critical={envList.filter((e) => e.critical).map((e) => e.name || e.key)}
         requireComment={requireComment}
-        onSaved={(v) => view.setData(v)}
+        onSaved={(v) => {
+          view.setData(v)
+          // A rename rewrote every environment: drafts made against the old keys are stale.
+          setDrafts({})
+          setBases({})
+        }}
+        onErrors={(fields) => setErrors(Object.fromEntries(Object.entries(fields).filter(([k]) => !k.startsWith('variants') && k !== 'to')))}
       />
+
+      {places.length > 0 && (
+        <ErrorSummary
+          places={places}
+          envName={envName}
+          project={project}
+          onOpen={(key) => setEnvKey(key)}
+        />
+      )}
 
       <section className="envs" aria-label="Environments">
         <div role="tablist" aria-label="Environment" className="tabs">
           {envList.map((e) => {
             const on = !!(f.environments as Record<string, { enabled?: boolean }>)[e.key]?.enabled
+            const pending = drafts[e.key] !== undefined
+            const wrong = errorsIn(e.key)
             return (
               <button
                 key={e.key}
@@ -232,16 +297,27 @@ export function FlagPage() {
                 type="button"
                 aria-selected={e.key === activeEnv}
                 className={e.key === activeEnv ? 'active' : ''}
+                data-env={e.key}
                 onClick={() => setEnvKey(e.key)}
               >
                 {e.name || e.key}
                 {e.critical && <span className="badge critical">critical</span>}{' '}
                 <span className={`dot ${on ? 'on' : 'off'}`} aria-label={on ? 'on' : 'off'} />
+                {pending && (
+                  <span className="unsaved-mark" title="Unsaved changes" aria-label="unsaved changes">
+                    ●
+                  </span>
+                )}
+                {wrong > 0 && (
+                  <span className="badge off error-count" aria-label={`${wrong} invalid fields`}>
+                    {wrong}
+                  </span>
+                )}
               </button>
             )
           })}
         </div>
-        {env && (
+        {env && activeEnv && (
           <div role="tabpanel" aria-label={`${env.name || env.key} configuration`} className="panel">
             <div className="row">
               <Switch
@@ -261,25 +337,17 @@ export function FlagPage() {
               config={config}
               variants={variants}
               onChange={edit}
-              errors={errors}
+              errors={errorsUnder(errors, `environments.${activeEnv}`)}
               segments={segments.data ?? []}
               otherFlags={others.data ?? []}
               readOnly={!writable}
             />
             {writable && (
               <div className="actions save">
-                <button type="button" className="primary" disabled={!dirty} onClick={requestSave}>
+                <button type="button" className="primary" disabled={!dirty} onClick={() => requestSave(activeEnv)}>
                   Save {env.name || env.key}
                 </button>
-                <button
-                  type="button"
-                  disabled={!dirty}
-                  onClick={() => {
-                    setDraft(undefined)
-                    setErrors({})
-                    setMessage(undefined)
-                  }}
-                >
+                <button type="button" disabled={!dirty} onClick={() => discard(activeEnv)}>
                   Discard changes
                 </button>
                 {message && (
@@ -287,12 +355,15 @@ export function FlagPage() {
                     {message}
                   </span>
                 )}
-                <FieldError message={errors['']} />
               </div>
             )}
           </div>
         )}
       </section>
+
+      {dirtyEnvs.length > 0 && (
+        <UnsavedBar envs={dirtyEnvs} envName={envName} onSave={requestSave} onDiscard={discard} onOpen={setEnvKey} />
+      )}
 
       <History
         project={project}
@@ -304,7 +375,8 @@ export function FlagPage() {
         writable={writable}
         onReverted={(v) => {
           view.setData(v)
-          setDraft(undefined)
+          setDrafts({})
+          setBases({})
           void history.reload()
         }}
       />
@@ -324,44 +396,124 @@ export function FlagPage() {
           </p>
         </ReviewDialog>
       )}
-      {reviewSave && env && draft && (
+      {reviewSave && drafts[reviewSave] && (
         <ReviewDialog
-          title={`Save ${f.key} in ${env.name || env.key}?`}
+          title={`Save ${f.key} in ${envName(reviewSave)}?`}
           confirmLabel="Save"
-          changes={diffJson(stored, draft)}
+          changes={diffJson(storedOf(reviewSave), drafts[reviewSave])}
           commentRequired={requireComment}
-          onCancel={() => setReviewSave(false)}
-          onConfirm={(comment) => void save(comment)}
+          onCancel={() => setReviewSave(undefined)}
+          onConfirm={(comment) => void save(reviewSave, comment)}
         >
-          <p>{env.name || env.key} is a critical environment: review the change before it applies.</p>
+          <p>{envName(reviewSave)} is a critical environment: review the change before it applies.</p>
         </ReviewDialog>
       )}
-      {conflict && activeEnv && (
+      {conflict && (
         <ConfirmDialog
           title="Someone else changed this flag"
           confirmLabel="Reload their version"
           onCancel={() => setConflict(undefined)}
           onConfirm={() => {
             view.setData(conflict.theirs)
-            setDraft(undefined)
+            discard(conflict.env)
             setConflict(undefined)
-            setErrors({})
             setMessage('Reloaded the current version; your edits were discarded.')
           }}
         >
           <p>
-            You edited version {draftBase?.version}; it is now at version {conflict.theirs.version}. Their changes since you
-            started:
+            You edited version {bases[conflict.env]?.version}; it is now at version {conflict.theirs.version}. Their changes
+            since you started:
           </p>
-          <DiffView changes={diffJson(draftBase ?? f, conflict.theirs).filter((c) => !['updated_at', 'version'].includes(c.path))} />
+          <DiffView
+            changes={diffJson(bases[conflict.env] ?? f, conflict.theirs).filter((c) => !['updated_at', 'version'].includes(c.path))}
+          />
           <p>Your unsaved edits compared with their version:</p>
           <DiffView
-            before={(conflict.theirs.environments as Record<string, Json>)[activeEnv]}
-            after={(conflict.mine.environments as Record<string, Json>)[activeEnv]}
+            before={(conflict.theirs.environments as Record<string, Json>)[conflict.env]}
+            after={(conflict.mine.environments as Record<string, Json>)[conflict.env]}
           />
         </ConfirmDialog>
       )}
+      {leavePrompt}
     </>
+  )
+}
+
+/** Every error the server reported, each a link to the tab (or the other flag) holding it. */
+function ErrorSummary({
+  places,
+  envName,
+  project,
+  onOpen,
+}: {
+  places: ErrorPlace[]
+  envName: (key: string) => string
+  project: string
+  onOpen: (env: string) => void
+}) {
+  return (
+    <div className="error-summary" role="alert" aria-labelledby="error-summary-h">
+      <h2 id="error-summary-h">
+        {places.length === 1 ? '1 field is invalid' : `${places.length} fields are invalid`}
+      </h2>
+      <ul>
+        {places.map((p) => (
+          <li key={p.field}>
+            {p.flag ? (
+              <>
+                <Link to={`/p/${project}/flags/${p.flag}`}>flag {p.flag}</Link>
+                {p.env && ` in ${envName(p.env)}`} › {humanPath(p.path)}: {p.message.replace(/^in environment `[^`]+`: /, '')}
+              </>
+            ) : p.env ? (
+              <>
+                <button type="button" className="link" onClick={() => onOpen(p.env!)}>
+                  {envName(p.env)} › {humanPath(p.path)}
+                </button>
+                : {p.message}
+              </>
+            ) : (
+              <>
+                {humanPath(p.path)}: {p.message}
+              </>
+            )}
+          </li>
+        ))}
+      </ul>
+    </div>
+  )
+}
+
+/** Which environments have unsaved edits, with save and discard for each. */
+function UnsavedBar({
+  envs,
+  envName,
+  onSave,
+  onDiscard,
+  onOpen,
+}: {
+  envs: string[]
+  envName: (key: string) => string
+  onSave: (env: string) => void
+  onDiscard: (env: string) => void
+  onOpen: (env: string) => void
+}) {
+  return (
+    <div className="unsaved-bar" role="region" aria-label="Unsaved changes">
+      <strong>Unsaved changes in {envs.map(envName).join(', ')}</strong>
+      {envs.map((key) => (
+        <span key={key} className="unsaved-env">
+          <button type="button" className="link" onClick={() => onOpen(key)}>
+            {envName(key)}
+          </button>
+          <button type="button" className="primary" onClick={() => onSave(key)}>
+            Save changes in {envName(key)}
+          </button>
+          <button type="button" onClick={() => onDiscard(key)}>
+            Discard changes in {envName(key)}
+          </button>
+        </span>
+      ))}
+    </div>
   )
 }
 
@@ -372,6 +524,7 @@ function Variants({
   critical,
   requireComment,
   onSaved,
+  onErrors,
 }: {
   flag: FlagView
   project: string
@@ -380,104 +533,102 @@ function Variants({
   critical: string[]
   requireComment: boolean
   onSaved: (v: FlagView) => void
+  /** Errors the server found elsewhere (in environments, in other flags), for the page. */
+  onErrors: (fields: Record<string, string>) => void
 }) {
-  const [draft, setDraft] = useState<{ key: string; name: string; value: string }[]>()
-  const [review, setReview] = useState<Variant[]>()
+  const kind = flag.kind as FlagKind
+  const [draft, setDraft] = useState<VariantRow[]>()
+  const [review, setReview] = useState<VariantEdit>()
   const [errors, setErrors] = useState<Record<string, string>>({})
   const [message, setMessage] = useState<string>()
+  const [failed, setFailed] = useState(false)
   const variants = flag.variants as unknown as Variant[]
-  const rows = draft ?? variants.map((v) => ({ key: v.key, name: v.name ?? '', value: JSON.stringify(v.value) }))
-  const set = (i: number, patch: Partial<(typeof rows)[number]>) => {
-    const next = rows.slice()
-    next[i] = { ...next[i], ...patch }
-    setDraft(next)
-  }
+  const rows = draft ?? rowsOf(kind, variants)
   const save = () => {
-    const parsed: Variant[] = []
-    const local: Record<string, string> = {}
-    rows.forEach((r, i) => {
-      try {
-        parsed.push({ key: r.key, value: JSON.parse(r.value) as Json, ...(r.name ? { name: r.name } : {}) })
-      } catch {
-        local[`variants[${i}].value`] = 'Not valid JSON (strings need quotes: "blue").'
-      }
-    })
-    if (Object.keys(local).length) return setErrors(local)
-    if (critical.length > 0) setReview(parsed)
-    else void send(parsed, '')
+    const plan = planVariantEdit(kind, variants, rows)
+    if (Object.keys(plan.errors).length) return setErrors(plan.errors)
+    if (plan.renames.length === 0 && !plan.variants) return setDraft(undefined)
+    if (critical.length > 0) setReview(plan)
+    else void send(plan, '')
   }
-  const send = async (parsed: Variant[], comment: string) => {
+  /** Each rename is one server write that rewrites every reference; then the rest. */
+  const send = async (plan: VariantEdit, comment: string) => {
     setReview(undefined)
+    setErrors({})
+    setFailed(false)
+    onErrors({})
+    let current = flag
     try {
-      const saved = await call(
-        api.PATCH('/api/v1/projects/{project}/flags/{flag}', {
-          params: { path: { project, flag: flag.key } },
-          body: { variants: parsed as never, version: flag.version, comment },
-        }),
-      )
-      onSaved(saved)
+      for (const { from, to } of plan.renames) {
+        current = await call(
+          api.POST('/api/v1/projects/{project}/flags/{flag}/variants/{variant}/rename', {
+            params: { path: { project, flag: flag.key, variant: from } },
+            body: { to, version: current.version, comment },
+          }),
+        )
+        onSaved(current)
+      }
+      if (plan.variants) {
+        current = await call(
+          api.PATCH('/api/v1/projects/{project}/flags/{flag}', {
+            params: { path: { project, flag: flag.key } },
+            body: { variants: plan.variants as never, version: current.version, comment },
+          }),
+        )
+        onSaved(current)
+      }
       setDraft(undefined)
-      setErrors({})
-      setMessage('Variants saved.')
+      const renamed = plan.renames.map((r) => `${r.from} → ${r.to}`).join(', ')
+      setMessage(renamed ? `Renamed ${renamed} in every environment.` : 'Variants saved.')
     } catch (e) {
-      setErrors(fieldErrors(e))
-      setMessage(messageOf(e))
+      const fields = fieldErrors(e)
+      // A rename's `to` is the key input of the renamed row.
+      const own: Record<string, string> = {}
+      for (const [field, msg] of Object.entries(fields)) {
+        if (field === 'to') {
+          const i = rows.findIndex((r) => r.from !== undefined && r.from !== r.key)
+          own[`variants[${Math.max(i, 0)}].key`] = msg
+        } else if (field.startsWith('variants')) own[field] = msg
+      }
+      setErrors(own)
+      onErrors(fields)
+      setFailed(true)
+      const elsewhere = Object.keys(fields).length - Object.keys(own).length
+      setMessage(elsewhere > 0 ? 'Not saved: the variants are still used where listed below.' : messageOf(e))
     }
   }
   return (
     <section aria-labelledby="variants-h" className="variants">
       <h2 id="variants-h">Variants</h2>
-      <table>
-        <thead>
-          <tr>
-            <th scope="col">Key</th>
-            <th scope="col">Name</th>
-            <th scope="col">Value (JSON)</th>
-          </tr>
-        </thead>
-        <tbody>
-          {rows.map((r, i) => (
-            <tr key={i}>
-              <td>
-                <label className="sr-only" htmlFor={`vk${i}`}>Variant {i + 1} key</label>
-                <input id={`vk${i}`} value={r.key} disabled={!writable} onChange={(e) => set(i, { key: e.target.value })} />
-                <FieldError message={errors[`variants[${i}].key`]} />
-              </td>
-              <td>
-                <label className="sr-only" htmlFor={`vn${i}`}>Variant {i + 1} name</label>
-                <input id={`vn${i}`} value={r.name} disabled={!writable} onChange={(e) => set(i, { name: e.target.value })} />
-              </td>
-              <td>
-                <label className="sr-only" htmlFor={`vv${i}`}>Variant {i + 1} value</label>
-                <input id={`vv${i}`} value={r.value} disabled={!writable} onChange={(e) => set(i, { value: e.target.value })} />
-                <FieldError message={errors[`variants[${i}].value`] ?? errors[`variants[${i}]`]} />
-              </td>
-            </tr>
-          ))}
-        </tbody>
-      </table>
-      <FieldError message={errors['variants']} />
-      {writable && flag.kind !== 'boolean' && (
-        <button type="button" onClick={() => setDraft([...rows, { key: `v${rows.length + 1}`, name: '', value: 'null' }])}>
-          Add variant
-        </button>
-      )}
+      <VariantTable kind={kind} rows={rows} onChange={setDraft} errors={errors} readOnly={!writable} />
       {writable && draft && (
-        <>
+        <div className="actions save-variants">
           <button type="button" className="primary" onClick={() => void save()}>
             Save variants
           </button>
-          <button type="button" onClick={() => setDraft(undefined)}>
+          <button
+            type="button"
+            onClick={() => {
+              setDraft(undefined)
+              setErrors({})
+              setFailed(false)
+              onErrors({})
+              setMessage(undefined)
+            }}
+          >
             Discard
           </button>
-        </>
+        </div>
       )}
-      {message && <span role="status"> {message}</span>}
+      {message && <p role="status" className={failed ? 'field-error' : 'ok'}>{message}</p>}
       {review && (
         <ReviewDialog
           title={`Save the variants of ${flag.key}?`}
           confirmLabel="Save variants"
-          changes={diffJson(variants, review)}
+          changes={[
+            ...review.renames.map((r) => ({ path: `rename ${r.from}`, before: r.from, after: r.to })),
+            ...(review.variants ? diffJson(variants, review.variants) : []),
+          ]}
           commentRequired={requireComment}
           onCancel={() => setReview(undefined)}
           onConfirm={(comment) => void send(review, comment)}

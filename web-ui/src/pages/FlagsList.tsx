@@ -1,11 +1,15 @@
-// Flags of a project: search, tag filter, every environment's switch side by side. Flipping
+// Flags of a project: search, tag filter, live or archived (with restore), every
+// environment's switch side by side, a page at a time with the total always shown. Flipping
 // a switch in a critical environment goes through the review (one click plus a confirm: the
 // kill switch), with a comment.
 import { useState } from 'react'
-import type { FormEvent } from 'react'
+import type { FormEvent, ReactNode } from 'react'
 import { Link, useNavigate, useParams } from 'react-router'
-import { api, call, fieldErrors, messageOf, type FlagListItem } from '../api/client'
-import { Empty, ErrorState, FieldError, Loading, Switch } from '../components/common'
+import { api, call, fieldErrors, messageOf, type Environment, type FlagListItem } from '../api/client'
+import { EMPTY_QUERY, allFlags, countText, listParams, pageCount, type FlagQuery, type Page } from '../api/flagList'
+import { keyFromName, planVariantEdit, starterRows, type FlagKind, type VariantRow } from '../api/variants'
+import { Empty, ErrorState, Field, Loading, Switch } from '../components/common'
+import { VariantTable } from '../components/VariantTable'
 import { ReviewDialog } from '../components/ReviewDialog'
 import { useLive } from '../stores/live'
 import { useSession } from '../stores/session'
@@ -21,9 +25,9 @@ export function FlagsList() {
   const { project = '' } = useParams()
   const { canWrite } = useSession()
   const writable = canWrite(project)
-  const [q, setQ] = useState('')
-  const [tag, setTag] = useState('')
+  const [query, setQuery] = useState<FlagQuery>(EMPTY_QUERY)
   const [pending, setPending] = useState<PendingToggle>()
+  const [restoring, setRestoring] = useState<FlagListItem>()
   const [toggleError, setToggleError] = useState<string>()
   const envs = useAsync(
     () => call(api.GET('/api/v1/projects/{project}/environments', { params: { path: { project } } })),
@@ -37,23 +41,21 @@ export function FlagsList() {
     () =>
       call(
         api.GET('/api/v1/projects/{project}/flags', {
-          params: { path: { project }, query: { q: q || undefined, tag: tag || undefined, limit: 200 } },
+          params: { path: { project }, query: listParams(query) },
         }),
       ),
-    [project, q, tag],
+    [project, query],
   )
-  // Every flag's tags, for the filter (from an unfiltered page so the options stay put).
+  // Every flag's tags, for the filter (from every page, so the options stay put).
   const allTags = useAsync(
-    () =>
-      call(api.GET('/api/v1/projects/{project}/flags', { params: { path: { project }, query: { limit: 200 } } })).then(
-        (l) => Array.from(new Set(l.items.flatMap((f) => f.tags))).sort(),
-      ),
+    () => allFlags(project).then((items) => Array.from(new Set(items.flatMap((f) => f.tags))).sort()),
     [project],
   )
   useLive(project, () => {
     void flags.reload()
     void allTags.reload()
   })
+  const change = (patch: Partial<FlagQuery>) => setQuery((q) => ({ ...q, offset: 0, ...patch }))
 
   const flip = async ({ flag, env, enabled }: PendingToggle, comment = '') => {
     setPending(undefined)
@@ -71,93 +73,83 @@ export function FlagsList() {
     }
   }
 
+  const restore = async (flag: FlagListItem, comment: string) => {
+    setRestoring(undefined)
+    setToggleError(undefined)
+    try {
+      await call(
+        api.POST('/api/v1/projects/{project}/flags/{flag}/unarchive', {
+          params: { path: { project, flag: flag.key } },
+          body: { version: flag.version, comment: comment || 'Restored from the dashboard' },
+        }),
+      )
+      await flags.reload()
+    } catch (e) {
+      setToggleError(`${flag.key}: ${messageOf(e)}`)
+    }
+  }
+
   const envList = envs.data ?? []
+  const critical = envList.filter((e) => e.critical).map((e) => e.name || e.key)
+  const columns = flagColumns({
+    project,
+    envs: envList,
+    writable,
+    onToggle: (change) => (envList.find((e) => e.key === change.env)?.critical ? setPending(change) : void flip(change)),
+    onRestore: setRestoring,
+  })
   return (
     <>
       <div className="page-head">
         <h1>Flags</h1>
         {writable && <CreateFlag project={project} />}
       </div>
-      <div className="filters" role="search">
-        <label htmlFor="flag-search">Search</label>
-        <input id="flag-search" type="search" value={q} placeholder="key, name or description" onChange={(e) => setQ(e.target.value)} />
-        <label htmlFor="flag-tag">Tag</label>
-        <select id="flag-tag" value={tag} onChange={(e) => setTag(e.target.value)}>
-          <option value="">All tags</option>
-          {(allTags.data ?? []).map((t) => (
-            <option key={t} value={t}>
-              {t}
-            </option>
-          ))}
-        </select>
-      </div>
+      <FlagFilters query={query} tags={allTags.data ?? []} onChange={change} />
       {toggleError && <p className="field-error" role="alert">{toggleError}</p>}
       {flags.error || envs.error ? (
         <ErrorState error={flags.error ?? envs.error} retry={() => { void flags.reload(); void envs.reload() }} />
       ) : !flags.data || !envs.data ? (
         <Loading what="flags" />
-      ) : flags.data.items.length === 0 ? (
-        <Empty>{q || tag ? 'No flag matches this search.' : 'No flags yet.'}</Empty>
+      ) : flags.data.items.length === 0 && query.offset === 0 ? (
+        <Empty>
+          {query.archived ? 'No archived flags.' : query.q || query.tag ? 'No flag matches this search.' : 'No flags yet.'}
+        </Empty>
       ) : (
-        <div className="table-wrap">
-          <table className="flags">
-            <caption className="sr-only">Flags and their state per environment</caption>
-            <thead>
-              <tr>
-                <th scope="col">Flag</th>
-                <th scope="col">Status</th>
-                {envList.map((e) => (
-                  <th scope="col" key={e.key}>
-                    {e.name || e.key}
-                  </th>
-                ))}
-              </tr>
-            </thead>
-            <tbody>
-              {flags.data.items.map((f) => {
-                const on = f.environments.filter((e) => e.enabled).length
-                return (
-                  <tr key={f.key} data-flag={f.key}>
-                    <th scope="row">
-                      <Link to={`/p/${project}/flags/${f.key}`}>{f.name || f.key}</Link>
-                      <div className="sub">
-                        <code>{f.key}</code> · {f.kind}
-                        {f.tags.map((t) => (
-                          <span key={t} className="tag">
-                            {t}
-                          </span>
-                        ))}
-                      </div>
+        <>
+          <ListCount page={flags.data} archived={query.archived} />
+          <div className="table-wrap">
+            <table className="flags">
+              <caption className="sr-only">Flags and their state per environment</caption>
+              <thead>
+                <tr>
+                  {columns.map((c) => (
+                    <th scope="col" key={c.id}>
+                      {c.title}
                     </th>
-                    <td data-label="Status">
-                      <span className={`badge ${on === 0 ? 'off' : on === f.environments.length ? 'on' : 'partial'}`}>
-                        {f.archived ? 'archived' : on === 0 ? 'off everywhere' : on === f.environments.length ? 'on everywhere' : `on in ${on}/${f.environments.length}`}
-                      </span>
-                    </td>
-                    {envList.map((env) => {
-                      const state = f.environments.find((e) => e.environment === env.key)
-                      const enabled = !!state?.enabled
-                      return (
-                        <td key={env.key} data-label={env.name || env.key}>
-                          <Switch
-                            checked={enabled}
-                            label={`${f.key} in ${env.name || env.key}`}
-                            disabled={!writable}
-                            onChange={(next) => {
-                              const change = { flag: f, env: env.key, enabled: next }
-                              if (env.critical) setPending(change)
-                              else void flip(change)
-                            }}
-                          />
+                  ))}
+                </tr>
+              </thead>
+              <tbody>
+                {flags.data.items.map((f) => (
+                  <tr key={f.key} data-flag={f.key}>
+                    {columns.map((c) =>
+                      c.id === 'flag' ? (
+                        <th scope="row" key={c.id}>
+                          {c.cell(f)}
+                        </th>
+                      ) : (
+                        <td key={c.id} data-label={c.title}>
+                          {c.cell(f)}
                         </td>
-                      )
-                    })}
+                      ),
+                    )}
                   </tr>
-                )
-              })}
-            </tbody>
-          </table>
-        </div>
+                ))}
+              </tbody>
+            </table>
+          </div>
+          <Pager page={flags.data} onOffset={(offset) => setQuery((q) => ({ ...q, offset }))} />
+        </>
       )}
       {pending && (
         <ReviewDialog
@@ -174,16 +166,195 @@ export function FlagsList() {
           </p>
         </ReviewDialog>
       )}
+      {restoring && (
+        <ReviewDialog
+          title={`Restore ${restoring.key}?`}
+          confirmLabel="Restore"
+          changes={[{ path: 'archived', before: true, after: false }]}
+          commentRequired={!!settings.data?.require_critical_comment && critical.length > 0}
+          onCancel={() => setRestoring(undefined)}
+          onConfirm={(comment) => void restore(restoring, comment)}
+        >
+          <p>
+            The flag comes back to the list and to what SDKs receive, as it was configured.
+            {critical.length > 0 && ` This changes ${critical.join(', ')} (critical).`}
+          </p>
+        </ReviewDialog>
+      )}
     </>
   )
+}
+
+/** The list's filters: text, tag, live or archived. New filters go here and in `FlagQuery`. */
+function FlagFilters({
+  query,
+  tags,
+  onChange,
+}: {
+  query: FlagQuery
+  tags: string[]
+  onChange: (patch: Partial<FlagQuery>) => void
+}) {
+  return (
+    <div className="filters" role="search">
+      <label htmlFor="flag-search">Search</label>
+      <input
+        id="flag-search"
+        type="search"
+        value={query.q}
+        placeholder="key, name or description"
+        onChange={(e) => onChange({ q: e.target.value })}
+      />
+      <label htmlFor="flag-tag">Tag</label>
+      <select id="flag-tag" value={query.tag} onChange={(e) => onChange({ tag: e.target.value })}>
+        <option value="">All tags</option>
+        {tags.map((t) => (
+          <option key={t} value={t}>
+            {t}
+          </option>
+        ))}
+      </select>
+      <label className="check">
+        <input type="checkbox" checked={query.archived} onChange={(e) => onChange({ archived: e.target.checked })} />
+        Show archived flags
+      </label>
+    </div>
+  )
+}
+
+/** "Flags 101–200 of 2,000": the list always says how many there are. */
+function ListCount({ page, archived }: { page: Page; archived: boolean }) {
+  return (
+    <p className="list-count" role="status" data-testid="flag-count">
+      {countText(page, archived ? 'archived flag' : 'flag')}
+    </p>
+  )
+}
+
+function Pager({ page, onOffset }: { page: Page; onOffset: (offset: number) => void }) {
+  const pages = pageCount(page)
+  if (pages <= 1) return null
+  const current = Math.floor(page.offset / page.limit) + 1
+  return (
+    <nav className="pager" aria-label="Pages of flags">
+      <button type="button" disabled={page.offset === 0} onClick={() => onOffset(0)}>
+        First
+      </button>
+      <button type="button" disabled={page.offset === 0} onClick={() => onOffset(Math.max(0, page.offset - page.limit))}>
+        Previous
+      </button>
+      <span>
+        Page {current} of {pages}
+      </span>
+      <button
+        type="button"
+        disabled={page.offset + page.limit >= page.total}
+        onClick={() => onOffset(page.offset + page.limit)}
+      >
+        Next
+      </button>
+      <button
+        type="button"
+        disabled={page.offset + page.limit >= page.total}
+        onClick={() => onOffset((pages - 1) * page.limit)}
+      >
+        Last
+      </button>
+    </nav>
+  )
+}
+
+/** One column of the flags table: the list's rows are made of these, so a new column (a
+ * type or lifecycle badge) is one more entry. */
+interface FlagColumn {
+  id: string
+  title: string
+  cell: (f: FlagListItem) => ReactNode
+}
+
+function flagColumns({
+  project,
+  envs,
+  writable,
+  onToggle,
+  onRestore,
+}: {
+  project: string
+  envs: Environment[]
+  writable: boolean
+  onToggle: (change: PendingToggle) => void
+  onRestore: (f: FlagListItem) => void
+}): FlagColumn[] {
+  return [
+    {
+      id: 'flag',
+      title: 'Flag',
+      cell: (f) => (
+        <>
+          <Link to={`/p/${project}/flags/${f.key}`}>{f.name || f.key}</Link>
+          <div className="sub">
+            <code>{f.key}</code> · {f.kind}
+            {f.tags.map((t) => (
+              <span key={t} className="tag">
+                {t}
+              </span>
+            ))}
+          </div>
+        </>
+      ),
+    },
+    {
+      id: 'status',
+      title: 'Status',
+      cell: (f) => {
+        if (f.archived)
+          return (
+            <>
+              <span className="badge off">archived</span>{' '}
+              {writable && (
+                <button type="button" onClick={() => onRestore(f)}>
+                  Restore {f.key}
+                </button>
+              )}
+            </>
+          )
+        const on = f.environments.filter((e) => e.enabled).length
+        return (
+          <span className={`badge ${on === 0 ? 'off' : on === f.environments.length ? 'on' : 'partial'}`}>
+            {on === 0 ? 'off everywhere' : on === f.environments.length ? 'on everywhere' : `on in ${on}/${f.environments.length}`}
+          </span>
+        )
+      },
+    },
+    ...envs.map(
+      (env): FlagColumn => ({
+        id: `env:${env.key}`,
+        title: env.name || env.key,
+        cell: (f) => {
+          const enabled = !!f.environments.find((e) => e.environment === env.key)?.enabled
+          return (
+            <Switch
+              checked={enabled}
+              label={`${f.key} in ${env.name || env.key}`}
+              disabled={!writable || f.archived}
+              onChange={(next) => onToggle({ flag: f, env: env.key, enabled: next })}
+            />
+          )
+        },
+      }),
+    ),
+  ]
 }
 
 function CreateFlag({ project }: { project: string }) {
   const navigate = useNavigate()
   const [open, setOpen] = useState(false)
-  const [key, setKey] = useState('')
   const [name, setName] = useState('')
-  const [kind, setKind] = useState('boolean')
+  // The key follows the name until someone edits it.
+  const [keyEdited, setKeyEdited] = useState<string>()
+  const [description, setDescription] = useState('')
+  const [kind, setKind] = useState<FlagKind>('boolean')
+  const [rows, setRows] = useState<VariantRow[]>([])
   const [tags, setTags] = useState('')
   const [errors, setErrors] = useState<Record<string, string>>({})
   const [error, setError] = useState<string>()
@@ -193,18 +364,13 @@ function CreateFlag({ project }: { project: string }) {
         New flag
       </button>
     )
+  const key = keyEdited ?? keyFromName(name)
   const submit = async (e: FormEvent) => {
     e.preventDefault()
     setErrors({})
     setError(undefined)
-    const variants =
-      kind === 'boolean'
-        ? undefined
-        : kind === 'string'
-          ? [{ key: 'a', value: 'a' }, { key: 'b', value: 'b' }]
-          : kind === 'number'
-            ? [{ key: 'low', value: 0 }, { key: 'high', value: 1 }]
-            : [{ key: 'empty', value: {} }]
+    const plan = planVariantEdit(kind, [], rows)
+    if (Object.keys(plan.errors).length) return setErrors(plan.errors)
     try {
       await call(
         api.POST('/api/v1/projects/{project}/flags', {
@@ -212,9 +378,10 @@ function CreateFlag({ project }: { project: string }) {
           body: {
             key,
             name,
+            description,
             kind,
             tags: tags.split(',').map((t) => t.trim()).filter(Boolean),
-            ...(variants ? { variants: variants as never } : {}),
+            ...(kind !== 'boolean' ? { variants: (plan.variants ?? []) as never } : {}),
           },
         }),
       )
@@ -227,25 +394,55 @@ function CreateFlag({ project }: { project: string }) {
   }
   return (
     <form className="create" onSubmit={submit} aria-label="New flag">
-      <label htmlFor="new-key">Key</label>
-      <input id="new-key" required value={key} onChange={(e) => setKey(e.target.value)} aria-invalid={!!errors.key} />
-      <FieldError message={errors.key} />
-      <label htmlFor="new-name">Name</label>
-      <input id="new-name" value={name} onChange={(e) => setName(e.target.value)} />
-      <FieldError message={errors.name} />
-      <label htmlFor="new-kind">Kind</label>
-      <select id="new-kind" value={kind} onChange={(e) => setKind(e.target.value)}>
-        <option value="boolean">boolean</option>
-        <option value="string">string</option>
-        <option value="number">number</option>
-        <option value="json">json</option>
-      </select>
-      <label htmlFor="new-tags">Tags</label>
-      <input id="new-tags" value={tags} placeholder="web, checkout" onChange={(e) => setTags(e.target.value)} />
-      <FieldError message={errors.tags ?? Object.entries(errors).find(([k]) => k.startsWith('tags'))?.[1]} />
-      {error && <p className="field-error" role="alert">{error}</p>}
-      <button type="submit" className="primary">Create flag</button>
-      <button type="button" onClick={() => setOpen(false)}>Cancel</button>
+      <Field label="Name" htmlFor="new-name" error={errors.name}>
+        <input id="new-name" required value={name} onChange={(e) => setName(e.target.value)} aria-invalid={!!errors.name} />
+      </Field>
+      <Field label="Key" htmlFor="new-key" error={errors.key}>
+        <input
+          id="new-key"
+          required
+          value={key}
+          onChange={(e) => setKeyEdited(e.target.value)}
+          aria-invalid={!!errors.key}
+          aria-describedby="new-key-hint"
+        />
+        <span id="new-key-hint" className="hint">
+          What code asks for; derived from the name until you edit it.
+        </span>
+      </Field>
+      <Field label="Description" htmlFor="new-description" error={errors.description}>
+        <textarea id="new-description" rows={2} value={description} onChange={(e) => setDescription(e.target.value)} />
+      </Field>
+      <Field label="Kind" htmlFor="new-kind">
+        <select
+          id="new-kind"
+          value={kind}
+          onChange={(e) => {
+            const next = e.target.value as FlagKind
+            setKind(next)
+            setRows(starterRows(next))
+          }}
+        >
+          <option value="boolean">boolean (on / off)</option>
+          <option value="string">string</option>
+          <option value="number">number</option>
+          <option value="json">json</option>
+        </select>
+      </Field>
+      <Field label="Tags" htmlFor="new-tags" error={errors.tags ?? Object.entries(errors).find(([k]) => k.startsWith('tags'))?.[1]}>
+        <input id="new-tags" value={tags} placeholder="web, checkout" onChange={(e) => setTags(e.target.value)} />
+      </Field>
+      {kind !== 'boolean' && (
+        <fieldset className="wide">
+          <legend>Variants</legend>
+          <VariantTable kind={kind} rows={rows} onChange={setRows} errors={errors} />
+        </fieldset>
+      )}
+      <div className="buttons">
+        <button type="submit" className="primary">Create flag</button>
+        <button type="button" onClick={() => setOpen(false)}>Cancel</button>
+        {error && <p className="field-error" role="alert">{error}</p>}
+      </div>
     </form>
   )
 }
