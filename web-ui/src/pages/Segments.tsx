@@ -58,6 +58,7 @@ export function Segments() {
               <th scope="col">Included</th>
               <th scope="col">Excluded</th>
               <th scope="col">Rules</th>
+              <th scope="col">Used by</th>
               <th scope="col"><span className="sr-only">Actions</span></th>
             </tr>
           </thead>
@@ -70,6 +71,9 @@ export function Segments() {
                 <td>{s.included.length}</td>
                 <td>{s.excluded.length}</td>
                 <td>{s.rules.length}</td>
+                <td data-testid={`used-by-${s.key}`}>
+                  {s.used_by_flags === 0 ? 'no flags' : s.used_by_flags === 1 ? '1 flag' : `${s.used_by_flags} flags`}
+                </td>
                 <td>
                   <button type="button" onClick={() => setEditing(s)}>
                     {writable ? 'Edit' : 'View'}
