@@ -4,13 +4,15 @@ import { useState } from 'react'
 import type { FormEvent } from 'react'
 import { useParams } from 'react-router'
 import { api, call, fieldErrors, messageOf, type DebugResult } from '../api/client'
-import { Empty, ErrorState, FieldError, Loading } from '../components/common'
+import { allFlags } from '../api/flagList'
+import { Empty, ErrorState, Field, Loading } from '../components/common'
 import { useAsync } from '../stores/useAsync'
 
-function reasonText(r: DebugResult): string {
+/** The reason in words. A rule is named by its position and description, not its id. */
+export function reasonText(r: DebugResult): string {
   switch (r.reason) {
     case 'RULE_MATCH':
-      return `Rule ${(r.rule_index ?? 0) + 1}${r.rule_id ? ` (${r.rule_id})` : ''} matched${r.in_rollout ? ', rollout bucket decided' : ''}`
+      return `Rule ${(r.rule_index ?? 0) + 1}${r.rule_description ? `, “${r.rule_description}”,` : ''} matched${r.in_rollout ? ', rollout bucket decided' : ''}`
     case 'FALLTHROUGH':
       return `No rule matched: default${r.in_rollout ? ' rollout' : ''}`
     case 'TARGET_MATCH':
@@ -33,7 +35,7 @@ export function Debugger() {
     [project],
   )
   const flags = useAsync(
-    () => call(api.GET('/api/v1/projects/{project}/flags', { params: { path: { project }, query: { limit: 200 } } })),
+    () => allFlags(project),
     [project],
   )
   const [env, setEnv] = useState('')
@@ -82,33 +84,37 @@ export function Debugger() {
     <>
       <h1>Evaluation debugger</h1>
       <form className="debugger" onSubmit={run} aria-label="Evaluate">
-        <label htmlFor="dbg-env">Environment</label>
-        <select id="dbg-env" value={envKey} onChange={(e) => setEnv(e.target.value)}>
-          {envs.data.map((e) => (
-            <option key={e.key} value={e.key}>
-              {e.name || e.key}
-            </option>
-          ))}
-        </select>
-        <label htmlFor="dbg-flag">Flag</label>
-        <select id="dbg-flag" value={flag} onChange={(e) => setFlag(e.target.value)}>
-          <option value="">All flags</option>
-          {(flags.data?.items ?? []).map((f) => (
-            <option key={f.key} value={f.key}>
-              {f.key}
-            </option>
-          ))}
-        </select>
-        <label htmlFor="dbg-key">Targeting key</label>
-        <input id="dbg-key" value={key} onChange={(e) => setKey(e.target.value)} />
-        <FieldError message={errors.key} />
-        <label htmlFor="dbg-attrs">Attributes (JSON object)</label>
-        <textarea id="dbg-attrs" rows={6} value={attrs} onChange={(e) => setAttrs(e.target.value)} aria-invalid={!!errors.attributes} />
-        <FieldError message={errors.attributes} />
-        <button type="submit" className="primary" disabled={busy}>
-          {busy ? 'Evaluating…' : 'Evaluate'}
-        </button>
-        {error && !Object.keys(errors).length && <p className="field-error" role="alert">{error}</p>}
+        <Field label="Environment" htmlFor="dbg-env">
+          <select id="dbg-env" value={envKey} onChange={(e) => setEnv(e.target.value)}>
+            {envs.data.map((e) => (
+              <option key={e.key} value={e.key}>
+                {e.name || e.key}
+              </option>
+            ))}
+          </select>
+        </Field>
+        <Field label="Flag" htmlFor="dbg-flag">
+          <select id="dbg-flag" value={flag} onChange={(e) => setFlag(e.target.value)}>
+            <option value="">All flags</option>
+            {(flags.data ?? []).map((f) => (
+              <option key={f.key} value={f.key}>
+                {f.key}
+              </option>
+            ))}
+          </select>
+        </Field>
+        <Field label="Targeting key" htmlFor="dbg-key" error={errors.key}>
+          <input id="dbg-key" value={key} onChange={(e) => setKey(e.target.value)} aria-invalid={!!errors.key} />
+        </Field>
+        <Field label="Attributes (JSON object)" htmlFor="dbg-attrs" error={errors.attributes}>
+          <textarea id="dbg-attrs" rows={6} value={attrs} onChange={(e) => setAttrs(e.target.value)} aria-invalid={!!errors.attributes} />
+        </Field>
+        <div className="buttons">
+          <button type="submit" className="primary" disabled={busy}>
+            {busy ? 'Evaluating…' : 'Evaluate'}
+          </button>
+          {error && !Object.keys(errors).length && <p className="field-error" role="alert">{error}</p>}
+        </div>
       </form>
       {result &&
         (result.results.length === 0 ? (
@@ -132,10 +138,10 @@ export function Debugger() {
                 {result.results.map((r) => (
                   <tr key={r.flag} data-result={r.flag}>
                     <th scope="row">{r.flag}</th>
-                    <td><code>{r.value === undefined || r.value === null ? '—' : JSON.stringify(r.value)}</code></td>
-                    <td>{r.variant ?? '—'}</td>
-                    <td><span className="badge">{r.reason}</span></td>
-                    <td>{reasonText(r)}</td>
+                    <td data-label="Value"><code>{r.value === undefined || r.value === null ? '—' : JSON.stringify(r.value)}</code></td>
+                    <td data-label="Variant">{r.variant ?? '—'}</td>
+                    <td data-label="Reason"><span className="badge">{r.reason}</span></td>
+                    <td data-label="Why" className="why">{reasonText(r)}</td>
                   </tr>
                 ))}
               </tbody>
