@@ -64,8 +64,10 @@ async function confirmReview(page, confirmLabel, comment) {
   await review.waitFor()
   await review.locator('table.diff').first().waitFor()
   if (comment) await review.getByLabel(/^Comment/).fill(comment)
+  // Wait for this dialog by its title: the answer may open another one at once (a conflict).
+  const title = await review.getByRole('heading').first().textContent()
   await review.getByRole('button', { name: confirmLabel, exact: true }).click()
-  await review.waitFor({ state: 'detached' })
+  await page.getByRole('dialog', { name: title, exact: true }).waitFor({ state: 'detached' })
 }
 
 async function signIn(page, who) {
@@ -352,6 +354,240 @@ try {
   const versions = await rest('GET', `/api/v1/projects/${PROJECT}/flags/${FLAG}/versions?limit=1`)
   assert(versions[0].comment === COMMENT, `history comment: ${versions[0].comment}`)
 
+  log('a string flag: the key follows the name, values are typed without JSON quotes')
+  const BUTTON = 'checkout-button'
+  await nav(page, 'Flags', 'Flags')
+  await page.getByRole('button', { name: 'New flag' }).click()
+  await page.getByLabel('Name', { exact: true }).fill('Checkout button')
+  assert((await page.getByLabel('Key', { exact: true }).inputValue()) === BUTTON, 'key derived from the name')
+  await page.getByLabel('Description', { exact: true }).fill('The label of the order button')
+  await page.getByLabel('Kind').selectOption('string')
+  await page.getByLabel('Variant 1 value').fill('Place order')
+  await page.getByLabel('Variant 2 value').fill('Buy now')
+  await shot(page, '20-create-string-flag')
+  await page.getByRole('button', { name: 'Create flag' }).click()
+  await page.getByRole('heading', { name: 'Checkout button' }).waitFor()
+  let button = await rest('GET', `/api/v1/projects/${PROJECT}/flags/${BUTTON}`)
+  assert(
+    JSON.stringify(button.variants) ===
+      JSON.stringify([{ key: 'control', value: 'Place order' }, { key: 'treatment', value: 'Buy now' }]),
+    `typed string values: ${JSON.stringify(button.variants)}`,
+  )
+  assert(button.description === 'The label of the order button', 'description stored')
+  // Production names `control` everywhere a config can; another flag requires it.
+  button = await rest('PUT', `/api/v1/projects/${PROJECT}/flags/${BUTTON}/environments/production`, {
+    version: button.version,
+    comment: 'targeting for the rename scenario',
+    config: {
+      enabled: true,
+      off_variant: 'control',
+      targets: [{ variant: 'control', keys: ['qa-1'] }],
+      rules: [
+        {
+          id: 'pro',
+          description: 'Pro plan',
+          clauses: [{ attribute: 'plan', op: 'in', values: ['pro'] }],
+          serve: { rollout: { weights: [{ variant: 'control', weight: 50000 }, { variant: 'treatment', weight: 50000 }] } },
+        },
+      ],
+      default_serve: { variant: 'control' },
+    },
+  })
+  await rest('POST', `/api/v1/projects/${PROJECT}/flags`, {
+    key: 'checkout-banner',
+    comment: 'banner follows the button',
+    environments: {
+      production: {
+        enabled: true,
+        off_variant: 'off',
+        prerequisites: [{ flag: BUTTON, variants: ['control'] }],
+        default_serve: { variant: 'on' },
+      },
+    },
+  })
+
+  log('renaming a string variant rewrites every reference in one write')
+  // Open it again from the list (a reload would abort the refetches these writes caused).
+  await nav(page, 'Flags', 'Flags')
+  await page.getByRole('link', { name: 'Checkout button' }).click()
+  await page.getByRole('heading', { name: 'Checkout button' }).waitFor()
+  await page.getByTestId('flag-version').and(page.getByText(String(button.version), { exact: true })).waitFor()
+  const versionBefore = Number(await page.getByTestId('flag-version').textContent())
+  await page.getByLabel('Variant 1 key').fill('place-order')
+  await page.getByText('renames control everywhere').waitFor()
+  await page.getByRole('button', { name: 'Save variants' }).click()
+  await confirmReview(page, 'Save variants', 'clearer variant key')
+  await page.getByText('Renamed control → place-order in every environment.').waitFor()
+  await shot(page, '21-variant-renamed')
+  button = await rest('GET', `/api/v1/projects/${PROJECT}/flags/${BUTTON}`)
+  assert(button.version === versionBefore + 1, `one version: ${versionBefore} -> ${button.version}`)
+  const renamedProd = button.environments.production
+  assert(
+    renamedProd.off_variant === 'place-order' &&
+      renamedProd.targets[0].variant === 'place-order' &&
+      renamedProd.rules[0].serve.rollout.weights[0].variant === 'place-order' &&
+      renamedProd.default_serve.variant === 'place-order' &&
+      button.environments.staging.default_serve.variant === 'place-order',
+    `references renamed: ${JSON.stringify(button.environments)}`,
+  )
+  const banner = await rest('GET', `/api/v1/projects/${PROJECT}/flags/checkout-banner`)
+  assert(
+    JSON.stringify(banner.environments.production.prerequisites) ===
+      JSON.stringify([{ flag: BUTTON, variants: ['place-order'] }]),
+    `other flag's prerequisite renamed: ${JSON.stringify(banner.environments.production.prerequisites)}`,
+  )
+
+  log('removing a variant still in use: each field named, across environments, with links')
+  await page.getByRole('button', { name: 'Remove variant treatment' }).click()
+  await page.getByRole('button', { name: 'Save variants' }).click()
+  await confirmReview(page, 'Save variants', 'try to drop treatment')
+  const summary = page.getByRole('alert').filter({ has: page.getByRole('heading', { name: /fields? (is|are) invalid/ }) })
+  await summary.waitFor()
+  const summaryText = await summary.textContent()
+  assert(/Production › rule 1/.test(summaryText) && /Staging › off variant/.test(summaryText), `summary: ${summaryText}`)
+  // A tab with errors says how many; the link opens it and the editor shows the error there.
+  await page.getByRole('tab', { name: /Staging.*invalid fields/ }).waitFor()
+  await summary.getByRole('button', { name: /^Staging › off variant/ }).click()
+  await page.getByRole('tab', { name: /staging/i, selected: true }).waitFor()
+  await page.getByRole('tabpanel').locator('.field-error').first().waitFor()
+  await shot(page, '22-errors-linked-per-environment')
+  await page.getByRole('button', { name: 'Discard', exact: true }).click()
+
+  log('unsaved changes: a mark on the tab, a bar naming the environments, a prompt before leaving')
+  await page.getByRole('tab', { name: /production/i }).click()
+  await page.getByRole('listitem', { name: 'Rule 1' }).getByLabel('Rule 1 description').fill('Pro plan, 50/50')
+  await page.getByRole('tab', { name: /staging/i }).click()
+  await page.getByRole('tab', { name: /production.*unsaved changes/i }).waitFor()
+  await page.getByLabel('Off variant').selectOption('place-order')
+  const bar = page.getByRole('region', { name: 'Unsaved changes' })
+  await bar.getByText(/Unsaved changes in (Production, Staging|Staging, Production)/).waitFor()
+  await shot(page, '23-unsaved-changes-bar')
+  const unloadBlocked = await page.evaluate(() => {
+    const e = new Event('beforeunload', { cancelable: true })
+    window.dispatchEvent(e)
+    return e.defaultPrevented
+  })
+  assert(unloadBlocked, 'closing the tab asks first')
+  await page.getByRole('link', { name: 'Flags', exact: true }).first().click()
+  const leave = page.getByRole('dialog', { name: 'Leave without saving?' })
+  await leave.getByText(/unsaved changes in (Production, Staging|Staging, Production)/).waitFor()
+  await shot(page, '24-leave-prompt')
+  await leave.getByRole('button', { name: 'Cancel' }).click()
+  assert(page.url().endsWith(`/flags/${BUTTON}`), `stayed on the flag: ${page.url()}`)
+  await bar.getByRole('button', { name: 'Discard changes in Production' }).click()
+  await bar.getByText('Unsaved changes in Staging').waitFor()
+  await bar.getByRole('button', { name: 'Save changes in Staging' }).click()
+  await bar.waitFor({ state: 'detached' })
+  button = await rest('GET', `/api/v1/projects/${PROJECT}/flags/${BUTTON}`)
+  assert(button.environments.staging.off_variant === 'place-order', 'staging saved from the bar')
+  assert(button.environments.production.rules[0].description === 'Pro plan', 'production discarded')
+  // No prompt once everything is saved; the flag opens again on Staging, used last.
+  await nav(page, 'Flags', 'Flags')
+  await page.getByRole('link', { name: 'Checkout button' }).click()
+  await page.getByRole('tab', { name: /staging/i, selected: true }).waitFor()
+  await page.getByRole('tab', { name: /production/i }).click()
+
+  log('archive a flag, find it under "show archived", restore it')
+  await nav(page, 'Flags', 'Flags')
+  await page.getByRole('link', { name: 'checkout-banner' }).click()
+  await page.getByRole('button', { name: 'Archive flag' }).click()
+  await confirmReview(page, 'Archive', 'banner no longer needed')
+  await page.getByRole('heading', { name: /checkout-banner.*archived/ }).waitFor()
+  await nav(page, 'Flags', 'Flags')
+  await page.locator('tr[data-flag="checkout-banner"]').waitFor({ state: 'detached' })
+  await page.getByLabel('Show archived flags').check()
+  await page.getByTestId('flag-count').getByText('1 archived flag').waitFor()
+  const archivedRow = page.locator('tr[data-flag="checkout-banner"]')
+  await archivedRow.getByText('archived').first().waitFor()
+  await shot(page, '25-archived-flags')
+  await archivedRow.getByRole('button', { name: 'Restore checkout-banner' }).click()
+  await confirmReview(page, 'Restore', 'banner is back')
+  await page.getByText('No archived flags.').waitFor()
+  await page.getByLabel('Show archived flags').uncheck()
+  await page.locator('tr[data-flag="checkout-banner"]').waitFor()
+  assert((await rest('GET', `/api/v1/projects/${PROJECT}/flags/checkout-banner`)).archived === false, 'restored')
+
+  log('the debugger names a rule by its description and fits 390 px')
+  await nav(page, 'Debugger', 'Evaluation debugger')
+  await page.getByLabel('Environment').selectOption('production')
+  await page.getByLabel('Flag', { exact: true }).selectOption(FLAG)
+  await page.getByLabel('Attributes (JSON object)').fill('{"plan": "pro"}')
+  await page.getByRole('button', { name: 'Evaluate' }).click()
+  await row.getByText('RULE_MATCH').waitFor()
+  const why = await row.locator('td.why').textContent()
+  const stored1 = (await rest('GET', `/api/v1/projects/${PROJECT}/flags/${FLAG}`)).environments.production.rules[0]
+  assert(why.includes(`“${stored1.description}”`) && !why.includes(stored1.id), `reason names the description: ${why}`)
+  await page.setViewportSize({ width: 390, height: 844 })
+  const cut = await row.locator('td.why').evaluate((el) => {
+    const box = el.getBoundingClientRect()
+    return { right: box.right, width: window.innerWidth, clipped: el.scrollWidth > el.clientWidth + 1 }
+  })
+  assert(cut.right <= cut.width && !cut.clipped, `reason at 390 px: ${JSON.stringify(cut)}`)
+  await shot(page, '26-debugger-390')
+  await page.setViewportSize({ width: 1280, height: 900 })
+
+  log('the header stays on one row at 1280 px')
+  const rows = await page.locator('header.top').evaluate((h) => {
+    const tops = [...h.children].filter((c) => c.getBoundingClientRect().height > 2).map((c) => c.getBoundingClientRect())
+    return { spread: Math.max(...tops.map((r) => r.top)) - Math.min(...tops.map((r) => r.top)), height: h.getBoundingClientRect().height }
+  })
+  assert(rows.spread < 12 && rows.height < 64, `header at 1280 px: ${JSON.stringify(rows)}`)
+  await page.screenshot({ path: join(SHOTS, '27-header-1280.png') })
+  shots.push(join(SHOTS, '27-header-1280.png'))
+
+  log('a field error keeps every label beside its own input')
+  await nav(page, 'Flags', 'Flags')
+  await page.getByRole('button', { name: 'New flag' }).click()
+  await page.getByLabel('Name', { exact: true }).fill('Bad key')
+  await page.getByLabel('Key', { exact: true }).fill('bad key!')
+  await page.getByRole('button', { name: 'Create flag' }).click()
+  const createForm = page.getByRole('form', { name: 'New flag' })
+  await createForm.locator('.field-error').first().waitFor()
+  const misplaced = await createForm.evaluate((form) =>
+    [...form.querySelectorAll(':scope > label[for]')]
+      .map((label) => {
+        const control = document.getElementById(label.htmlFor)
+        const l = label.getBoundingClientRect()
+        const c = control.getBoundingClientRect()
+        const beside = l.right <= c.left && l.top < c.bottom && l.bottom > c.top
+        return beside ? null : `${label.textContent}: label ${JSON.stringify(l)} input ${JSON.stringify(c)}`
+      })
+      .filter(Boolean),
+  )
+  assert(misplaced.length === 0, `labels beside the wrong inputs: ${misplaced.join('; ')}`)
+  await shot(page, '28-form-field-error')
+  await createForm.getByRole('button', { name: 'Cancel' }).click()
+
+  log('the list with 2,000 flags says how many there are and pages through them all')
+  // Sorted after `shop`, so the reader below still lands on the shop's flags.
+  const BIG = 'thousands'
+  await rest('POST', '/api/v1/projects', { key: BIG, name: 'Thousands' })
+  const seedStart = Date.now()
+  const keys = Array.from({ length: 2000 }, (_, i) => `flag-${String(i).padStart(4, '0')}`)
+  // A few in flight: writes to one project queue on its environments' rows, and a deep
+  // queue makes the server answer 503 (pool exhausted) rather than wait without bound.
+  for (let i = 0; i < keys.length; i += 8) {
+    await Promise.all(keys.slice(i, i + 8).map((key) => rest('POST', `/api/v1/projects/${BIG}/flags`, { key })))
+  }
+  console.log(`e2e:   seeded 2,000 flags through the API in ${Date.now() - seedStart} ms`)
+  const listStart = Date.now()
+  await page.goto(`${URL_}/p/${BIG}/flags`)
+  const count = page.getByTestId('flag-count')
+  await count.getByText('2,000 flags · showing 1–100').waitFor()
+  console.log(`e2e:   first page of 2,000 flags shown ${Date.now() - listStart} ms after navigation`)
+  assert((await page.locator('tr[data-flag]').count()) === 100, 'a page of 100')
+  await page.getByRole('button', { name: 'Next', exact: true }).click()
+  await count.getByText('showing 101–200').waitFor()
+  await page.getByRole('button', { name: 'Last', exact: true }).click()
+  await count.getByText('showing 1,901–2,000').waitFor()
+  await page.locator('tr[data-flag="flag-1999"]').waitFor()
+  await page.getByText('Page 20 of 20').waitFor()
+  await shot(page, '29-list-2000-flags')
+  await page.getByLabel('Search').fill('flag-123')
+  await count.getByText(/^10 flags$/).waitFor()
+  await page.goto(`${URL_}/p/${PROJECT}/flags`)
+  await page.getByRole('link', { name: 'Checkout v2' }).waitFor()
+
   log('segments and environments pages')
   await nav(page, 'Segments', 'Segments')
   await page.getByRole('button', { name: 'New segment' }).click()
@@ -359,6 +595,7 @@ try {
   await page.getByLabel('Included keys').fill('user-1, user-2')
   await page.getByRole('button', { name: 'Save segment' }).click()
   await page.getByRole('rowheader', { name: /beta-testers/ }).waitFor()
+  await page.getByTestId('used-by-beta-testers').getByText('no flags').waitFor()
   await shot(page, '09-segments')
   await nav(page, 'Environments', 'Environments')
   await page.getByLabel('Key name').first().fill('web-frontend')
