@@ -14,9 +14,13 @@ use crate::client::Client;
 use crate::connection::{self, Endpoint, Options};
 use crate::error::BuildError;
 use crate::shared::{ConnectionState, Shared, Source};
+use crate::telemetry::{self, EventsEndpoint, Telemetry};
 
 /// The stream endpoint's path, appended to the server URL.
 const STREAM_PATH: &str = "/sdk/v1/stream";
+
+/// Where batches go when the stream does not take them.
+const EVENTS_PATH: &str = "/sdk/v1/events";
 
 /// Configures a [`Client`]; from [`Client::builder`].
 pub struct ClientBuilder {
@@ -26,6 +30,7 @@ pub struct ClientBuilder {
     cache_file: Option<PathBuf>,
     cache_debounce: Duration,
     offline: Option<PathBuf>,
+    telemetry: telemetry::Settings,
     #[cfg(feature = "rustls")]
     tls: Option<Arc<rustls::ClientConfig>>,
 }
@@ -38,6 +43,7 @@ impl fmt::Debug for ClientBuilder {
             .field("options", &self.options)
             .field("cache_file", &self.cache_file)
             .field("offline", &self.offline)
+            .field("telemetry", &self.telemetry)
             .finish_non_exhaustive()
     }
 }
@@ -56,9 +62,48 @@ impl ClientBuilder {
             cache_file: None,
             cache_debounce: Duration::from_millis(500),
             offline: None,
+            telemetry: telemetry::Settings::default(),
             #[cfg(feature = "rustls")]
             tls: None,
         }
+    }
+
+    /// Telemetry on or off (default on): evaluation counts, exposures of flags the server
+    /// marks, and [`Client::track`] events, sent back in batches. Off, nothing is buffered
+    /// or sent, and `track` validates and discards.
+    #[must_use]
+    pub fn telemetry(mut self, enabled: bool) -> Self {
+        self.telemetry.enabled = enabled;
+        self
+    }
+
+    /// Bounds of the telemetry buffer: at most `max_items` exposures and events (default
+    /// 10,000) and `max_bytes` of their JSON (default 4 MiB), counting those sent but not
+    /// yet acknowledged. Beyond, new ones are dropped, a warning is logged once, and the
+    /// number dropped is reported with the next batch.
+    #[must_use]
+    pub fn telemetry_buffer(mut self, max_items: usize, max_bytes: usize) -> Self {
+        self.telemetry.limits.max_items = max_items;
+        self.telemetry.limits.max_bytes = max_bytes;
+        self
+    }
+
+    /// Time between telemetry flushes (default 10 s; each wait is drawn within ±20% so
+    /// that a fleet started together does not post together). A flush also happens as soon
+    /// as 1,000 items wait.
+    #[must_use]
+    pub fn telemetry_flush_interval(mut self, interval: Duration) -> Self {
+        self.telemetry.flush_interval = interval.max(Duration::from_millis(10));
+        self
+    }
+
+    /// The application's name and version, sent with telemetry so the dashboard can say
+    /// which applications evaluate a flag.
+    #[must_use]
+    pub fn application(mut self, name: impl Into<String>, version: impl Into<String>) -> Self {
+        self.telemetry.app = name.into();
+        self.telemetry.app_version = version.into();
+        self
     }
 
     /// How often to ping the server (default 15 s, as the server). A connection that is
@@ -129,15 +174,25 @@ impl ClientBuilder {
         let mut authorization = HeaderValue::from_str(&format!("Bearer {}", self.sdk_key))
             .map_err(|_| BuildError::InvalidSdkKey)?;
         authorization.set_sensitive(true);
+        #[cfg(feature = "rustls")]
+        let tls_config = match (tls, self.tls) {
+            (false, _) => None,
+            (true, Some(config)) => Some(config),
+            (true, None) => Some(default_tls()?),
+        };
+        let events = EventsEndpoint {
+            url: events_url(&url)?,
+            authorization: authorization.clone(),
+            #[cfg(feature = "rustls")]
+            tls: tls_config.clone(),
+        };
+        let shared = Arc::new(Shared::new(ConnectionState::Connecting));
         let endpoint = Endpoint {
             url,
             authorization,
+            telemetry_offered: shared.telemetry.uplink.offered(),
             #[cfg(feature = "rustls")]
-            tls: match (tls, self.tls) {
-                (false, _) => None,
-                (true, Some(config)) => Some(config),
-                (true, None) => Some(default_tls()?),
-            },
+            tls: tls_config,
         };
         #[cfg(not(feature = "rustls"))]
         if tls {
@@ -145,7 +200,6 @@ impl ClientBuilder {
         }
         tokio::runtime::Handle::try_current().map_err(|_| BuildError::NoRuntime)?;
 
-        let shared = Arc::new(Shared::new(ConnectionState::Connecting));
         let fingerprint = cache::fingerprint(&self.sdk_key);
         if let Some(env) = self
             .cache_file
@@ -175,7 +229,13 @@ impl ClientBuilder {
             ));
         }
         tasks.close();
-        Ok(Client::from_parts(shared, shutdown, tasks))
+        // Its own task and stop signal: `close` flushes telemetry while the stream is
+        // still up, then stops the connection.
+        let telemetry = self
+            .telemetry
+            .enabled
+            .then(|| Telemetry::start(self.telemetry, shared.clone(), events, shutdown.clone()));
+        Ok(Client::from_parts(shared, shutdown, tasks, telemetry))
     }
 }
 
@@ -202,6 +262,29 @@ fn stream_url(url: &str) -> Result<(String, bool), BuildError> {
     };
     let query = uri.query().map(|q| format!("?{q}")).unwrap_or_default();
     Ok((format!("{scheme}://{authority}{path}{query}"), tls))
+}
+
+/// `POST /sdk/v1/events` next to the stream URL: same host, same path prefix and query.
+fn events_url(stream_url: &str) -> Result<Uri, BuildError> {
+    let invalid = |reason| BuildError::InvalidUrl {
+        url: stream_url.to_owned(),
+        reason,
+    };
+    let (scheme, rest) = match stream_url.split_once("://") {
+        Some(("ws", rest)) => ("http", rest),
+        Some(("wss", rest)) => ("https", rest),
+        _ => return Err(invalid("not a stream URL")),
+    };
+    let (path, query) = match rest.split_once('?') {
+        Some((path, query)) => (path, Some(query)),
+        None => (rest, None),
+    };
+    let base = path.strip_suffix(STREAM_PATH).unwrap_or(path);
+    let url = match query {
+        Some(q) => format!("{scheme}://{base}{EVENTS_PATH}?{q}"),
+        None => format!("{scheme}://{base}{EVENTS_PATH}"),
+    };
+    url.parse().map_err(|_| invalid("not a URL"))
 }
 
 #[cfg(feature = "rustls")]
@@ -246,5 +329,20 @@ mod tests {
         assert!(stream_url("ftp://h").is_err());
         assert!(stream_url("localhost:8080").is_err());
         assert!(stream_url("not a url").is_err());
+    }
+
+    #[test]
+    fn events_urls_sit_next_to_the_stream() {
+        let events = |url| events_url(&stream_url(url).unwrap().0).unwrap().to_string();
+        assert_eq!(
+            events("http://localhost:8080"),
+            "http://localhost:8080/sdk/v1/events"
+        );
+        assert_eq!(
+            events("https://h/flagpole/"),
+            "https://h/flagpole/sdk/v1/events"
+        );
+        assert_eq!(events("ws://h/sdk/v1/stream"), "http://h/sdk/v1/events");
+        assert_eq!(events("wss://h/x?a=b"), "https://h/x/sdk/v1/events?a=b");
     }
 }

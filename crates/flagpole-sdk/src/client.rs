@@ -7,7 +7,7 @@ use std::time::Duration;
 use arc_swap::Guard;
 use flagpole_core::model::EnvironmentSnapshot;
 use flagpole_core::{Context, Detail, ErrorKind, Evaluation, Reason, Snapshot};
-use serde_json::Value;
+use serde_json::{Map, Value};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -17,6 +17,7 @@ use crate::changes::{Changes, FlagChanges};
 use crate::detail::EvaluationDetail;
 use crate::error::{NotReady, OfflineError};
 use crate::shared::{ConnectionState, Shared, Source, State, Status};
+use crate::telemetry::{self, Recorder, Telemetry, TrackError};
 
 /// A Flagpole client for one environment. Cheap to clone; all clones share one connection.
 ///
@@ -31,6 +32,8 @@ struct Inner {
     shared: Arc<Shared>,
     shutdown: CancellationToken,
     tasks: TaskTracker,
+    /// `None` when switched off (and for offline clients).
+    telemetry: Option<Telemetry>,
 }
 
 impl Drop for Inner {
@@ -69,19 +72,21 @@ impl Client {
         shared.publish(env, Source::File);
         let tasks = TaskTracker::new();
         tasks.close();
-        Client::from_parts(shared, CancellationToken::new(), tasks)
+        Client::from_parts(shared, CancellationToken::new(), tasks, None)
     }
 
     pub(crate) fn from_parts(
         shared: Arc<Shared>,
         shutdown: CancellationToken,
         tasks: TaskTracker,
+        telemetry: Option<Telemetry>,
     ) -> Client {
         Client {
             inner: Arc::new(Inner {
                 shared,
                 shutdown,
                 tasks,
+                telemetry,
             }),
         }
     }
@@ -122,24 +127,50 @@ impl Client {
         self.inner.shared.state.load()
     }
 
+    /// The recorder and the flag's version when `flag_key` asks for exposures. For an
+    /// environment without marked flags this is one `Option` check.
+    #[inline]
+    fn exposing(&self, state: &State, flag_key: &str) -> Option<(&Recorder, u64)> {
+        let version = state.marked.as_ref()?.version(flag_key)?;
+        Some((&self.inner.telemetry.as_ref()?.recorder, version))
+    }
+
     /// A boolean flag's value, or `default` (also before the first flags). Lock-free, and
     /// allocates nothing when `ctx` is reused.
     #[inline]
     pub fn bool_value(&self, flag_key: &str, ctx: &Context, default: bool) -> bool {
-        self.state().snapshot.bool_value(flag_key, ctx, default)
+        let state = self.state();
+        if let Some((recorder, version)) = self.exposing(&state, flag_key) {
+            let d = state.snapshot.bool_detail(flag_key, ctx, default);
+            recorder.expose(flag_key, version, d.variant, &ctx.key);
+            return d.value;
+        }
+        state.snapshot.bool_value(flag_key, ctx, default)
     }
 
     /// A number flag's value, or `default`. Lock-free and allocation-free, as
     /// [`Client::bool_value`].
     #[inline]
     pub fn number_value(&self, flag_key: &str, ctx: &Context, default: f64) -> f64 {
-        self.state().snapshot.number_value(flag_key, ctx, default)
+        let state = self.state();
+        if let Some((recorder, version)) = self.exposing(&state, flag_key) {
+            let d = state.snapshot.number_detail(flag_key, ctx, default);
+            recorder.expose(flag_key, version, d.variant, &ctx.key);
+            return d.value;
+        }
+        state.snapshot.number_value(flag_key, ctx, default)
     }
 
     /// A string flag's value, or `default`. Allocates the returned `String`; borrow it
     /// through [`Client::flags`] to avoid that.
     pub fn string_value(&self, flag_key: &str, ctx: &Context, default: &str) -> String {
-        self.state()
+        let state = self.state();
+        if let Some((recorder, version)) = self.exposing(&state, flag_key) {
+            let d = state.snapshot.string_detail(flag_key, ctx, default);
+            recorder.expose(flag_key, version, d.variant, &ctx.key);
+            return d.value.to_owned();
+        }
+        state
             .snapshot
             .string_value(flag_key, ctx, default)
             .to_owned()
@@ -148,7 +179,11 @@ impl Client {
     /// Any flag's value as JSON, or `default`. Clones the served value.
     pub fn json_value(&self, flag_key: &str, ctx: &Context, default: Value) -> Value {
         let state = self.state();
-        match state.snapshot.evaluate(flag_key, ctx).value {
+        let e = state.snapshot.evaluate(flag_key, ctx);
+        if let Some((recorder, version)) = self.exposing(&state, flag_key) {
+            recorder.expose(flag_key, version, e.variant, &ctx.key);
+        }
+        match e.value {
             Some(value) => value.clone(),
             None => default,
         }
@@ -167,6 +202,9 @@ impl Client {
             return EvaluationDetail::error(default, ErrorKind::NotReady);
         }
         let d = state.snapshot.bool_detail(flag_key, ctx, default);
+        if let Some((recorder, version)) = self.exposing(&state, flag_key) {
+            recorder.expose(flag_key, version, d.variant, &ctx.key);
+        }
         state.names().detail(flag_key, d.value, d.variant, d.reason)
     }
 
@@ -182,6 +220,9 @@ impl Client {
             return EvaluationDetail::error(default, ErrorKind::NotReady);
         }
         let d = state.snapshot.number_detail(flag_key, ctx, default);
+        if let Some((recorder, version)) = self.exposing(&state, flag_key) {
+            recorder.expose(flag_key, version, d.variant, &ctx.key);
+        }
         state.names().detail(flag_key, d.value, d.variant, d.reason)
     }
 
@@ -197,6 +238,9 @@ impl Client {
             return EvaluationDetail::error(default.to_owned(), ErrorKind::NotReady);
         }
         let d = state.snapshot.string_detail(flag_key, ctx, default);
+        if let Some((recorder, version)) = self.exposing(&state, flag_key) {
+            recorder.expose(flag_key, version, d.variant, &ctx.key);
+        }
         state
             .names()
             .detail(flag_key, d.value.to_owned(), d.variant, d.reason)
@@ -214,6 +258,9 @@ impl Client {
             return EvaluationDetail::error(default, ErrorKind::NotReady);
         }
         let e = state.snapshot.evaluate(flag_key, ctx);
+        if let Some((recorder, version)) = self.exposing(&state, flag_key) {
+            recorder.expose(flag_key, version, e.variant, &ctx.key);
+        }
         let value = e.value.cloned().unwrap_or(default);
         state.names().detail(flag_key, value, e.variant, e.reason)
     }
@@ -222,8 +269,35 @@ impl Client {
     /// without any copying. Hold it briefly (for one request): it pins one version of the
     /// flags in memory.
     pub fn flags(&self) -> Flags {
-        Flags {
-            state: self.state(),
+        let state = self.state();
+        // The recorder is only shared (a reference count) when some flag asks for
+        // exposures, so the common case stays free of shared writes.
+        let recorder = match (&state.marked, &self.inner.telemetry) {
+            (Some(_), Some(t)) => Some(t.recorder.clone()),
+            _ => None,
+        };
+        Flags { state, recorder }
+    }
+
+    /// Records an event for experiments and guarded rollouts (`checkout_completed`,
+    /// `request_error`): `name`, the context's key, an optional finite `value` (revenue,
+    /// latency) and free-form `properties`. Buffered and sent with the next batch; see
+    /// the crate docs' "Telemetry" section for the bounds.
+    ///
+    /// Refused at once, with nothing buffered, when the value is NaN or infinite, the name
+    /// or context key is empty or over 256 bytes, or there are over 64 properties: the
+    /// rules the server applies to a batch. With telemetry switched off (or offline) a
+    /// valid event is accepted and discarded.
+    pub fn track(
+        &self,
+        name: &str,
+        ctx: &Context,
+        value: Option<f64>,
+        properties: Map<String, Value>,
+    ) -> Result<(), TrackError> {
+        match &self.inner.telemetry {
+            Some(t) => t.recorder.track(name, ctx, value, properties),
+            None => telemetry::check_event(name, ctx, value, properties),
         }
     }
 
@@ -240,7 +314,14 @@ impl Client {
 
     /// Stops the connection (sending a close frame) and the cache writer, flushing a
     /// pending cache write, and waits for them. Evaluations keep serving the last flags.
+    ///
+    /// With telemetry on, a final flush comes first: it gives up after 2 s (the default
+    /// close deadline, DNS and connect included), so `close` returns even when the server
+    /// is unreachable.
     pub async fn close(&self) {
+        if let Some(telemetry) = &self.inner.telemetry {
+            telemetry.close().await;
+        }
         self.inner.shutdown.cancel();
         self.inner.tasks.wait().await;
         self.inner.shared.mark_closed();
@@ -253,6 +334,8 @@ impl Client {
 /// not copied. Before the first flags they report [`ErrorKind::NotReady`].
 pub struct Flags {
     state: Guard<Arc<State>>,
+    /// Set only when some flag of this version asks for exposures.
+    recorder: Option<Arc<Recorder>>,
 }
 
 impl Flags {
@@ -276,18 +359,34 @@ impl Flags {
         &self.state.snapshot
     }
 
+    /// Records an exposure when this flag asks for them.
+    #[inline]
+    fn expose(&self, flag_key: &str, ctx: &Context, variant: Option<&str>) {
+        if let Some(recorder) = &self.recorder
+            && let Some(version) = self.state.marked.as_ref().and_then(|m| m.version(flag_key))
+        {
+            recorder.expose(flag_key, version, variant, &ctx.key);
+        }
+    }
+
     /// Evaluates any flag.
     pub fn evaluate(&self, flag_key: &str, ctx: &Context) -> Evaluation<'_> {
         if !self.has_flags() {
             return Evaluation::error(ErrorKind::NotReady);
         }
-        self.state.snapshot.evaluate(flag_key, ctx)
+        let e = self.state.snapshot.evaluate(flag_key, ctx);
+        self.expose(flag_key, ctx, e.variant);
+        e
     }
 
     /// A boolean flag's value with details.
     pub fn bool_detail(&self, flag_key: &str, ctx: &Context, default: bool) -> Detail<'_, bool> {
         match self.has_flags() {
-            true => self.state.snapshot.bool_detail(flag_key, ctx, default),
+            true => {
+                let d = self.state.snapshot.bool_detail(flag_key, ctx, default);
+                self.expose(flag_key, ctx, d.variant);
+                d
+            }
             false => not_ready(default),
         }
     }
@@ -295,7 +394,11 @@ impl Flags {
     /// A number flag's value with details.
     pub fn number_detail(&self, flag_key: &str, ctx: &Context, default: f64) -> Detail<'_, f64> {
         match self.has_flags() {
-            true => self.state.snapshot.number_detail(flag_key, ctx, default),
+            true => {
+                let d = self.state.snapshot.number_detail(flag_key, ctx, default);
+                self.expose(flag_key, ctx, d.variant);
+                d
+            }
             false => not_ready(default),
         }
     }
@@ -308,7 +411,11 @@ impl Flags {
         default: &'a str,
     ) -> Detail<'a, &'a str> {
         match self.has_flags() {
-            true => self.state.snapshot.string_detail(flag_key, ctx, default),
+            true => {
+                let d = self.state.snapshot.string_detail(flag_key, ctx, default);
+                self.expose(flag_key, ctx, d.variant);
+                d
+            }
             false => not_ready(default),
         }
     }
@@ -321,13 +428,20 @@ impl Flags {
         default: &'a Value,
     ) -> Detail<'a, &'a Value> {
         match self.has_flags() {
-            true => self.state.snapshot.json_detail(flag_key, ctx, default),
+            true => {
+                let d = self.state.snapshot.json_detail(flag_key, ctx, default);
+                self.expose(flag_key, ctx, d.variant);
+                d
+            }
             false => not_ready(default),
         }
     }
 
     /// A string flag's value, borrowed, or `default`.
     pub fn string_value<'a>(&'a self, flag_key: &str, ctx: &Context, default: &'a str) -> &'a str {
+        if self.recorder.is_some() {
+            return self.string_detail(flag_key, ctx, default).value;
+        }
         self.state.snapshot.string_value(flag_key, ctx, default)
     }
 
@@ -338,6 +452,9 @@ impl Flags {
         ctx: &Context,
         default: &'a Value,
     ) -> &'a Value {
+        if self.recorder.is_some() {
+            return self.json_detail(flag_key, ctx, default).value;
+        }
         self.state.snapshot.json_value(flag_key, ctx, default)
     }
 }

@@ -5,6 +5,7 @@
 
 use std::future::Future;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use futures_util::{Sink, Stream};
@@ -50,6 +51,9 @@ pub(crate) struct Options {
 pub(crate) struct Endpoint {
     pub(crate) url: String,
     pub(crate) authorization: HeaderValue,
+    /// Set from each upgrade response: did it announce telemetry on the stream
+    /// (`wire::TELEMETRY_HEADER`)? Read by the session that runs on that connection.
+    pub(crate) telemetry_offered: Arc<AtomicBool>,
     #[cfg(feature = "rustls")]
     pub(crate) tls: Option<Arc<rustls::ClientConfig>>,
 }
@@ -65,19 +69,24 @@ impl Connect for Endpoint {
         let config = WebSocketConfig::default().read_buffer_size(READ_BUFFER);
         let tcp = DelayedAcks::connect(&request).await?;
         #[cfg(feature = "rustls")]
-        let (ws, _response) = {
+        let (ws, response) = {
             let connector = self.tls.clone().map(tokio_tungstenite::Connector::Rustls);
             tokio_tungstenite::client_async_tls_with_config(request, tcp, Some(config), connector)
                 .await?
         };
         #[cfg(not(feature = "rustls"))]
-        let (ws, _response) = {
+        let (ws, response) = {
             if request.uri().scheme_str() == Some("wss") {
                 return Err(WsError::Url(UrlError::TlsFeatureNotEnabled));
             }
             let plain = MaybeTlsStream::Plain(tcp);
             tokio_tungstenite::client_async_with_config(request, plain, Some(config)).await?
         };
+        let offered = response
+            .headers()
+            .get(flagpole_core::wire::TELEMETRY_HEADER)
+            .is_some_and(|v| v.as_bytes() == b"v1");
+        self.telemetry_offered.store(offered, Ordering::Release);
         Ok(ws)
     }
 }

@@ -36,6 +36,7 @@ mod session;
 mod shared;
 mod socket;
 mod sync;
+mod telemetry;
 #[cfg(test)]
 mod testing;
 
@@ -48,6 +49,7 @@ pub use client::{Client, Flags};
 pub use detail::{EvaluationDetail, EvaluationReason};
 pub use error::{BuildError, NotReady, OfflineError};
 pub use shared::{ConnectionState, Source, Status};
+pub use telemetry::TrackError;
 
 pub use flagpole_core::{self, Context, ErrorKind};
 

@@ -18,6 +18,7 @@ use crate::SDK_NAME;
 use crate::backoff::Heartbeat;
 use crate::shared::{Shared, Source};
 use crate::sync::{self, Step};
+use crate::telemetry::{Attached, Reply};
 
 /// How long a close frame may take to send before the socket is simply dropped.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
@@ -54,6 +55,7 @@ where
         heard: false,
         confirm_pending: false,
         last_resync: None,
+        telemetry: None,
     };
     match session.run(shutdown).await {
         Ok(end) => end,
@@ -77,6 +79,8 @@ struct Session<'a, S> {
     /// When the last resync was sent: at most one per heartbeat interval, so a burst of
     /// patches after a gap does not turn into a burst of resyncs.
     last_resync: Option<Instant>,
+    /// Telemetry batches to send, when this connection's upgrade announced them.
+    telemetry: Option<Attached<'a>>,
 }
 
 impl<S> Session<'_, S>
@@ -94,6 +98,7 @@ where
             self.send(&ClientMessage::Ping).await?;
             self.confirm_pending = true;
         }
+        self.telemetry = self.shared.telemetry.uplink.attach();
         let interval = self.heartbeat.interval();
         let mut ping = tokio::time::interval_at(Instant::now() + interval, interval);
         ping.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -121,6 +126,9 @@ where
                     }
                 }
                 _ = ping.tick() => self.send(&ClientMessage::Ping).await?,
+                Some(batch) = next_batch(&mut self.telemetry) => {
+                    self.ws.send(Message::text(batch)).await?;
+                }
                 () = &mut silence => {
                     let deadline = self.heartbeat.deadline();
                     if deadline > Instant::now() {
@@ -183,6 +191,20 @@ where
                     reconnect_after_ms,
                 ))));
             }
+            ServerMessage::TelemetryAck { id } => self.answer(&id, Reply::Ack),
+            ServerMessage::TelemetryNack {
+                id,
+                code,
+                message,
+                retry_after_ms,
+            } => self.answer(
+                &id,
+                Reply::Nack {
+                    code,
+                    message,
+                    retry_after_ms,
+                },
+            ),
             ServerMessage::Error { code, message } => {
                 tracing::warn!(%code, %message, "flagpole: server reported an error");
             }
@@ -213,6 +235,12 @@ where
         Ok(())
     }
 
+    fn answer(&mut self, id: &str, reply: Reply) {
+        if let Some(telemetry) = &mut self.telemetry {
+            telemetry.answer(id, reply);
+        }
+    }
+
     async fn send(&mut self, message: &ClientMessage) -> Result<(), WsError> {
         let text = serde_json::to_string(message).expect("client messages always serialise");
         self.ws.send(Message::text(text)).await
@@ -225,6 +253,14 @@ where
             reason: reason.into(),
         }));
         let _ = tokio::time::timeout(CLOSE_TIMEOUT, self.ws.send(frame)).await;
+    }
+}
+
+/// The next telemetry frame, or never on a connection without telemetry.
+async fn next_batch(telemetry: &mut Option<Attached<'_>>) -> Option<String> {
+    match telemetry {
+        Some(attached) => attached.next().await,
+        None => std::future::pending().await,
     }
 }
 

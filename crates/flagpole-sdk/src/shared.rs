@@ -15,6 +15,7 @@ use tokio::sync::{broadcast, watch};
 
 use crate::changes::{self, ChangeEvent};
 use crate::detail::Names;
+use crate::telemetry::{self, MarkedFlags};
 
 /// Change events kept for slow subscribers before they are told "everything may have
 /// changed" instead (see [`crate::Changes::recv`]).
@@ -98,6 +99,8 @@ pub(crate) struct State {
     /// The model the snapshot was compiled from; `None` before the first flags.
     pub(crate) env: Option<Arc<EnvironmentSnapshot>>,
     pub(crate) snapshot: Snapshot,
+    /// The flags asking for exposures; `None` when there are none (the usual case).
+    pub(crate) marked: Option<MarkedFlags>,
     /// Built by the first `*_detail` call on this version, not on every change: most
     /// applications evaluate values only, and every change would pay for interning every
     /// flag's names.
@@ -109,6 +112,7 @@ impl State {
         State {
             env: None,
             snapshot: Snapshot::empty(),
+            marked: None,
             names: OnceLock::new(),
         }
     }
@@ -128,6 +132,8 @@ pub(crate) struct Shared {
     changes: broadcast::Sender<ChangeEvent>,
     /// The latest server-sourced environment, for the disk-cache writer.
     persist: watch::Sender<Option<Arc<EnvironmentSnapshot>>>,
+    /// Telemetry's stream hand-over and replaced snapshots (inert while it is off).
+    pub(crate) telemetry: telemetry::Hooks,
 }
 
 impl Shared {
@@ -141,6 +147,7 @@ impl Shared {
             }),
             changes: broadcast::Sender::new(CHANGE_BUFFER),
             persist: watch::Sender::new(None),
+            telemetry: telemetry::Hooks::default(),
         }
     }
 
@@ -161,10 +168,12 @@ impl Shared {
         for error in snapshot.errors() {
             tracing::warn!(%error, "flagpole: flag failed to compile; it will evaluate to INVALID_FLAG");
         }
+        let marked = MarkedFlags::of(&env);
         let env = Arc::new(env);
         let old = self.state.swap(Arc::new(State {
             env: Some(env.clone()),
             snapshot,
+            marked,
             names: OnceLock::new(),
         }));
         // The change event goes out before the status update: whoever wakes up on the
@@ -187,6 +196,8 @@ impl Shared {
                 });
             }
         }
+        // Its counters are collected once more after its last evaluation.
+        self.telemetry.retired.keep(old);
         self.status.send_modify(|s| {
             s.source = source;
             s.version = Some(env.version);

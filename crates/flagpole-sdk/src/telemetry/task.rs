@@ -1,0 +1,250 @@
+//! The telemetry task: every 10 s (±20%), or when 1,000 items wait, it collects counts,
+//! exposures and events into batches and delivers them, oldest first; on close it makes a
+//! last attempt within a hard deadline.
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+use bytes::Bytes;
+use flagpole_core::wire::{MAX_BATCH_BYTES, MAX_CLIENT_FRAME, TelemetryBatch};
+use serde::Serialize;
+use tokio::sync::oneshot;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::counts::CountSource;
+use super::http::EventsEndpoint;
+use super::uplink::{Frame, Reply};
+use super::{Outcome, Recorder, Settings, now_ms};
+use crate::backoff;
+use crate::shared::{ConnectionState, Shared};
+
+/// How long a delivery may take outside of `close()`: connect, send, answer.
+const SEND_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Room for `{"type":"telemetry","batch":…}` around a batch in a stream frame.
+const ENVELOPE: usize = 64;
+
+/// The largest batch that fits in one client frame on the stream.
+pub(crate) const STREAM_BATCH_BYTES: usize = if MAX_CLIENT_FRAME - ENVELOPE < MAX_BATCH_BYTES {
+    MAX_CLIENT_FRAME - ENVELOPE
+} else {
+    MAX_BATCH_BYTES
+};
+
+/// A batch as a stream message, serialised without copying the batch into a
+/// `ClientMessage` (the tests decode it as one).
+#[derive(Serialize)]
+#[serde(tag = "type", rename = "telemetry")]
+struct StreamMessage<'a> {
+    batch: &'a TelemetryBatch,
+}
+
+pub(crate) struct Task<C> {
+    pub(crate) settings: Settings,
+    pub(crate) recorder: Arc<Recorder>,
+    pub(crate) counts: C,
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) http: EventsEndpoint,
+    pub(crate) outbox: super::batch::Outbox,
+    /// Start of the counting window not yet collected.
+    pub(crate) window_start_ms: i64,
+    /// The server said 401: nothing is sent until the stream connects again.
+    pub(crate) paused: bool,
+    /// The server said busy: nothing is sent before this.
+    pub(crate) not_before: Option<Instant>,
+}
+
+impl<C: CountSource> Task<C> {
+    /// Runs until `stop` (close) or `shutdown` (the last handle dropped), then flushes once
+    /// more within the close deadline.
+    pub(crate) async fn run(mut self, stop: CancellationToken, shutdown: CancellationToken) {
+        let mut status = self.shared.watch_status();
+        let interval = self.settings.flush_interval;
+        loop {
+            let delay = backoff::jitter(interval * 4 / 5, interval * 2 / 5);
+            tokio::select! {
+                biased;
+                () = stop.cancelled() => break,
+                () = shutdown.cancelled() => break,
+                () = tokio::time::sleep(delay) => {}
+                () = self.recorder.flush.notified() => {}
+                Ok(()) = status.changed(), if self.paused => {
+                    if status.borrow_and_update().connection == ConnectionState::Connected {
+                        tracing::info!("flagpole: the stream reconnected; sending telemetry again");
+                        self.paused = false;
+                    }
+                    continue;
+                }
+            }
+            tokio::select! {
+                biased;
+                () = stop.cancelled() => break,
+                () = shutdown.cancelled() => break,
+                () = self.flush(false) => {}
+            }
+        }
+        let deadline = Instant::now() + self.settings.close_deadline;
+        if tokio::time::timeout_at(deadline, self.flush(true))
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                waiting = self.outbox.len(),
+                "flagpole: telemetry not delivered before the close deadline; dropped"
+            );
+        }
+    }
+
+    /// Collects what accumulated and delivers the waiting batches, oldest first, until one
+    /// is not stored.
+    pub(crate) async fn flush(&mut self, closing: bool) {
+        let now = now_ms();
+        let mut counts = Vec::new();
+        self.counts.drain(self.window_start_ms, now, &mut counts);
+        self.window_start_ms = now;
+        let taken = self.recorder.buffer().take();
+        let max_bytes = if *self.shared.telemetry.uplink.watch().borrow() {
+            STREAM_BATCH_BYTES
+        } else {
+            MAX_BATCH_BYTES
+        };
+        self.outbox.fill(counts, taken, max_bytes);
+        if self.paused {
+            return;
+        }
+        if !closing && self.not_before.is_some_and(|t| Instant::now() < t) {
+            return;
+        }
+        self.not_before = None;
+        while let Some(front) = self.outbox.front_mut() {
+            // Sealed before sending: if this future is dropped mid-delivery (close), the
+            // batch may have been stored and must not change.
+            let was_sealed = std::mem::replace(&mut front.sealed, true);
+            let outcome = deliver(&self.shared, &self.http, &front.batch).await;
+            match outcome {
+                Outcome::Stored => {
+                    let done = self.outbox.pop().expect("the front");
+                    let mut buffer = self.recorder.buffer();
+                    buffer.release(done.held_items, done.held_bytes);
+                    if done.batch.dropped > 0 {
+                        buffer.reported();
+                    }
+                }
+                Outcome::Busy(after) => {
+                    self.outbox.set_front_sealed(was_sealed);
+                    tracing::debug!(
+                        ?after,
+                        "flagpole: the server is busy; telemetry retried later"
+                    );
+                    self.not_before = Some(Instant::now() + after);
+                    return;
+                }
+                Outcome::TooLarge => {
+                    if let Some(one) = self.outbox.split_front() {
+                        tracing::warn!(
+                            id = %one.batch.id,
+                            "flagpole: a telemetry item is too large for the server; dropped"
+                        );
+                        self.recorder
+                            .buffer()
+                            .release(one.held_items, one.held_bytes);
+                    }
+                }
+                Outcome::Invalid(message) => {
+                    let done = self.outbox.pop().expect("the front");
+                    tracing::warn!(id = %done.batch.id, %message, "flagpole: the server refused a telemetry batch; dropped");
+                    self.recorder
+                        .buffer()
+                        .release(done.held_items, done.held_bytes);
+                }
+                Outcome::Unauthorized => {
+                    self.outbox.set_front_sealed(was_sealed);
+                    tracing::warn!(
+                        "flagpole: the server rejected the SDK key for telemetry; paused until the stream reconnects"
+                    );
+                    self.paused = true;
+                    return;
+                }
+                Outcome::NotSent(error) => {
+                    self.outbox.set_front_sealed(was_sealed);
+                    tracing::debug!(%error, "flagpole: telemetry not sent; retried at the next flush");
+                    return;
+                }
+                Outcome::NoAnswer(error) => {
+                    tracing::debug!(%error, "flagpole: no answer to a telemetry batch; it is resent as it is");
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// Delivers one batch: on the stream when the connection announced telemetry and the
+/// batch fits in a frame, else over HTTP.
+async fn deliver(shared: &Shared, http: &EventsEndpoint, batch: &TelemetryBatch) -> Outcome {
+    let uplink = &shared.telemetry.uplink;
+    if *uplink.watch().borrow() {
+        let text = serde_json::to_string(&StreamMessage { batch })
+            .expect("telemetry batches always serialise");
+        if text.len() <= MAX_CLIENT_FRAME {
+            let (reply, answer) = oneshot::channel();
+            let frame = Frame {
+                id: batch.id.clone(),
+                text,
+                reply,
+            };
+            // Not handed over means the session ended meanwhile: HTTP then.
+            if uplink.send(frame).await.is_ok() {
+                return match tokio::time::timeout(SEND_TIMEOUT, answer).await {
+                    Ok(Ok(Reply::Ack)) => Outcome::Stored,
+                    Ok(Ok(Reply::Nack {
+                        code,
+                        message,
+                        retry_after_ms,
+                    })) => match code.as_str() {
+                        "busy" => {
+                            Outcome::Busy(Duration::from_millis(retry_after_ms.unwrap_or(10_000)))
+                        }
+                        "too_large" => Outcome::TooLarge,
+                        "invalid_batch" => Outcome::Invalid(message),
+                        _ => Outcome::NoAnswer(format!("{code}: {message}")),
+                    },
+                    Ok(Err(_)) => Outcome::NoAnswer("the stream ended before the answer".into()),
+                    Err(_) => Outcome::NoAnswer("no answer on the stream".into()),
+                };
+            }
+        }
+    }
+    let body = Bytes::from(serde_json::to_vec(batch).expect("telemetry batches always serialise"));
+    let written = AtomicBool::new(false);
+    match tokio::time::timeout(SEND_TIMEOUT, http.post(body, &written)).await {
+        Ok(outcome) => outcome,
+        Err(_) if written.load(std::sync::atomic::Ordering::Relaxed) => {
+            Outcome::NoAnswer("no answer in time".into())
+        }
+        Err(_) => Outcome::NotSent("could not connect in time".into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use flagpole_core::wire::ClientMessage;
+
+    #[test]
+    fn a_stream_message_is_a_client_telemetry_message() {
+        let batch = TelemetryBatch {
+            id: uuid::Uuid::now_v7().to_string(),
+            sdk: "flagpole-rust/0".into(),
+            dropped: 4,
+            ..TelemetryBatch::default()
+        };
+        let text = serde_json::to_string(&StreamMessage { batch: &batch }).unwrap();
+        assert_eq!(
+            serde_json::from_str::<ClientMessage>(&text).unwrap(),
+            ClientMessage::Telemetry { batch }
+        );
+    }
+}
