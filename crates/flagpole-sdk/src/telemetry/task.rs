@@ -62,6 +62,7 @@ impl<C: CountSource> Task<C> {
     pub(crate) async fn run(mut self, stop: CancellationToken, shutdown: CancellationToken) {
         let mut status = self.shared.watch_status();
         let interval = self.settings.flush_interval;
+        let close_deadline = self.settings.close_deadline;
         loop {
             let delay = backoff::jitter(interval * 4 / 5, interval * 2 / 5);
             tokio::select! {
@@ -78,14 +79,31 @@ impl<C: CountSource> Task<C> {
                     continue;
                 }
             }
-            tokio::select! {
-                biased;
-                () = stop.cancelled() => break,
-                () = shutdown.cancelled() => break,
-                () = self.flush(false) => {}
+            let (finished, deadline) = {
+                let flush = self.flush(false);
+                tokio::pin!(flush);
+                let deadline = tokio::select! {
+                    biased;
+                    () = &mut flush => continue,
+                    () = stop.cancelled() => Instant::now() + close_deadline,
+                    () = shutdown.cancelled() => Instant::now() + close_deadline,
+                };
+                // Stopped mid-delivery: let that delivery finish (an answer on its way
+                // saves sending the batch again), within the close deadline.
+                let finished = tokio::time::timeout_at(deadline, flush).await.is_ok();
+                (finished, deadline)
+            };
+            if finished {
+                self.final_flush(deadline).await;
             }
+            return;
         }
-        let deadline = Instant::now() + self.settings.close_deadline;
+        let deadline = Instant::now() + close_deadline;
+        self.final_flush(deadline).await;
+    }
+
+    /// What is left, delivered before `deadline` or dropped.
+    async fn final_flush(&mut self, deadline: Instant) {
         if tokio::time::timeout_at(deadline, self.flush(true))
             .await
             .is_err()

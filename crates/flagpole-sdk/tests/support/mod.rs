@@ -18,6 +18,8 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
 use tokio_tungstenite::tungstenite::http::StatusCode;
 
+pub mod events;
+
 /// How long any single wait in a test may take before it fails.
 pub const WAIT: Duration = Duration::from_secs(10);
 
@@ -26,25 +28,48 @@ pub const KEY: &str = "fp_sdk_test";
 pub struct TestServer {
     pub addr: SocketAddr,
     conns: mpsc::UnboundedReceiver<Conn>,
+    /// `POST /sdk/v1/events` on the same port.
+    pub events: events::EventsStub,
 }
 
 impl TestServer {
     /// Accepts only `Authorization: Bearer KEY`; anything else gets 401 before the upgrade.
+    /// Does not announce telemetry on the stream, so SDKs post their batches.
     pub async fn start() -> TestServer {
+        TestServer::start_with(false).await
+    }
+
+    /// A server whose upgrade response carries `flagpole-telemetry: v1`.
+    pub async fn with_stream_telemetry() -> TestServer {
+        TestServer::start_with(true).await
+    }
+
+    async fn start_with(telemetry: bool) -> TestServer {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (tx, conns) = mpsc::unbounded_channel();
+        let (events, stub) = events::EventsStub::new();
         tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
                 let tx = tx.clone();
+                let stub = stub.clone();
                 tokio::spawn(async move {
-                    if let Some(conn) = handshake(stream).await {
+                    // One port serves both ways in, as the real server does: a POST is
+                    // the events endpoint, anything else the stream's upgrade.
+                    let mut start = [0u8; 4];
+                    if stream.peek(&mut start).await.is_ok() && &start == b"POST" {
+                        stub.serve(stream).await;
+                    } else if let Some(conn) = handshake(stream, telemetry).await {
                         let _ = tx.send(conn);
                     }
                 });
             }
         });
-        TestServer { addr, conns }
+        TestServer {
+            addr,
+            conns,
+            events,
+        }
     }
 
     pub fn url(&self) -> String {
@@ -60,8 +85,17 @@ impl TestServer {
     }
 }
 
-async fn handshake(stream: TcpStream) -> Option<Conn> {
-    let ws = tokio_tungstenite::accept_hdr_async(stream, check_key)
+async fn handshake(stream: TcpStream, telemetry: bool) -> Option<Conn> {
+    #[allow(clippy::result_large_err)] // tungstenite's callback type
+    let callback = |request: &Request, mut response: Response| {
+        if telemetry {
+            response
+                .headers_mut()
+                .insert(flagpole_core::wire::TELEMETRY_HEADER, "v1".parse().unwrap());
+        }
+        check_key(request, response)
+    };
+    let ws = tokio_tungstenite::accept_hdr_async(stream, callback)
         .await
         .ok()?;
     Some(Conn { ws })
@@ -112,6 +146,17 @@ impl Conn {
         }
     }
 
+    /// The next telemetry batch on the stream (skipping pings and pongs, answering pings).
+    pub async fn telemetry(&mut self) -> flagpole_core::wire::TelemetryBatch {
+        loop {
+            match self.recv().await {
+                ClientMessage::Telemetry { batch } => return batch,
+                ClientMessage::Ping => self.send(&ServerMessage::Pong).await,
+                _ => {}
+            }
+        }
+    }
+
     /// Expects the hello and returns the version it carries.
     pub async fn hello(&mut self) -> Option<u64> {
         match self.recv().await {
@@ -146,6 +191,14 @@ impl Conn {
             }
         }
     }
+}
+
+/// A boolean flag that asks for exposures, at flag version `version`.
+pub fn marked_flag(key: &str, version: u64) -> Value {
+    let mut flag = bool_flag(key, true);
+    flag["version"] = version.into();
+    flag["exposures"] = true.into();
+    flag
 }
 
 /// A boolean flag, served `on` by default when enabled.
