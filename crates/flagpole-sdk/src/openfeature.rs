@@ -13,7 +13,19 @@
 //! | `FALLTHROUGH` | `DEFAULT` (`SPLIT` if a rollout decided) |
 //! | `PREREQUISITE_FAILED` | `DEFAULT` |
 //! | `ERROR` | an error: `FLAG_NOT_FOUND`, `TYPE_MISMATCH`, `TARGETING_KEY_MISSING` (or `INVALID_CONTEXT` when another bucketing attribute is missing), `PROVIDER_NOT_READY`, or `GENERAL` |
+//!
+//! **Tracking** (OpenFeature spec, section 6): the `open-feature` 0.3 crate's
+//! `FeatureProvider` has no `track`, so [`FlagpoleProvider::track`] offers it on the
+//! provider, taking the spec's `(name, context, details{value, fields})` and recording a
+//! Flagpole tracked event (the context's targeting key, the value, the fields as
+//! properties).
+//!
+//! **OpenTelemetry**: [`otel`] names evaluation data after the OpenTelemetry
+//! feature-flag semantic conventions, and [`evaluation_attributes`] turns an OpenFeature
+//! `EvaluationDetails` into those attributes, for a span event or a log record. The SDK
+//! does not depend on OpenTelemetry itself and emits nothing on its own.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use flagpole_core::{Context, Detail, ErrorKind, Reason};
@@ -21,12 +33,14 @@ use open_feature::provider::{
     FeatureProvider, ProviderMetadata, ProviderStatus, ResolutionDetails,
 };
 use open_feature::{
-    EvaluationContext, EvaluationContextFieldValue, EvaluationError, EvaluationErrorCode,
-    EvaluationReason, EvaluationResult, FlagMetadata, StructValue, Value as OfValue, async_trait,
+    EvaluationContext, EvaluationContextFieldValue, EvaluationDetails, EvaluationError,
+    EvaluationErrorCode, EvaluationReason, EvaluationResult, FlagMetadata, StructValue,
+    Value as OfValue, async_trait,
 };
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use crate::client::Client;
+use crate::telemetry::TrackError;
 
 /// The provider's name in OpenFeature metadata.
 pub const PROVIDER_NAME: &str = "flagpole";
@@ -59,6 +73,113 @@ impl FlagpoleProvider {
     /// The underlying client.
     pub fn client(&self) -> &Client {
         &self.client
+    }
+
+    /// OpenFeature tracking (spec section 6): records `name` for the context's targeting
+    /// key with the details' value and fields, as [`Client::track`] does (and refused
+    /// the same way: a non-finite value, an empty or over-long name or targeting key,
+    /// more than 64 fields). Fields that have no JSON form (a float that is not finite, a
+    /// struct of an unknown type) are left out.
+    pub fn track(
+        &self,
+        name: &str,
+        context: &EvaluationContext,
+        details: TrackingEventDetails,
+    ) -> Result<(), TrackError> {
+        let ctx = to_context(context);
+        let properties: Map<String, Value> = details
+            .fields
+            .iter()
+            .filter_map(|(k, v)| Some((k.clone(), field_to_json(v)?)))
+            .collect();
+        self.client.track(name, &ctx, details.value, properties)
+    }
+}
+
+/// OpenFeature's tracking event details (spec section 6.2), which the `open-feature` 0.3
+/// crate does not define: an optional numeric value and custom fields.
+#[derive(Debug, Clone, Default)]
+pub struct TrackingEventDetails {
+    /// A number the event carries (revenue, latency); must be finite.
+    pub value: Option<f64>,
+    /// Custom fields, sent as the event's properties.
+    pub fields: HashMap<String, EvaluationContextFieldValue>,
+}
+
+impl TrackingEventDetails {
+    /// Details with a value and no fields.
+    pub fn with_value(value: f64) -> Self {
+        TrackingEventDetails {
+            value: Some(value),
+            fields: HashMap::new(),
+        }
+    }
+
+    /// Adds a custom field.
+    #[must_use]
+    pub fn with_field(
+        mut self,
+        name: impl Into<String>,
+        value: impl Into<EvaluationContextFieldValue>,
+    ) -> Self {
+        self.fields.insert(name.into(), value.into());
+        self
+    }
+}
+
+/// Attribute names of the OpenTelemetry semantic conventions for feature flags
+/// (`feature_flag.*`, the `feature_flag.evaluation` event), as far as Flagpole knows them.
+pub mod otel {
+    /// The flag's key.
+    pub const KEY: &str = "feature_flag.key";
+    /// The served variant's key.
+    pub const RESULT_VARIANT: &str = "feature_flag.result.variant";
+    /// Why it was served, in lower case (`targeting_match`, `split`, `disabled`, ...).
+    pub const RESULT_REASON: &str = "feature_flag.result.reason";
+    /// The context's targeting key.
+    pub const CONTEXT_ID: &str = "feature_flag.context.id";
+    /// The provider's name: `flagpole`.
+    pub const PROVIDER_NAME: &str = "feature_flag.provider.name";
+    /// The name of the event an evaluation is recorded as.
+    pub const EVALUATION_EVENT: &str = "feature_flag.evaluation";
+}
+
+/// The OpenTelemetry attributes of one evaluation: the flag key and provider name
+/// always, the variant and reason when the details have them, the context id when the
+/// context has a targeting key. Pass them to a span event named
+/// [`otel::EVALUATION_EVENT`] or to a log record.
+pub fn evaluation_attributes<T>(
+    details: &EvaluationDetails<T>,
+    context: &EvaluationContext,
+) -> Vec<(&'static str, String)> {
+    let mut attributes = vec![
+        (otel::KEY, details.flag_key.clone()),
+        (otel::PROVIDER_NAME, PROVIDER_NAME.to_owned()),
+    ];
+    if let Some(variant) = &details.variant {
+        attributes.push((otel::RESULT_VARIANT, variant.clone()));
+    }
+    if let Some(reason) = &details.reason {
+        attributes.push((otel::RESULT_REASON, otel_reason(reason)));
+    }
+    if let Some(key) = context.targeting_key.as_ref().filter(|k| !k.is_empty()) {
+        attributes.push((otel::CONTEXT_ID, key.clone()));
+    }
+    attributes
+}
+
+/// The conventions' reason values are OpenFeature's reasons in lower case.
+fn otel_reason(reason: &EvaluationReason) -> String {
+    match reason {
+        EvaluationReason::Static => "static".into(),
+        EvaluationReason::Default => "default".into(),
+        EvaluationReason::TargetingMatch => "targeting_match".into(),
+        EvaluationReason::Split => "split".into(),
+        EvaluationReason::Cached => "cached".into(),
+        EvaluationReason::Disabled => "disabled".into(),
+        EvaluationReason::Unknown => "unknown".into(),
+        EvaluationReason::Error => "error".into(),
+        EvaluationReason::Other(other) => other.to_lowercase(),
     }
 }
 

@@ -5,8 +5,10 @@ mod support;
 
 use std::time::Duration;
 
-use flagpole_sdk::Client;
-use flagpole_sdk::openfeature::FlagpoleProvider;
+use flagpole_sdk::openfeature::{
+    FlagpoleProvider, TrackingEventDetails, evaluation_attributes, otel,
+};
+use flagpole_sdk::{Client, TrackError};
 use open_feature::provider::{FeatureProvider, ProviderStatus};
 use open_feature::{
     EvaluationContext, EvaluationErrorCode, EvaluationReason, OpenFeature, StructValue, Value,
@@ -194,4 +196,92 @@ async fn a_client_without_flags_is_not_ready() {
     drop(api);
     let err = of.get_bool_value("nordic", None, None).await.unwrap_err();
     assert_eq!(err.code, EvaluationErrorCode::ProviderNotReady);
+}
+
+#[tokio::test]
+async fn the_provider_tracks_events_with_the_details_as_properties() {
+    let mut server = TestServer::start().await;
+    let client = Client::builder(server.url(), KEY)
+        .telemetry_flush_interval(Duration::from_secs(3600))
+        .build()
+        .unwrap();
+    let provider = FlagpoleProvider::new(client.clone());
+    let user = EvaluationContext::default()
+        .with_targeting_key("user-7")
+        .with_custom_field("country", "no");
+    provider
+        .track(
+            "checkout_completed",
+            &user,
+            TrackingEventDetails::with_value(99.5)
+                .with_field("currency", "NOK")
+                .with_field("items", 3),
+        )
+        .unwrap();
+    let error = provider
+        .track("x", &user, TrackingEventDetails::with_value(f64::NAN))
+        .unwrap_err();
+    assert!(matches!(error, TrackError::NonFiniteValue(_)), "{error}");
+    client.close().await;
+
+    let posted = server.events.next().await;
+    let [event] = &posted.batch.events[..] else {
+        panic!("one event: {:?}", posted.batch.events)
+    };
+    assert_eq!(
+        (event.name.as_str(), event.context_key.as_str(), event.value),
+        ("checkout_completed", "user-7", Some(99.5))
+    );
+    assert_eq!(
+        serde_json::Value::Object(event.properties.clone()),
+        json!({"currency": "NOK", "items": 3})
+    );
+}
+
+#[tokio::test]
+async fn evaluation_details_become_opentelemetry_attributes() {
+    let client = Client::offline(environment());
+    let mut api = OpenFeature::singleton_mut().await;
+    api.set_named_provider("otel", FlagpoleProvider::new(client.clone()))
+        .await;
+    let of = api.create_named_client("otel");
+    drop(api);
+
+    let user = EvaluationContext::default()
+        .with_targeting_key("user-1")
+        .with_custom_field("country", "no");
+    let details = of
+        .get_bool_details("nordic", Some(&user), None)
+        .await
+        .unwrap();
+    assert_eq!(
+        evaluation_attributes(&details, &user),
+        [
+            (otel::KEY, "nordic".to_owned()),
+            (otel::PROVIDER_NAME, "flagpole".to_owned()),
+            (otel::RESULT_VARIANT, "b".to_owned()),
+            (otel::RESULT_REASON, "targeting_match".to_owned()),
+            (otel::CONTEXT_ID, "user-1".to_owned()),
+        ]
+    );
+    let anonymous = EvaluationContext::default();
+    let details = of
+        .get_bool_details("killed", Some(&anonymous), None)
+        .await
+        .unwrap();
+    let names: Vec<_> = evaluation_attributes(&details, &anonymous)
+        .into_iter()
+        .map(|(name, value)| format!("{name}={value}"))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "feature_flag.key=killed",
+            "feature_flag.provider.name=flagpole",
+            "feature_flag.result.variant=a",
+            "feature_flag.result.reason=disabled"
+        ],
+        "no context id without a targeting key"
+    );
+    client.close().await;
 }
