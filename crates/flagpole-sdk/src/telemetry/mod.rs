@@ -38,7 +38,7 @@ pub(crate) use http::EventsEndpoint;
 pub(crate) use uplink::{Attached, Reply, Uplink};
 
 use buffer::{Buffer, Pushed};
-use exposure::{DEDUPE_CAPACITY, DEDUPE_TTL, ExposureDedupe};
+use exposure::{DEDUPE_CAPACITY, DEDUPE_SHARDS, DEDUPE_TTL, ExposureDedupe};
 
 /// Default time between flushes (each drawn ±20% around it).
 pub(crate) const FLUSH_INTERVAL: Duration = Duration::from_secs(10);
@@ -111,7 +111,7 @@ impl Recorder {
     fn new(limits: Limits) -> Recorder {
         Recorder {
             buffer: Mutex::new(Buffer::new(limits)),
-            dedupe: ExposureDedupe::new(DEDUPE_CAPACITY, DEDUPE_TTL),
+            dedupe: ExposureDedupe::new(DEDUPE_CAPACITY, DEDUPE_TTL, DEDUPE_SHARDS),
             flush: Notify::new(),
         }
     }
