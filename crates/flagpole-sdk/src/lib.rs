@@ -23,6 +23,16 @@
 //!
 //! Before the first snapshot arrives every evaluation serves the caller's default with
 //! reason `ERROR` / [`ErrorKind::NotReady`].
+//!
+//! # Telemetry
+//!
+//! By default the client reports evaluation counts, exposures of the flags the server
+//! marks for experiments (deduplicated per flag, variant and context key for an hour),
+//! and the events of [`Client::track`], in batches every 10 s, over the stream or
+//! `POST /sdk/v1/events`. At most 10,000 exposures and events (4 MiB) are held; beyond,
+//! they are dropped and the number dropped is reported. [`Client::close`] flushes within
+//! 2 s. [`ClientBuilder::telemetry`]`(false)` switches all of it off. The README's
+//! "Telemetry" section has the details.
 
 mod backoff;
 mod builder;
