@@ -187,6 +187,11 @@ impl ClientBuilder {
             tls: tls_config.clone(),
         };
         let shared = Arc::new(Shared::new(ConnectionState::Connecting));
+        if self.telemetry.enabled {
+            // Before the first flags (from the cache below) are published: every
+            // snapshot evaluated on from now on is drained before it is dropped.
+            shared.telemetry.retired.enable();
+        }
         let endpoint = Endpoint {
             url,
             authorization,

@@ -338,3 +338,43 @@ async fn a_batch_without_an_answer_goes_again_unchanged() {
     assert_eq!(next.batch.events[0].name, "b");
     client.close().await;
 }
+
+#[tokio::test]
+async fn a_rejected_key_stops_telemetry_until_the_stream_connects_again() {
+    let mut server = TestServer::start().await;
+    let builder =
+        Client::builder(server.url(), KEY).telemetry_flush_interval(Duration::from_millis(50));
+    let (client, conn) = ready(&mut server, builder).await;
+    server.events.answer(401, None);
+    client
+        .track("a", &Context::new("u"), None, Map::new())
+        .unwrap();
+    let refused = server.events.next().await;
+
+    // Flushes keep coming every ~50 ms; none posts while the key is rejected.
+    client
+        .track("b", &Context::new("u"), None, Map::new())
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    drop(conn);
+    let mut conn = server.accept().await;
+    let reconnected = tokio::time::Instant::now();
+    conn.hello().await;
+    let resumed = server.events.next().await;
+    assert!(
+        resumed.at >= reconnected,
+        "nothing posted before the reconnection"
+    );
+    assert_eq!(
+        resumed.batch.id, refused.batch.id,
+        "the refused batch, kept"
+    );
+    let names: Vec<_> = resumed
+        .batch
+        .events
+        .iter()
+        .map(|e| e.name.as_str())
+        .collect();
+    assert_eq!(names, ["a", "b"], "the open batch took the later event");
+    client.close().await;
+}

@@ -200,7 +200,6 @@ impl Telemetry {
         http: EventsEndpoint,
         shutdown: CancellationToken,
     ) -> Telemetry {
-        shared.telemetry.retired.enable();
         let recorder = Arc::new(Recorder::new(settings.limits));
         let stop = CancellationToken::new();
         let tasks = TaskTracker::new();

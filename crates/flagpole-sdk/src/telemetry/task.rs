@@ -63,6 +63,9 @@ impl<C: CountSource> Task<C> {
         let mut status = self.shared.watch_status();
         let interval = self.settings.flush_interval;
         let close_deadline = self.settings.close_deadline;
+        // While paused by a 401: whether the stream went down since (a flag update also
+        // changes the status; only a new connection says the key may work again).
+        let mut down_since_pause = false;
         loop {
             let delay = backoff::jitter(interval * 4 / 5, interval * 2 / 5);
             tokio::select! {
@@ -72,9 +75,13 @@ impl<C: CountSource> Task<C> {
                 () = tokio::time::sleep(delay) => {}
                 () = self.recorder.flush.notified() => {}
                 Ok(()) = status.changed(), if self.paused => {
-                    if status.borrow_and_update().connection == ConnectionState::Connected {
+                    let connected = status.borrow_and_update().connection == ConnectionState::Connected;
+                    if !connected {
+                        down_since_pause = true;
+                    } else if down_since_pause {
                         tracing::info!("flagpole: the stream reconnected; sending telemetry again");
                         self.paused = false;
+                        down_since_pause = false;
                     }
                     continue;
                 }
@@ -84,7 +91,11 @@ impl<C: CountSource> Task<C> {
                 tokio::pin!(flush);
                 let deadline = tokio::select! {
                     biased;
-                    () = &mut flush => continue,
+                    () = &mut flush => {
+                        // Changes before a pause do not count as a reconnection.
+                        status.borrow_and_update();
+                        continue;
+                    }
                     () = stop.cancelled() => Instant::now() + close_deadline,
                     () = shutdown.cancelled() => Instant::now() + close_deadline,
                 };
