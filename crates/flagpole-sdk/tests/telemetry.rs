@@ -378,3 +378,17 @@ async fn a_rejected_key_stops_telemetry_until_the_stream_connects_again() {
     assert_eq!(names, ["a", "b"], "the open batch took the later event");
     client.close().await;
 }
+
+#[tokio::test]
+async fn dropping_the_last_handle_flushes_too() {
+    let mut server = TestServer::start().await;
+    let builder =
+        Client::builder(server.url(), KEY).telemetry_flush_interval(Duration::from_secs(3600));
+    let (client, _conn) = ready(&mut server, builder).await;
+    client
+        .track("last", &Context::new("u"), None, Map::new())
+        .unwrap();
+    drop(client);
+    let posted = server.events.next().await;
+    assert_eq!(posted.batch.events[0].name, "last");
+}

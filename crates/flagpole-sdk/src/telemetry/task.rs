@@ -224,8 +224,11 @@ async fn deliver(shared: &Shared, http: &EventsEndpoint, batch: &TelemetryBatch)
                 text,
                 reply,
             };
-            // Not handed over means the session ended meanwhile: HTTP then.
-            if uplink.send(frame).await.is_ok() {
+            // Not handed over means the session ended meanwhile: HTTP then. Bounded too:
+            // a session ending while the channel is full would leave the send waiting
+            // for the next connection.
+            let handed = tokio::time::timeout(SEND_TIMEOUT, uplink.send(frame)).await;
+            if matches!(handed, Ok(Ok(()))) {
                 return match tokio::time::timeout(SEND_TIMEOUT, answer).await {
                     Ok(Ok(Reply::Ack)) => Outcome::Stored,
                     Ok(Ok(Reply::Nack {
