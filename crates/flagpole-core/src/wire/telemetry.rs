@@ -247,7 +247,10 @@ fn timestamp(field: String, at_ms: i64, now_ms: i64) -> Result<(), BatchError> {
         ));
     }
     if at_ms < now_ms.saturating_sub(MAX_AGE_MS) {
-        return Err(BatchError::invalid(field, "is more than 7 days in the past"));
+        return Err(BatchError::invalid(
+            field,
+            "is more than 7 days in the past",
+        ));
     }
     Ok(())
 }
