@@ -318,7 +318,8 @@ mod tests {
 
     #[test]
     fn each_problem_names_its_field() {
-        let cases: Vec<(&str, Box<dyn Fn(&mut TelemetryBatch)>)> = vec![
+        type Breakage = Box<dyn Fn(&mut TelemetryBatch)>;
+        let cases: Vec<(&str, Breakage)> = vec![
             ("id", Box::new(|b| b.id = "not-a-uuid".into())),
             ("counts[0].flag", Box::new(|b| b.counts[0].flag.clear())),
             ("counts[0].count", Box::new(|b| b.counts[0].count = 0)),
