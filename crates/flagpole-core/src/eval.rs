@@ -10,6 +10,7 @@ use serde_json::Value;
 use crate::attribute::{AttrRef, AttrValue};
 use crate::bucket::SaltedPrefix;
 use crate::context::Context;
+use crate::counting::{self, outcome_slot};
 use crate::model::FlagKind;
 use crate::snapshot::{CompiledFlag, CompiledServe, FlagBody, Snapshot};
 
@@ -149,8 +150,31 @@ enum Why {
     Fallthrough,
 }
 
+impl Why {
+    /// The outcome's number in a flag's counting slots ([`crate::counting`]).
+    #[inline(always)]
+    fn outcome(self) -> usize {
+        match self {
+            Why::Off => counting::OFF,
+            Why::Target => counting::TARGET,
+            Why::Rule(i) => counting::RULES + i,
+            Why::Prerequisite(_) => counting::PREREQUISITE,
+            Why::Fallthrough => counting::FALLTHROUGH,
+        }
+    }
+}
+
 /// Variant index chosen and why, or the error.
 type Decision = Result<(usize, Why), ErrorKind>;
+
+/// The counting slot of a decision, relative to the flag's base.
+#[inline(always)]
+fn slot(body: &FlagBody, decision: &Decision) -> usize {
+    match *decision {
+        Ok((v, why)) => outcome_slot(body.variants.len(), why.outcome(), v),
+        Err(error) => counting::error_slot(error),
+    }
+}
 
 /// The variant the context's key is individually targeted with, if any.
 #[inline(never)]
@@ -166,17 +190,29 @@ impl Snapshot {
     #[inline]
     pub fn evaluate<'s>(&'s self, flag_key: &str, ctx: &Context) -> Evaluation<'s> {
         match self.find(flag_key) {
-            Some((_, flag)) => self.evaluate_flag(flag, ctx),
-            None => Evaluation::error(ErrorKind::FlagNotFound),
+            Some((base, flag)) => self.evaluate_flag(flag, base, ctx),
+            None => {
+                self.count_unknown(flag_key);
+                Evaluation::error(ErrorKind::FlagNotFound)
+            }
         }
     }
 
+    /// Evaluates and counts (`base` is the flag's first counting slot).
     #[inline]
-    fn evaluate_flag<'s>(&'s self, flag: &'s CompiledFlag, ctx: &Context) -> Evaluation<'s> {
+    fn evaluate_flag<'s>(
+        &'s self,
+        flag: &'s CompiledFlag,
+        base: usize,
+        ctx: &Context,
+    ) -> Evaluation<'s> {
         let Some(body) = &flag.body else {
+            self.count(base + counting::error_slot(ErrorKind::InvalidFlag));
             return Evaluation::error(ErrorKind::InvalidFlag);
         };
-        match self.decide(body, ctx) {
+        let decision = self.decide(body, ctx);
+        self.count(base + slot(body, &decision));
+        match decision {
             Ok((v, why)) => Evaluation {
                 value: Some(body.store.value(body.variants, v)),
                 variant: Some(body.store.variant_key(body.variants, v)),
@@ -272,22 +308,31 @@ impl Snapshot {
         }
     }
 
-    /// The flag, unless it is missing or not of `kind` (JSON accepts any).
+    /// The flag and its counting base, unless it is missing or not of `kind` (JSON
+    /// accepts any); those errors are counted here.
     #[inline(always)]
-    fn typed_flag(&self, flag_key: &str, kind: FlagKind) -> Result<&CompiledFlag, ErrorKind> {
+    fn typed_flag(
+        &self,
+        flag_key: &str,
+        kind: FlagKind,
+    ) -> Result<(usize, &CompiledFlag), ErrorKind> {
         match self.find(flag_key) {
-            None => Err(ErrorKind::FlagNotFound),
-            Some((_, flag)) if kind != FlagKind::Json && flag.kind != kind => {
+            None => {
+                self.count_unknown(flag_key);
+                Err(ErrorKind::FlagNotFound)
+            }
+            Some((base, flag)) if kind != FlagKind::Json && flag.kind != kind => {
+                self.count(base + counting::error_slot(ErrorKind::WrongType));
                 Err(ErrorKind::WrongType)
             }
-            Some((_, flag)) => Ok(flag),
+            Some(found) => Ok(found),
         }
     }
 
     /// Typed evaluation: `Err(WrongType)` unless the flag is of `kind` (JSON accepts any).
     fn typed<'s>(&'s self, flag_key: &str, ctx: &Context, kind: FlagKind) -> Evaluation<'s> {
         match self.typed_flag(flag_key, kind) {
-            Ok(flag) => self.evaluate_flag(flag, ctx),
+            Ok((base, flag)) => self.evaluate_flag(flag, base, ctx),
             Err(error) => Evaluation::error(error),
         }
     }
@@ -296,19 +341,33 @@ impl Snapshot {
     /// calls need, without building a reason.
     #[inline(always)]
     fn typed_value(&self, flag_key: &str, ctx: &Context, kind: FlagKind) -> Option<&Value> {
-        let body = self.typed_flag(flag_key, kind).ok()?.body.as_ref()?;
+        let (base, flag) = self.typed_flag(flag_key, kind).ok()?;
+        let Some(body) = &flag.body else {
+            self.count(base + counting::error_slot(ErrorKind::InvalidFlag));
+            return None;
+        };
         match body.constant {
-            Some(v) => Some(body.store.value(body.variants, v)),
-            None => self.decide_value(body, ctx),
+            Some(v) => {
+                self.count(base + body.constant_slot);
+                Some(body.store.value(body.variants, v))
+            }
+            None => self.decide_value(body, base, ctx),
         }
     }
 
-    /// [`Snapshot::decide`], returning the value (a pointer, in a register) rather than the
-    /// variant index. Inlined into each typed entry point: out of line, its call and the
-    /// registers it saved were 6-8% of a one-rule evaluation.
+    /// [`Snapshot::decide`] and count, returning the value (a pointer, in a register)
+    /// rather than the variant index. Inlined into each typed entry point: out of line,
+    /// its call and the registers it saved were 6-8% of a one-rule evaluation.
     #[inline]
-    fn decide_value<'s>(&'s self, body: &'s FlagBody, ctx: &Context) -> Option<&'s Value> {
-        let (v, _) = self.decide(body, ctx).ok()?;
+    fn decide_value<'s>(
+        &'s self,
+        body: &'s FlagBody,
+        base: usize,
+        ctx: &Context,
+    ) -> Option<&'s Value> {
+        let decision = self.decide(body, ctx);
+        self.count(base + slot(body, &decision));
+        let (v, _) = decision.ok()?;
         Some(body.store.value(body.variants, v))
     }
 

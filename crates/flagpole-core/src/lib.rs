@@ -36,6 +36,7 @@ pub mod wire;
 mod attribute;
 mod clause;
 mod context;
+mod counting;
 mod error;
 mod eval;
 mod index;
@@ -44,6 +45,7 @@ mod scope;
 mod snapshot;
 
 pub use context::{Attributes, Context};
+pub use counting::{MAX_UNKNOWN_FLAGS, UNKNOWN_FLAGS_OVERFLOW};
 pub use error::{CompileError, CompileErrors, Subject};
 pub use eval::{Detail, ErrorKind, Evaluation, Reason};
 pub use snapshot::{MAX_KEY_LEN, Snapshot, validate_key};

@@ -38,6 +38,8 @@ pub struct Snapshot {
     pub(crate) index: KeyIndex,
     pub(crate) segments: Arc<[CompiledSegment]>,
     pub(crate) errors: Vec<CompileError>,
+    /// Set by [`Snapshot::with_counting`] (`crate::counting`).
+    pub(crate) counters: Option<Box<crate::counting::Counters>>,
 }
 
 /// A run of items in one of the [`Store`]'s lists, or of bytes of its text.
@@ -51,6 +53,12 @@ impl Span {
     #[inline]
     fn range(self) -> std::ops::Range<usize> {
         self.start..self.start + self.len
+    }
+
+    /// Number of items.
+    #[inline]
+    pub(crate) fn len(self) -> usize {
+        self.len
     }
 }
 
@@ -106,6 +114,8 @@ impl Store {
 #[derive(Debug)]
 pub(crate) struct CompiledFlag {
     pub(crate) kind: FlagKind,
+    /// [`crate::model::FlagState::version`], which counts are reported against.
+    pub(crate) version: u64,
     /// `None` when the flag failed to compile: it evaluates to an error.
     pub(crate) body: Option<FlagBody>,
 }
@@ -138,6 +148,9 @@ pub(crate) struct FlagBody {
     /// switches and fully rolled-out flags, the commonest kind, skip evaluation entirely
     /// in the value-only calls.
     pub(crate) constant: Option<usize>,
+    /// The counting slot of [`FlagBody::constant`] (relative to the flag's base), so the
+    /// value-only calls count it without working out why it is constant.
+    pub(crate) constant_slot: usize,
 }
 
 #[derive(Debug)]
@@ -215,7 +228,13 @@ impl Snapshot {
         previous_env: &EnvironmentSnapshot,
         previous: &Snapshot,
     ) -> Snapshot {
-        compile::Compiler::default().run(env, Reuse::new(env, previous_env, previous))
+        let snapshot =
+            compile::Compiler::default().run(env, Reuse::new(env, previous_env, previous));
+        if previous.is_counting() {
+            snapshot.with_counting()
+        } else {
+            snapshot
+        }
     }
 
     /// Compiles and fails on any error. This is what the server uses to validate writes.
@@ -263,7 +282,7 @@ impl Snapshot {
         self.find(key).map(|(_, flag)| flag.kind)
     }
 
-    /// The flag with this key, and its position.
+    /// The flag with this key, and its first counting slot (see [`crate::counting`]).
     #[inline(always)]
     pub(crate) fn find(&self, key: &str) -> Option<(usize, &CompiledFlag)> {
         self.index.find(key)

@@ -64,14 +64,27 @@ fn allocations_during(f: impl FnOnce()) -> u64 {
 
 #[test]
 fn evaluation_allocates_nothing() {
-    let snapshot = Snapshot::compile_strict(&common::eval_env(1000)).unwrap();
+    let plain = Snapshot::compile_strict(&common::eval_env(1000)).unwrap();
+    // Counting evaluations (telemetry on) allocates nothing either, once this thread has
+    // its counters in the snapshot (its first counted evaluation, below).
+    let counted = Snapshot::compile_strict(&common::eval_env(1000))
+        .unwrap()
+        .with_counting();
     let ctx = common::context();
 
     // The counter must see allocations at all, or a zero below would prove nothing.
     assert!(allocations_during(|| drop(black_box(Box::new(1u64)))) > 0);
 
     let mut report = Vec::new();
-    for (case, key) in common::CASES {
+    for (snapshot, (case, key)) in [&plain, &counted]
+        .into_iter()
+        .flat_map(|s| common::CASES.map(|case| (s, case)))
+    {
+        let case = if snapshot.is_counting() {
+            format!("{case}_counted")
+        } else {
+            case.to_string()
+        };
         // The case must exercise the intended path, not fall back to an error.
         let e = snapshot.evaluate(key, &ctx);
         assert!(e.value.is_some(), "{case}: {e:?}");

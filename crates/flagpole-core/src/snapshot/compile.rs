@@ -102,6 +102,7 @@ impl Compiler {
             index,
             segments,
             errors: self.errors,
+            counters: None,
         }
     }
 
@@ -214,6 +215,7 @@ impl Compiler {
         for node in unresolved_nodes(&edges) {
             flags[node] = Arc::new(CompiledFlag {
                 kind: flags[node].kind,
+                version: flags[node].version,
                 body: None,
             });
             let subject = Subject::Flag(env.flags[node].flag.key.clone());

@@ -13,6 +13,7 @@ use super::{Compiler, LINEAR_MAX, compile_clauses, serve, span_from, validate_ke
 use crate::attribute::Names;
 use crate::bucket::SaltedPrefix;
 use crate::clause::CompiledClause;
+use crate::counting::{FALLTHROUGH, OFF, outcome_slot};
 use crate::error::{Path, Sink};
 use crate::index::KeyIndex;
 use crate::model::{EnvironmentSnapshot, Flag, FlagKind, FlagState, Serve, Variant};
@@ -92,11 +93,16 @@ impl Compiler {
             (true, Some(off), Some(default)) => {
                 let context_free = prerequisites.is_empty() && targets.is_empty() && rules.len == 0;
                 let constant = f.constant(off, context_free, &default);
+                // A constant flag is off, or has nothing but its default serve.
+                let why = if config.enabled { FALLTHROUGH } else { OFF };
+                let constant_slot =
+                    outcome_slot(state.flag.variants.len(), why, constant.unwrap_or(0));
                 let variants = f.push_variants();
                 Some(FlagBody {
                     store: f.into_store(),
                     lone_rule,
                     constant,
+                    constant_slot,
                     variants,
                     salt: salt(&state.flag),
                     enabled: config.enabled,
@@ -111,6 +117,7 @@ impl Compiler {
         };
         CompiledFlag {
             kind: state.flag.kind,
+            version: state.version,
             body,
         }
     }
