@@ -5,6 +5,8 @@
 // Each includer uses a different subset.
 #![allow(dead_code)]
 
+pub(crate) mod yggdrasil;
+
 use flagpole_core::Context;
 use flagpole_core::model::EnvironmentSnapshot;
 use serde_json::{Value, json};
