@@ -1,6 +1,10 @@
 //! `cargo xtask bench-eval`: runs a short version of the evaluation benchmarks
 //! (`crates/flagpole-core/benches/eval.rs`) and prints one JSON line per case:
-//! `{"case": "a_no_rules", "flagpole_ns": 21.3, "yggdrasil_ns": 97.0, "ratio": 4.55}`.
+//! `{"case": "a_no_rules", "flagpole_ns": 21.3, "flagpole_counted_ns": 22.1,
+//! "counting_added_ns": 0.8, "yggdrasil_ns": 97.0, "ratio": 4.55}`, where `counted` is the
+//! same snapshot counting its evaluations (telemetry on), measured in the same run.
+//! With `--instructions`, instructions per evaluation under callgrind instead
+//! ([`instructions`]).
 //!
 //! Medians are read back from Criterion's `estimates.json` files rather than parsed from its
 //! console output, which is meant for people and changes between versions. Cargo's own
@@ -14,13 +18,22 @@ use std::time::SystemTime;
 use anyhow::{Context as _, Result, bail, ensure};
 use serde_json::{Value, json};
 
-/// Benchmark groups of interest are `eval/<case>`, each with these two functions.
+mod instructions;
+
+/// Benchmark groups of interest are `eval/<case>`, each with these three functions.
 const GROUP_PREFIX: &str = "eval/";
 const OURS: &str = "flagpole";
+const COUNTED: &str = "flagpole_counted";
 const THEIRS: &str = "yggdrasil";
 
 #[derive(clap::Args)]
 pub(crate) struct Args {
+    /// Count instructions per evaluation under valgrind's callgrind instead of timing.
+    #[arg(long)]
+    instructions: bool,
+    /// With --instructions: evaluations per measurement (n and 2n are run).
+    #[arg(long, default_value_t = 20_000)]
+    evaluations: u64,
     /// Criterion warm-up time per benchmark, in seconds.
     #[arg(long, default_value_t = 1)]
     warm_up_time: u32,
@@ -36,6 +49,9 @@ pub(crate) fn run(args: Args) -> Result<()> {
     let root = flagpole_tests::workspace_root();
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let target_dir = target_dir(&root, &cargo)?;
+    if args.instructions {
+        return instructions::run(&root, &cargo, &target_dir, args.evaluations);
+    }
     // Results older than this run (a previous or filtered-out benchmark) are ignored.
     let started = SystemTime::now();
 
@@ -56,13 +72,17 @@ pub(crate) fn run(args: Args) -> Result<()> {
     }
     for (case, medians) in cases {
         let ours = medians.get(OURS).copied();
+        let counted = medians.get(COUNTED).copied();
         let theirs = medians.get(THEIRS).copied();
         // How many times faster we are; written by hand to keep the fields in this order.
         let ratio = ours.zip(theirs).map(|(o, t)| t / o);
         println!(
-            "{{\"case\": {}, \"flagpole_ns\": {}, \"yggdrasil_ns\": {}, \"ratio\": {}}}",
+            "{{\"case\": {}, \"flagpole_ns\": {}, \"flagpole_counted_ns\": {}, \
+             \"counting_added_ns\": {}, \"yggdrasil_ns\": {}, \"ratio\": {}}}",
             json!(case),
             number(ours),
+            number(counted),
+            number(ours.zip(counted).map(|(o, c)| c - o)),
             number(theirs),
             number(ratio),
         );
