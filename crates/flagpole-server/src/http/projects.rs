@@ -27,7 +27,7 @@ pub(crate) fn router() -> OpenApiRouter<AppState> {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct CreateProject {
-    /// Unique key (letters, digits, `-`, `_`, `.`).
+    /// Unique key, a URL segment: ASCII letters, digits, `-` and `_`.
     pub(crate) key: String,
     /// Display name; defaults to the key.
     #[serde(default)]

@@ -9,6 +9,7 @@ use crate::support::{TestApp, assert_error, token};
 
 backends! {
     project_crud => project_crud_postgres, project_crud_sqlite;
+    project_keys_are_url_segments => project_keys_are_url_segments_postgres, project_keys_are_url_segments_sqlite;
     environment_crud => environment_crud_postgres, environment_crud_sqlite;
     roles_and_scopes => roles_and_scopes_postgres, roles_and_scopes_sqlite;
 }
@@ -281,4 +282,33 @@ async fn roles_and_scopes(backend: Backend) {
         .call_as(&writer_a, Method::GET, "/api/v1/audit?project=b", None)
         .await;
     assert_error(s, &b, StatusCode::FORBIDDEN, None);
+}
+
+/// A project key is a URL segment: `.`, `..` and any key with a character other than a
+/// letter, digit, `-` or `_` is refused with a 422 naming `key`, and nothing is written.
+async fn project_keys_are_url_segments(backend: Backend) {
+    let t = TestApp::new(backend).await;
+    for bad in [".", "..", "a.b", "shop.", "a/b", "a b", "é", "%2e", ""] {
+        let (s, b) = t
+            .call(
+                Method::POST,
+                "/api/v1/projects",
+                Some(json!({"key": bad, "name": "Bad"})),
+            )
+            .await;
+        assert_error(s, &b, StatusCode::UNPROCESSABLE_ENTITY, Some("key"));
+    }
+    let (s, list) = t.call(Method::GET, "/api/v1/projects", None).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(list, json!([]), "a refused key wrote nothing");
+    for good in ["shop", "Shop_2", "a-b", "0"] {
+        let (s, b) = t
+            .call(Method::POST, "/api/v1/projects", Some(json!({"key": good})))
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{good}: {b}");
+        let (s, b) = t
+            .call(Method::GET, &format!("/api/v1/projects/{good}"), None)
+            .await;
+        assert_eq!(s, StatusCode::OK, "{good}: {b}");
+    }
 }
