@@ -107,6 +107,7 @@ pub(crate) async fn update(
     };
     let now = now_ms();
     let mut tx = state.db.begin_write().await?;
+    user::lock_admins(&mut tx).await?;
     let before = user::by_id(&mut tx, id)
         .await?
         .ok_or_else(|| ApiError::not_found("user", id.to_string()))?;
@@ -128,6 +129,12 @@ pub(crate) async fn update(
         Some(key) => Some(project_scope(&mut tx, key.as_deref(), "project").await?),
         None => None,
     };
+    let stays_full_admin = patch.role.unwrap_or(before.role) == Role::Admin
+        && project_id.map_or(before.project.is_none(), |scope| scope.is_none())
+        && !patch.disabled.unwrap_or(before.disabled);
+    if !stays_full_admin {
+        keep_an_admin(&mut tx, &before, "changing").await?;
+    }
     let disabled_at: Option<Option<i64>> = match patch.disabled {
         None => None,
         Some(false) => Some(None),
@@ -181,9 +188,11 @@ pub(crate) async fn delete(state: &AppState, actor: &Actor, id: i64) -> ApiResul
     }
     let now = now_ms();
     let mut tx = state.db.begin_write().await?;
+    user::lock_admins(&mut tx).await?;
     let before = user::by_id(&mut tx, id)
         .await?
         .ok_or_else(|| ApiError::not_found("user", id.to_string()))?;
+    keep_an_admin(&mut tx, &before, "deleting").await?;
     session::delete_for_user(&mut tx, id).await?;
     user::delete(&mut tx, id).await?;
     let before = state_of(&before)?;
@@ -198,6 +207,26 @@ pub(crate) async fn delete(state: &AppState, actor: &Actor, id: i64) -> ApiResul
     )
     .await?;
     tx.commit().await?;
+    Ok(())
+}
+
+/// Refuses (409) a change that would leave no enabled admin of all projects: nobody could
+/// manage users, tokens or projects any more, and an admin API token could otherwise
+/// delete every admin user. `before` is the user being deleted or changed so that it stops
+/// being one (demoted, limited to a project, disabled). The caller holds
+/// [`user::lock_admins`], so two concurrent changes cannot each count the other's admin.
+async fn keep_an_admin(conn: &mut Conn, before: &User, doing: &str) -> ApiResult<()> {
+    let is_full_admin = before.role == Role::Admin && before.project.is_none() && !before.disabled;
+    if is_full_admin && user::other_full_admins(conn, before.id).await? == 0 {
+        return Err(ApiError::Conflict {
+            message: format!(
+                "{doing} {} this way would leave no admin of all projects; make another user \
+                 an admin first",
+                before.email
+            ),
+            current: current_of(before),
+        });
+    }
     Ok(())
 }
 

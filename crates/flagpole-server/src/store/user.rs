@@ -121,6 +121,38 @@ pub(crate) async fn lock_first_start(conn: &mut Conn) -> Result<(), sqlx::Error>
     Ok(())
 }
 
+/// Arbitrary constant naming the lock that serialises changes to who is an admin of all
+/// projects ("admins": `pg_advisory_xact_lock`).
+const ADMINS_LOCK_ID: i64 = 0x666c_6167_6164_6d6e; // "flagadmn"
+
+/// Serialises writes that could take away an admin of all projects, so "is another one
+/// left?" stays true until the writer commits. On Postgres a transaction-scoped advisory
+/// lock: under read committed, two demotions of two different admins would each count the
+/// other one and both commit, leaving none (row locks would not help: each locks only the
+/// row it changes). On SQLite nothing, since `begin immediate` already holds the write
+/// lock. Take it before reading the user being changed.
+pub(crate) async fn lock_admins(conn: &mut Conn) -> StoreResult<()> {
+    if conn.backend_name() == <sqlx::Postgres as sqlx::Database>::NAME {
+        sqlx::query("select pg_advisory_xact_lock($1)")
+            .bind(ADMINS_LOCK_ID)
+            .execute(conn)
+            .await?;
+    }
+    Ok(())
+}
+
+/// How many enabled admins of all projects there are, other than user `except`.
+pub(crate) async fn other_full_admins(conn: &mut Conn, except: i64) -> StoreResult<i64> {
+    let n: i64 = sqlx::query_scalar(
+        "select count(*) from app_user where role = 'admin' and project_id is null \
+         and disabled_at is null and id <> $1",
+    )
+    .bind(except)
+    .fetch_one(conn)
+    .await?;
+    Ok(n)
+}
+
 /// A user to insert; `password_hash` is the argon2 PHC string.
 #[derive(Debug)]
 pub(crate) struct NewUser<'a> {
