@@ -178,6 +178,85 @@ pub(crate) async fn update(
     Ok(after)
 }
 
+/// A signed-in user's own password change: `current` must be their password (a session
+/// alone is not enough: someone at an unlocked screen could otherwise lock the owner out).
+/// Wrong guesses count against the sign-in limit of the user's email, as wrong sign-ins
+/// do. The user's other sessions end; `session_hash` (the one making the change) stays.
+pub(crate) async fn change_own_password(
+    state: &AppState,
+    actor: &Actor,
+    current: String,
+    new: String,
+    session_hash: &str,
+) -> ApiResult<User> {
+    let ActorKind::User { id } = actor.kind else {
+        return Err(ApiError::Forbidden(
+            "only a signed-in user changes their own password; an admin resets another \
+             user's with PATCH /api/v1/users/{id}"
+                .into(),
+        ));
+    };
+    password::validate(&new, "new_password")?;
+    let (email, stored) = {
+        let mut conn = state.db.pool.acquire().await?;
+        let found = user::by_id(&mut conn, id).await?;
+        let hash = user::password_hash(&mut conn, id).await?;
+        found.zip(hash)
+    }
+    .map(|(user, hash)| (user.email, hash))
+    .ok_or_else(|| ApiError::not_found("user", id.to_string()))?;
+    let email = email.as_str();
+    let limiter = &state.auth.login_limiter;
+    if let Err(retry_after_secs) = limiter.check(email, None).await {
+        return Err(ApiError::TooManyRequests { retry_after_secs });
+    }
+    if !password::verify(current, Some(stored.clone())).await? {
+        limiter.record_failure(email, None).await;
+        return Err(ApiError::invalid(
+            "current_password",
+            "is not your current password",
+        ));
+    }
+    let hash = password::hash(new).await?;
+    let now = now_ms();
+    let mut tx = state.db.begin_write().await?;
+    // The check above ran outside the transaction (hashing must not hold SQLite's write
+    // lock); refuse if the password changed in between rather than overwrite that change.
+    if user::password_hash(&mut tx, id).await?.as_deref() != Some(stored.as_str()) {
+        return Err(ApiError::Conflict {
+            message: "your password was changed meanwhile; sign in again".into(),
+            current: None,
+        });
+    }
+    let before = user::by_id(&mut tx, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("user", id.to_string()))?;
+    let change = UserChange {
+        password_hash: Some(hash),
+        ..UserChange::default()
+    };
+    user::update(&mut tx, id, change).await?;
+    session::delete_others(&mut tx, id, session_hash).await?;
+    let after = user::by_id(&mut tx, id)
+        .await?
+        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("updated user missing")))?;
+    let mut audited_after = state_of(&after)?;
+    audited_after["password_changed"] = serde_json::Value::Bool(true);
+    audit_account(
+        &mut tx,
+        &actor.name,
+        "user.password_change",
+        &account(id),
+        (Some(state_of(&before)?), Some(audited_after)),
+        "",
+        now,
+    )
+    .await?;
+    tx.commit().await?;
+    limiter.reset(email).await;
+    Ok(after)
+}
+
 /// Deletes user `id` and ends their sessions. The audit trail keeps their name as actor.
 pub(crate) async fn delete(state: &AppState, actor: &Actor, id: i64) -> ApiResult<()> {
     if own_account(actor, id) {

@@ -14,9 +14,11 @@ use utoipa_axum::routes;
 use super::credentials::ClientAddr;
 use super::extract::ApiJson;
 use super::session_cookie;
-use crate::auth::{AuthError, constant_time_eq, login, password, session, session_actor};
+use crate::auth::{
+    Actor, AuthError, constant_time_eq, hash_secret, login, password, session, session_actor,
+};
 use crate::db::now_ms;
-use crate::domain::sessions;
+use crate::domain::{sessions, users};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::state::AppState;
 use crate::store::user::{self, User};
@@ -27,6 +29,7 @@ pub(crate) fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(login))
         .routes(routes!(logout))
         .routes(routes!(me))
+        .routes(routes!(change_password))
 }
 
 /// The management API's security schemes, merged into the API document. Operations name
@@ -173,4 +176,49 @@ async fn me(
         user,
         csrf_token: found.csrf_token,
     }))
+}
+
+/// A password change by the signed-in user.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ChangePassword {
+    /// The password the user signs in with now.
+    current_password: String,
+    /// The new password, at least 12 characters.
+    new_password: String,
+}
+
+/// Changes the signed-in user's own password. Needs the current one (wrong guesses count
+/// against the sign-in limit); the user's other sessions end, this one stays. Admins reset
+/// another user's password with `PATCH /api/v1/users/{id}`.
+#[utoipa::path(post, path = "/api/v1/auth/password", tag = "auth", security(("session" = [])),
+    request_body = ChangePassword,
+    params(("X-CSRF-Token" = String, Header, description = "The session's CSRF token")),
+    responses(
+        (status = 200, body = User, description = "Changed"),
+        (status = 401, body = ErrorBody, description = "No live session"),
+        (status = 403, body = ErrorBody, description = "Not a session (API token), or missing CSRF token"),
+        (status = 409, body = ErrorBody, description = "The password changed meanwhile"),
+        (status = 422, body = ErrorBody, description = "`current_password` wrong or `new_password` too short"),
+        (status = 429, body = ErrorBody, description = "Too many wrong current passwords")))]
+async fn change_password(
+    State(state): State<AppState>,
+    actor: Actor,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<ChangePassword>,
+) -> ApiResult<Json<User>> {
+    if body.current_password.chars().count() > password::MAX_PASSWORD_LEN {
+        return Err(ApiError::invalid("current_password", "too long"));
+    }
+    // The actor is a user only when it came from this cookie (a bearer token wins).
+    let cookie = session_cookie::cookie_value(&headers).unwrap_or_default();
+    let user = users::change_own_password(
+        &state,
+        &actor,
+        body.current_password,
+        body.new_password,
+        &hash_secret(cookie),
+    )
+    .await?;
+    Ok(Json(user))
 }

@@ -74,6 +74,21 @@ pub(crate) async fn delete_for_user(conn: &mut Conn, user_id: i64) -> Result<(),
     Ok(())
 }
 
+/// Deletes every session of `user_id` but the one with hash `keep` (a password change
+/// signs out the user's other browsers, not the one that made it).
+pub(crate) async fn delete_others(
+    conn: &mut Conn,
+    user_id: i64,
+    keep: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("delete from session where user_id = $1 and token_hash <> $2")
+        .bind(user_id)
+        .bind(keep)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
 /// Deletes the session with this hash. Deleting nothing is fine.
 pub(crate) async fn delete(conn: &mut Conn, token_hash: &str) -> Result<(), sqlx::Error> {
     sqlx::query("delete from session where token_hash = $1")

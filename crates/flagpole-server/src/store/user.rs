@@ -226,6 +226,17 @@ pub(crate) async fn delete(conn: &mut Conn, id: i64) -> StoreResult<()> {
     Ok(())
 }
 
+/// User `id`'s password hash (argon2 PHC string), for checking the current password before
+/// a change.
+pub(crate) async fn password_hash(conn: &mut Conn, id: i64) -> StoreResult<Option<String>> {
+    Ok(
+        sqlx::query_scalar("select password_hash from app_user where id = $1")
+            .bind(id)
+            .fetch_optional(conn)
+            .await?,
+    )
+}
+
 /// What sign-in needs to check a password: the user's id, password hash and whether the
 /// user is disabled.
 pub(crate) async fn login_row(

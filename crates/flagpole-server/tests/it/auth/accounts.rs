@@ -1,5 +1,6 @@
 //! Accounts a team can keep: the last admin of all projects cannot be deleted, demoted,
-//! limited to a project or disabled (also not by two concurrent changes).
+//! limited to a project or disabled (also not by two concurrent changes), users change
+//! their own password with the current one, and admins reset another's.
 
 use axum::http::{Method, StatusCode};
 use flagpole_server::db::Backend;
@@ -8,7 +9,7 @@ use serde_json::{Value, json};
 
 use crate::on_both_backends;
 use crate::support::auth::*;
-use crate::support::{ADMIN_EMAIL, ADMIN_TOKEN, Cred, count};
+use crate::support::{ADMIN_EMAIL, ADMIN_PASSWORD, ADMIN_TOKEN, Cred, count};
 
 /// The bootstrapped admin's id and version.
 async fn bootstrap_admin(h: &Harness) -> (i64, i64) {
@@ -193,4 +194,169 @@ async fn concurrent_demotions_leave_one_admin(backend: Backend) {
     assert_eq!(full_admins(&h).await, 1);
 }
 
-on_both_backends!(last_admin_is_kept, concurrent_demotions_leave_one_admin);
+async fn own_password_change(backend: Backend) {
+    let h = harness(backend).await;
+    let id = h.create_user("erin@example.com", "writer", None).await;
+    let (this, csrf) = h.login("erin@example.com", "long-enough-pw").await;
+    let (other, _) = h.login("erin@example.com", "long-enough-pw").await;
+    let url = "/api/v1/auth/password";
+    let change =
+        |current: &str, new: &str| json!({"current_password": current, "new_password": new});
+
+    for (body, field) in [
+        (
+            change("wrong-password", "a-new-long-password"),
+            "current_password",
+        ),
+        (change("long-enough-pw", "short"), "new_password"),
+    ] {
+        let r = h
+            .call(
+                Method::POST,
+                url,
+                Cred::Cookie(&this, Some(&csrf)),
+                Some(body),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+        assert_eq!(r.body["error"]["field"], field, "{}", r.body);
+    }
+    let body = change("long-enough-pw", "a-new-long-password");
+    // A cookie write needs the CSRF token; an API token has no password to change.
+    let r = h
+        .call(
+            Method::POST,
+            url,
+            Cred::Cookie(&this, None),
+            Some(body.clone()),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
+    let r = h
+        .call(
+            Method::POST,
+            url,
+            Cred::Bearer(ADMIN_TOKEN),
+            Some(body.clone()),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
+    let r = h
+        .call(Method::POST, url, Cred::None, Some(body.clone()))
+        .await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.body);
+
+    let r = h
+        .call(
+            Method::POST,
+            url,
+            Cred::Cookie(&this, Some(&csrf)),
+            Some(body),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["id"], id);
+    assert!(!r.body.to_string().contains("argon2"));
+    // This session stays, the user's other sessions end.
+    for (cookie, expected) in [(&this, StatusCode::OK), (&other, StatusCode::UNAUTHORIZED)] {
+        let r = h
+            .call(
+                Method::GET,
+                "/api/v1/auth/me",
+                Cred::Cookie(cookie, None),
+                None,
+            )
+            .await;
+        assert_eq!(r.status, expected, "{}", r.body);
+    }
+    let old = h
+        .login_from("erin@example.com", "long-enough-pw", "192.0.2.9")
+        .await;
+    assert_eq!(old.status, StatusCode::UNAUTHORIZED);
+    h.login("erin@example.com", "a-new-long-password").await;
+    let audited: Vec<String> = sqlx::query_scalar(
+        "select after from audit_event where action = 'user.password_change' and resource_key = $1",
+    )
+    .bind(id.to_string())
+    .fetch_all(&h.db().pool)
+    .await
+    .unwrap();
+    assert_eq!(audited.len(), 1);
+    assert!(
+        audited[0].contains("\"password_changed\":true"),
+        "{}",
+        audited[0]
+    );
+    assert!(!audited[0].contains("argon2"), "no hash in the audit trail");
+
+    // Wrong current passwords count against the sign-in limit of the email (5 here).
+    for _ in 0..5 {
+        let r = h
+            .call(
+                Method::POST,
+                url,
+                Cred::Cookie(&this, Some(&csrf)),
+                Some(change("guess-guess-guess", "whatever-long-pw")),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+    }
+    let r = h
+        .call(
+            Method::POST,
+            url,
+            Cred::Cookie(&this, Some(&csrf)),
+            Some(change("a-new-long-password", "whatever-long-pw")),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "{}", r.body);
+}
+
+/// An admin resets another user's password (the user forgot it): the user's sessions end
+/// and only the new password signs in.
+async fn admin_resets_a_password(backend: Backend) {
+    let h = harness(backend).await;
+    let id = h.create_user("fred@example.com", "reader", None).await;
+    let (fred, _) = h.login("fred@example.com", "long-enough-pw").await;
+    let (admin, admin_csrf) = h.login(ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    let r = h
+        .call(
+            Method::PATCH,
+            &format!("/api/v1/users/{id}"),
+            Cred::Cookie(&admin, Some(&admin_csrf)),
+            Some(json!({"version": 1, "password": "reset-by-admin-1"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let r = h
+        .call(
+            Method::GET,
+            "/api/v1/auth/me",
+            Cred::Cookie(&fred, None),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    let old = h
+        .login_from("fred@example.com", "long-enough-pw", "192.0.2.7")
+        .await;
+    assert_eq!(old.status, StatusCode::UNAUTHORIZED);
+    h.login("fred@example.com", "reset-by-admin-1").await;
+    // The admin's own session is untouched.
+    let r = h
+        .call(
+            Method::GET,
+            "/api/v1/auth/me",
+            Cred::Cookie(&admin, None),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+}
+
+on_both_backends!(
+    last_admin_is_kept,
+    concurrent_demotions_leave_one_admin,
+    own_password_change,
+    admin_resets_a_password
+);
