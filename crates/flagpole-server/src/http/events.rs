@@ -12,9 +12,16 @@
 //!
 //! Events: `ready` once connected; `change` with `{"environment": key, "version": n}` after
 //! each committed write to one of the project's environments; `resync` when this stream
-//! fell behind the feed and cannot tell what it missed (the client refetches everything).
+//! fell behind the feed and cannot tell what it missed (the client refetches everything);
+//! `expired` just before the stream ends because the session that opened it ended (below).
 //! A comment line every 15 s keeps idle proxies from closing the connection. The stream
 //! ends when the server shuts down.
+//!
+//! A stream opened with a session cookie lives no longer than the session: it ends at the
+//! session's expiry, and within [`SESSION_RECHECK`] of the session ending otherwise (sign
+//! out, password change, account disabled or deleted). Without that, a tab left open
+//! would keep receiving a project's changes long after its credentials stopped being
+//! valid for anything else.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -22,6 +29,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::State;
+use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures_util::Stream;
 use tokio::sync::broadcast::Receiver;
@@ -33,8 +41,9 @@ use utoipa_axum::routes;
 
 use super::domain_common::project;
 use super::extract::ApiPath;
-use crate::auth::{Actor, Role};
-use crate::db::Db;
+use super::session_cookie;
+use crate::auth::{Actor, ActorKind, Role, session};
+use crate::db::{Db, now_ms};
 use crate::error::{ApiResult, ErrorBody};
 use crate::push::Lease;
 use crate::push::hub::{EnvHub, PatchFrame};
@@ -51,7 +60,7 @@ pub(crate) fn router() -> OpenApiRouter<AppState> {
     params(("project" = String, Path, description = "Project key")),
     responses(
         (status = 200, content_type = "text/event-stream",
-         description = "`event: ready`, then `event: change` with data `{\"environment\": \"production\", \"version\": 42}` after every committed write to one of the project's environments, and `event: resync` if events were dropped (refetch everything).",
+         description = "`event: ready`, then `event: change` with data `{\"environment\": \"production\", \"version\": 42}` after every committed write to one of the project's environments, `event: resync` if events were dropped (refetch everything), and `event: expired` just before the stream ends because the session that opened it expired or ended (sign in again).",
          body = String),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
         (status = 404, body = ErrorBody)))]
@@ -59,8 +68,16 @@ async fn events(
     State(state): State<AppState>,
     actor: Actor,
     ApiPath(project_key): ApiPath<String>,
+    headers: HeaderMap,
 ) -> ApiResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
     let project = project(&state, &actor, &project_key, Role::Reader).await?;
+    let session = match (&actor.kind, session_cookie::cookie_value(&headers)) {
+        // The actor came from this cookie (a bearer token would have won).
+        (ActorKind::User { .. }, Some(cookie)) => session::find(&state.db, cookie)
+            .await?
+            .map(|found| SessionWatch::new(cookie.to_owned(), found.expires_at)),
+        _ => None,
+    };
     // Subscribe before reading the environments, so a change committed in between is seen.
     let changes = state.changes.subscribe();
     let (remote_tx, remote) = mpsc::channel(64);
@@ -74,6 +91,8 @@ async fn events(
         remote_tx,
         shutdown: state.shutdown.clone(),
         started: false,
+        session,
+        ended: false,
     };
     follow.load_environments().await?;
     let stream = futures_util::stream::unfold(follow, |mut follow| async move {
@@ -100,6 +119,55 @@ struct Follow {
     remote_tx: mpsc::Sender<EnvChanged>,
     shutdown: CancellationToken,
     started: bool,
+    /// The session the stream was opened with; `None` for an API token.
+    session: Option<SessionWatch>,
+    /// The `expired` event was sent: the stream ends.
+    ended: bool,
+}
+
+/// How often a stream opened with a session checks that the session still exists (one
+/// query per stream per interval). Its expiry needs no query: a timer ends the stream then.
+const SESSION_RECHECK: Duration = Duration::from_secs(30);
+
+/// When a stream's session ends.
+struct SessionWatch {
+    cookie: String,
+    expires: tokio::time::Instant,
+    recheck: tokio::time::Interval,
+}
+
+impl SessionWatch {
+    fn new(cookie: String, expires_at_ms: i64) -> SessionWatch {
+        let left = u64::try_from(expires_at_ms.saturating_sub(now_ms())).unwrap_or(0);
+        let mut recheck = tokio::time::interval(SESSION_RECHECK);
+        recheck.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        recheck.reset(); // The first check is one interval from now, not at once.
+        SessionWatch {
+            cookie,
+            expires: tokio::time::Instant::now() + Duration::from_millis(left),
+            recheck,
+        }
+    }
+
+    /// Completes when the session has expired or ended; never for `None`.
+    async fn over(watch: Option<&mut SessionWatch>, db: &Db) {
+        let Some(watch) = watch else {
+            return std::future::pending().await;
+        };
+        loop {
+            tokio::select! {
+                () = tokio::time::sleep_until(watch.expires) => return,
+                _ = watch.recheck.tick() => {
+                    match session::find(db, &watch.cookie).await {
+                        Ok(Some(s)) if s.expires_at > now_ms() && s.disabled_at.is_none() => {}
+                        Ok(_) => return,
+                        // A database hiccup is not the session ending; check again later.
+                        Err(error) => tracing::warn!(%error, "events: session check failed"),
+                    }
+                }
+            }
+        }
+    }
 }
 
 impl Follow {
@@ -134,6 +202,9 @@ impl Follow {
 
     /// The next event, or `None` when the stream should end (shutdown).
     async fn next(&mut self) -> Option<Event> {
+        if self.ended {
+            return None;
+        }
         if !self.started {
             self.started = true;
             return Some(Event::default().event("ready").data("{}"));
@@ -141,6 +212,12 @@ impl Follow {
         loop {
             let change = tokio::select! {
                 () = self.shutdown.cancelled() => return None,
+                () = SessionWatch::over(self.session.as_mut(), &self.state.db) => {
+                    // Said before ending, so the dashboard asks to sign in again rather
+                    // than reconnecting into a 401.
+                    self.ended = true;
+                    return Some(Event::default().event("expired").data("{}"));
+                }
                 received = self.changes.recv() => match received {
                     Ok(change) => change,
                     // Dropped events cannot be named; the client refetches everything.

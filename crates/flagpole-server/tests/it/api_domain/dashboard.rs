@@ -9,11 +9,13 @@ use serde_json::{Value, json};
 use tower::ServiceExt;
 
 use crate::backends;
-use crate::support::{TestApp, app_over};
+use crate::support::auth::harness;
+use crate::support::{ADMIN_EMAIL, ADMIN_PASSWORD, Cred, TestApp, app_over, request};
 
 backends! {
     debugger_explains => debugger_explains_postgres, debugger_explains_sqlite;
     events_follow_writes => events_follow_writes_postgres, events_follow_writes_sqlite;
+    events_end_with_the_session => events_end_with_the_session_postgres, events_end_with_the_session_sqlite;
 }
 
 async fn debugger_explains(backend: Backend) {
@@ -231,4 +233,45 @@ async fn events_see_other_replicas_postgres() {
     }
     other.state().shutdown.cancel();
     t.state().shutdown.cancel();
+}
+
+/// A live-updates stream opened with a session cookie ends when the session expires, with
+/// an `expired` event first (the dashboard then asks to sign in instead of reconnecting
+/// into a 401).
+async fn events_end_with_the_session(backend: Backend) {
+    let h = harness(backend).await;
+    h.seed_project("p").await;
+    let (cookie, _) = h.login(ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    // The session has 1.5 s left.
+    sqlx::query("update session set expires_at = $1")
+        .bind(flagpole_server::db::now_ms() + 1500)
+        .execute(&h.db().pool)
+        .await
+        .unwrap();
+    let req = request(
+        Method::GET,
+        "/api/v1/projects/p/events",
+        Cred::Cookie(&cookie, None),
+        None,
+        &[],
+    );
+    let res = h.router.clone().oneshot(req).await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let mut body = res.into_body();
+    next_event(&mut body, "ready").await;
+    next_event(&mut body, "expired").await;
+    let end = tokio::time::timeout(std::time::Duration::from_secs(5), body.frame())
+        .await
+        .expect("the stream ends after `expired`");
+    assert!(end.is_none(), "no more frames after `expired`");
+    // And the session is no good for opening another one.
+    let req = request(
+        Method::GET,
+        "/api/v1/projects/p/events",
+        Cred::Cookie(&cookie, None),
+        None,
+        &[],
+    );
+    let res = h.router.clone().oneshot(req).await.unwrap();
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
 }
