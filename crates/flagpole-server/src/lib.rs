@@ -86,6 +86,14 @@ impl App {
             &state.changes,
             &state.snapshots,
             &state.auth.sdk_keys,
+            &state.auth.sdk_seen,
+        );
+        state.tasks.spawn(
+            state
+                .auth
+                .sdk_seen
+                .clone()
+                .run(state.db.clone(), state.shutdown.clone()),
         );
         match state.snapshots.warm().await {
             Ok(n) => tracing::info!(environments = n, "snapshot cache warmed"),

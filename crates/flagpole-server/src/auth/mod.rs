@@ -15,6 +15,7 @@
 //! action needs.
 
 mod actor;
+pub mod last_seen;
 pub(crate) use actor::{Authorization, Presented, authenticate, session_actor};
 pub(crate) mod login;
 pub mod password;
@@ -31,6 +32,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::store::StoreError;
 
 pub use crate::role::Role;
+pub use last_seen::SdkSeen;
 pub use rate_limit::LoginLimiter;
 pub(crate) use sdk_keys::authenticate_sdk;
 pub use sdk_keys::{SdkClient, SdkKeyCache};
@@ -101,6 +103,8 @@ pub struct AuthState {
     pub sdk_keys: SdkKeyCache,
     /// Failed-login counters.
     pub login_limiter: LoginLimiter,
+    /// When each SDK key was last used, noted in memory and written periodically.
+    pub sdk_seen: SdkSeen,
     /// API tokens whose `last_used_at` was written within the last minute: the write is
     /// skipped for them, so a busy token costs one UPDATE a minute, not one per request.
     token_recently_used: Cache<i64, ()>,
@@ -118,6 +122,7 @@ impl AuthState {
         AuthState {
             sdk_keys: SdkKeyCache::new(Duration::from_secs(30)),
             login_limiter,
+            sdk_seen: SdkSeen::default(),
             token_recently_used: Cache::builder()
                 .max_capacity(100_000)
                 .time_to_live(Duration::from_secs(60))

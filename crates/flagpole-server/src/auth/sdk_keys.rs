@@ -13,6 +13,8 @@ use crate::store;
 /// An SDK authenticated by its SDK key: may read one environment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SdkClient {
+    /// The key's id (`sdk_key.id`), under which its last use is noted.
+    pub key_id: i64,
     /// The environment the key belongs to.
     pub environment_id: i64,
     /// That environment's project.
@@ -100,7 +102,8 @@ fn unshare(e: std::sync::Arc<sqlx::Error>) -> sqlx::Error {
 async fn load(db: &Db, key_hash: String) -> Result<Option<SdkClient>, sqlx::Error> {
     let mut conn = db.pool.acquire().await?;
     let found = store::sdk_key::client_by_hash(&mut conn, &key_hash).await?;
-    Ok(found.map(|(environment_id, project_id)| SdkClient {
+    Ok(found.map(|(key_id, environment_id, project_id)| SdkClient {
+        key_id,
         environment_id,
         project_id,
     }))

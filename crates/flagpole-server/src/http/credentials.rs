@@ -45,7 +45,9 @@ impl FromRequestParts<AppState> for SdkClient {
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
         let key = presented_key(&parts.headers);
-        auth::authenticate_sdk(&state.db, &state.auth.sdk_keys, key).await
+        let client = auth::authenticate_sdk(&state.db, &state.auth.sdk_keys, key).await?;
+        state.auth.sdk_seen.note(client.key_id);
+        Ok(client)
     }
 }
 

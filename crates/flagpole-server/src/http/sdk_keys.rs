@@ -59,7 +59,13 @@ async fn list_sdk_keys(
 ) -> ApiResult<Json<SdkKeyList>> {
     let (_, env) = project_env(&state, &actor, &project, &env, Role::Admin).await?;
     let mut conn = state.db.pool.acquire().await?;
-    let items = sdk_key::list(&mut conn, env.id, &env.key).await?;
+    let mut items = sdk_key::list(&mut conn, env.id, &env.key).await?;
+    // Uses this replica noted but has not written yet are newer than the stored ones.
+    for key in &mut items {
+        if let Some(at) = state.auth.sdk_seen.pending(key.id) {
+            key.last_seen_at = Some(key.last_seen_at.map_or(at, |stored| stored.max(at)));
+        }
+    }
     Ok(Json(SdkKeyList { items }))
 }
 

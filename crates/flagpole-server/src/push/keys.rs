@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::auth::SdkKeyCache;
+use crate::auth::{SdkKeyCache, SdkSeen};
 use crate::db::Db;
 
 /// Keys with open streams. Cheap to clone.
@@ -70,10 +70,12 @@ impl StreamKeys {
         self.keys.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Checks every watched key each `interval` until `shutdown`.
+    /// Checks every watched key each `interval` until `shutdown`, noting the live ones as
+    /// seen.
     pub(crate) async fn watch(
         self,
         sdk_keys: SdkKeyCache,
+        seen: SdkSeen,
         db: Db,
         interval: Duration,
         shutdown: CancellationToken,
@@ -93,7 +95,8 @@ impl StreamKeys {
                 .collect();
             for (hash, revoked) in watched {
                 match sdk_keys.lookup_hash(&db, hash).await {
-                    Ok(Some(_)) => {}
+                    // An open stream is a connected application: its key stays seen.
+                    Ok(Some(client)) => seen.note(client.key_id),
                     Ok(None) => {
                         metrics::counter!("stream_revoked_keys_total").increment(1);
                         revoked.cancel();

@@ -35,7 +35,7 @@ use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::auth::SdkKeyCache;
+use crate::auth::{SdkKeyCache, SdkSeen};
 use crate::changes::ChangeFeed;
 use crate::db::Db;
 use crate::snapshots::SnapshotCache;
@@ -158,17 +158,19 @@ impl Push {
     /// Starts the database replica's background tasks over `db`: the change-feed follower,
     /// the Postgres listener and the periodic check (the last two also keep `snapshots` up
     /// with other replicas' writes), history pruning, and the revocation check of streams'
-    /// SDK keys (through `sdk_keys`). Subscribes to `changes` before returning.
+    /// SDK keys (through `sdk_keys`, noting live ones in `sdk_seen`). Subscribes to `changes` before returning.
     pub fn start(
         &self,
         db: &Db,
         changes: &ChangeFeed,
         snapshots: &SnapshotCache,
         sdk_keys: &SdkKeyCache,
+        sdk_seen: &SdkSeen,
     ) {
         let tasks = &self.inner.tasks;
         tasks.spawn(self.inner.keys.clone().watch(
             sdk_keys.clone(),
+            sdk_seen.clone(),
             db.clone(),
             self.inner.heartbeat,
             self.inner.shutdown.clone(),

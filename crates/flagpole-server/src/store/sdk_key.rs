@@ -23,18 +23,30 @@ pub(crate) struct SdkKey {
     /// When it was revoked; a revoked key authenticates nothing (other replicas notice
     /// within 30 s).
     pub(crate) revoked_at: Option<i64>,
+    /// The last stream connection or OFREP call made with the key (epoch ms); `null` until
+    /// an application first connects. Written every few seconds, not per request.
+    pub(crate) last_seen_at: Option<i64>,
     /// The stored hash, for invalidating caches; never shown.
     #[serde(skip)]
     pub(crate) key_hash: String,
 }
 
-type KeyRow = (i64, String, String, String, i64, Option<i64>, String);
+type KeyRow = (
+    i64,
+    String,
+    String,
+    String,
+    i64,
+    Option<i64>,
+    String,
+    Option<i64>,
+);
 
-const SELECT_KEY: &str =
-    "select id, name, prefix, created_by, created_at, revoked_at, key_hash from sdk_key";
+const SELECT_KEY: &str = "select id, name, prefix, created_by, created_at, revoked_at, key_hash, \
+     last_seen_at from sdk_key";
 
 fn to_key(row: KeyRow, environment: &str) -> SdkKey {
-    let (id, name, prefix, created_by, created_at, revoked_at, key_hash) = row;
+    let (id, name, prefix, created_by, created_at, revoked_at, key_hash, last_seen_at) = row;
     SdkKey {
         id,
         name,
@@ -43,6 +55,7 @@ fn to_key(row: KeyRow, environment: &str) -> SdkKey {
         created_by,
         created_at,
         revoked_at,
+        last_seen_at,
         key_hash,
     }
 }
@@ -103,7 +116,7 @@ pub(crate) async fn insert(
     let row: KeyRow = sqlx::query_as(
         "insert into sdk_key (environment_id, name, key_hash, prefix, created_by, created_at) \
          values ($1, $2, $3, $4, $5, $6) \
-         returning id, name, prefix, created_by, created_at, revoked_at, key_hash",
+         returning id, name, prefix, created_by, created_at, revoked_at, key_hash, last_seen_at",
     )
     .bind(new.environment_id)
     .bind(new.name)
@@ -116,6 +129,23 @@ pub(crate) async fn insert(
     Ok(to_key(row, environment))
 }
 
+/// Records when keys were last used: `(key id, epoch ms)`. A time never moves backwards
+/// (another replica may have written a later one). One statement per key, all in one
+/// transaction-less batch: each is independent and idempotent.
+pub(crate) async fn record_seen(conn: &mut Conn, seen: &[(i64, i64)]) -> StoreResult<()> {
+    for &(id, at) in seen {
+        sqlx::query(
+            "update sdk_key set last_seen_at = $1 \
+             where id = $2 and (last_seen_at is null or last_seen_at < $1)",
+        )
+        .bind(at)
+        .bind(id)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
+}
+
 /// Marks key `id` revoked at `now`.
 pub(crate) async fn revoke(conn: &mut Conn, id: i64, now: i64) -> StoreResult<()> {
     sqlx::query("update sdk_key set revoked_at = $1 where id = $2")
@@ -126,13 +156,14 @@ pub(crate) async fn revoke(conn: &mut Conn, id: i64, now: i64) -> StoreResult<()
     Ok(())
 }
 
-/// The environment and project a live (not revoked) key with this hash reads.
+/// The id of a live (not revoked) key with this hash, and the environment and project it
+/// reads.
 pub(crate) async fn client_by_hash(
     conn: &mut Conn,
     key_hash: &str,
-) -> Result<Option<(i64, i64)>, sqlx::Error> {
+) -> Result<Option<(i64, i64, i64)>, sqlx::Error> {
     sqlx::query_as(
-        "select e.id, e.project_id from sdk_key k join environment e on e.id = k.environment_id \
+        "select k.id, e.id, e.project_id from sdk_key k join environment e on e.id = k.environment_id \
          where k.key_hash = $1 and k.revoked_at is null",
     )
     .bind(key_hash)

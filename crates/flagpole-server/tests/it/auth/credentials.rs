@@ -173,6 +173,7 @@ async fn sdk_keys_only_for_sdk_endpoints(backend: Backend) {
     }
     // Accepted by the SdkClient extractor, either header.
     let expected = SdkClient {
+        key_id: id,
         environment_id: eid,
         project_id: pid,
     };

@@ -4,6 +4,7 @@
 mod accounts;
 mod bootstrap;
 mod credentials;
+mod last_seen;
 mod listener;
 mod sessions;
 mod users;
