@@ -2,5 +2,6 @@
 
 mod architecture;
 mod replicas;
+mod sdk_rejected;
 mod sdk_server;
 mod support;

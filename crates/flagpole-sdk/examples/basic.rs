@@ -22,7 +22,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .build()?;
     if let Err(not_ready) = client.wait_until_ready(Duration::from_secs(5)).await {
         // Not fatal: the client keeps connecting in the background and serves defaults
-        // (or its cached flags) meanwhile.
+        // (or its cached flags) meanwhile. A rejected key reads "SDK key rejected: invalid
+        // or revoked"; anything else names the connection state.
         eprintln!("{not_ready}");
     }
 

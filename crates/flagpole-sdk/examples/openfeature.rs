@@ -21,6 +21,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .await;
     let of_client = api.create_client();
     drop(api);
+    // OpenFeature's initialize cannot fail, so say here why there are no flags (for a
+    // revoked key: "SDK key rejected: invalid or revoked").
+    let status = client.status();
+    if !status.is_ready() {
+        eprintln!("flagpole client not ready: {status}");
+    }
 
     let ctx = EvaluationContext::default()
         .with_targeting_key("user-1")

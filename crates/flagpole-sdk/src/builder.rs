@@ -58,6 +58,7 @@ impl ClientBuilder {
                 backoff_initial: Duration::from_millis(500),
                 backoff_max: Duration::from_secs(30),
                 connect_timeout: Duration::from_secs(10),
+                rejected_retry: crate::connection::REJECTED_RETRY,
             },
             cache_file: None,
             cache_debounce: Duration::from_millis(500),
@@ -103,6 +104,14 @@ impl ClientBuilder {
     pub fn application(mut self, name: impl Into<String>, version: impl Into<String>) -> Self {
         self.telemetry.app = name.into();
         self.telemetry.app_version = version.into();
+        self
+    }
+
+    /// The delay before retrying after the server rejected the SDK key (default 60 s, plus
+    /// up to half of it as jitter), instead of the normal reconnect backoff.
+    #[must_use]
+    pub fn rejected_key_retry(mut self, delay: Duration) -> Self {
+        self.options.rejected_retry = delay.max(Duration::from_millis(10));
         self
     }
 

@@ -93,12 +93,20 @@ impl Client {
 
     /// Waits until flags from the server (or the offline file) are available, for at most
     /// `timeout`. Flags from the disk cache do not count: they are served meanwhile, and
-    /// [`NotReady::status`] says so.
+    /// [`NotReady::status`] says so. Returns at once when the server rejects the SDK key
+    /// (the error then reads "SDK key rejected: invalid or revoked"): waiting longer would
+    /// not help.
     pub async fn wait_until_ready(&self, timeout: Duration) -> Result<(), NotReady> {
         let mut status = self.inner.shared.watch_status();
         let ready = tokio::time::timeout(timeout, async {
             status
-                .wait_for(|s| s.is_ready() || s.connection == ConnectionState::Closed)
+                .wait_for(|s| {
+                    s.is_ready()
+                        || matches!(
+                            s.connection,
+                            ConnectionState::Closed | ConnectionState::Rejected
+                        )
+                })
                 .await
                 .map(|s| s.is_ready())
                 .unwrap_or(false)

@@ -45,6 +45,20 @@ pub(crate) struct Options {
     pub(crate) backoff_initial: Duration,
     pub(crate) backoff_max: Duration,
     pub(crate) connect_timeout: Duration,
+    /// The delay after the server rejected the key (plus up to half of it as jitter).
+    pub(crate) rejected_retry: Duration,
+}
+
+/// The default delay before retrying a rejected SDK key: a minute, not the seconds of the
+/// normal backoff. A revoked key stays revoked, and a fleet of applications deployed with
+/// a wrong key must not hammer the server; a key created moments ago that another replica
+/// did not know yet (its cache keeps "unknown" for up to 30 s) still connects within
+/// about a minute and a half.
+pub(crate) const REJECTED_RETRY: Duration = Duration::from_secs(60);
+
+/// True if the handshake's answer says the key is not valid (401 or 403).
+fn is_rejection(error: &WsError) -> bool {
+    matches!(error, WsError::Http(response) if matches!(response.status().as_u16(), 401 | 403))
 }
 
 /// The server's stream endpoint.
@@ -109,9 +123,15 @@ pub(crate) async fn run<C: Connect>(
             Ok(Ok(ws)) => {
                 shared.set_connection(ConnectionState::Connected);
                 let end = session::run(ws, &shared, options.heartbeat, &shutdown).await;
-                shared.set_connection(ConnectionState::Disconnected);
+                if end != SessionEnd::Rejected {
+                    shared.set_connection(ConnectionState::Disconnected);
+                }
                 match end {
                     SessionEnd::Shutdown => return,
+                    SessionEnd::Rejected => {
+                        shared.set_connection(ConnectionState::Rejected);
+                        backoff::jitter(options.rejected_retry, options.rejected_retry / 2)
+                    }
                     SessionEnd::Goodbye(hint) => {
                         backoff.reset();
                         backoff::after_goodbye(hint)
@@ -125,6 +145,11 @@ pub(crate) async fn run<C: Connect>(
                         backoff.next_delay()
                     }
                 }
+            }
+            Ok(Err(error)) if is_rejection(&error) => {
+                shared.set_connection(ConnectionState::Rejected);
+                tracing::warn!(%error, "flagpole: {}", crate::KEY_REJECTED);
+                backoff::jitter(options.rejected_retry, options.rejected_retry / 2)
             }
             Ok(Err(error)) => {
                 shared.set_connection(ConnectionState::Disconnected);

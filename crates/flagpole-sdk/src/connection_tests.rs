@@ -23,6 +23,9 @@ const MS: Duration = Duration::from_millis(1);
 struct FakeConnector {
     plan: Mutex<VecDeque<Option<FakeWs>>>,
     attempts: mpsc::UnboundedSender<Instant>,
+    /// Once the plan is used up, answer the handshake with 401 (a rejected key) instead of
+    /// refusing the connection.
+    reject: bool,
 }
 
 impl Connect for FakeConnector {
@@ -31,7 +34,17 @@ impl Connect for FakeConnector {
     async fn connect(&self) -> Result<FakeWs, WsError> {
         let _ = self.attempts.send(Instant::now());
         let next = self.plan.lock().unwrap().pop_front().flatten();
-        next.ok_or(WsError::ConnectionClosed)
+        next.ok_or_else(|| {
+            if self.reject {
+                let response = tokio_tungstenite::tungstenite::http::Response::builder()
+                    .status(401)
+                    .body(None)
+                    .unwrap();
+                WsError::Http(Box::new(response))
+            } else {
+                WsError::ConnectionClosed
+            }
+        })
     }
 }
 
@@ -43,10 +56,15 @@ struct Harness {
 }
 
 fn start(plan: Vec<Option<FakeWs>>) -> Harness {
+    start_with(plan, false)
+}
+
+fn start_with(plan: Vec<Option<FakeWs>>, reject: bool) -> Harness {
     let (tx, attempts) = mpsc::unbounded_channel();
     let connector = FakeConnector {
         plan: Mutex::new(plan.into()),
         attempts: tx,
+        reject,
     };
     let shared = Arc::new(Shared::new(ConnectionState::Connecting));
     let shutdown = CancellationToken::new();
@@ -55,6 +73,7 @@ fn start(plan: Vec<Option<FakeWs>>) -> Harness {
         backoff_initial: 500 * MS,
         backoff_max: Duration::from_secs(30),
         connect_timeout: Duration::from_secs(10),
+        rejected_retry: Duration::from_secs(60),
     };
     let task = tokio::spawn(run(connector, shared.clone(), options, shutdown.clone()));
     Harness {
@@ -90,6 +109,27 @@ fn assert_backoff(gaps: &[Duration], bases_ms: &[u32]) {
             "gap {gap:?} for base {base} ms: {gaps:?}"
         );
     }
+}
+
+/// A handshake answered 401 (unknown or revoked key) shows as `Rejected` and is retried
+/// every 60-90 s, not on the normal backoff that starts at half a second.
+#[tokio::test(start_paused = true)]
+async fn a_rejected_key_is_retried_slowly() {
+    let mut h = start_with(vec![], true);
+    let gaps = h.gaps(3).await;
+    for gap in &gaps {
+        assert!(
+            *gap >= Duration::from_secs(60) && *gap <= Duration::from_secs(90),
+            "{gaps:?}"
+        );
+    }
+    assert_eq!(h.shared.status().connection, ConnectionState::Rejected);
+    assert_eq!(
+        h.shared.status().to_string(),
+        "SDK key rejected: invalid or revoked, flags from None"
+    );
+    h.shutdown.cancel();
+    h.task.await.unwrap();
 }
 
 #[tokio::test(start_paused = true)]

@@ -58,7 +58,7 @@ pub use changes::{ChangeEvent, Changes, FlagChanges};
 pub use client::{Client, Flags};
 pub use detail::{EvaluationDetail, EvaluationReason};
 pub use error::{BuildError, NotReady, OfflineError};
-pub use shared::{ConnectionState, Source, Status};
+pub use shared::{ConnectionState, KEY_REJECTED, Source, Status};
 pub use telemetry::TrackError;
 
 pub use flagpole_core::{self, Context, ErrorKind};

@@ -30,6 +30,9 @@ pub(crate) enum SessionEnd {
     Shutdown,
     /// The server said goodbye; reconnect after this hint (plus jitter).
     Goodbye(Duration),
+    /// The server closed the connection because the SDK key is not (or no longer) valid
+    /// (close code 1008).
+    Rejected,
     /// The connection broke, was closed, or went silent. `heard` says whether the server
     /// sent anything at all, which decides whether the backoff starts over.
     Lost {
@@ -147,6 +150,13 @@ where
         let text = match frame {
             Message::Text(text) => text,
             Message::Close(frame) => {
+                if frame
+                    .as_ref()
+                    .is_some_and(|f| u16::from(f.code) == close_code::POLICY)
+                {
+                    tracing::warn!(?frame, "flagpole: {}", crate::KEY_REJECTED);
+                    return Ok(Some(SessionEnd::Rejected));
+                }
                 tracing::info!(?frame, "flagpole: server closed the connection");
                 return Ok(Some(SessionEnd::Lost { heard: self.heard }));
             }

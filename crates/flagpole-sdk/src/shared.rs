@@ -43,6 +43,11 @@ pub enum ConnectionState {
     Connected,
     /// Lost the connection; reconnecting with backoff. The last known flags are served.
     Disconnected,
+    /// The server refused the SDK key: it does not exist or was revoked (HTTP 401/403 at
+    /// connect, or close code 1008 while connected). Retrying soon cannot help, so the
+    /// client retries slowly (every minute or so, in case a newly created key had not
+    /// reached the server's cache yet). The last known flags are served.
+    Rejected,
     /// Offline mode: no network at all.
     Offline,
     /// [`crate::Client::close`] was called or the client was dropped.
@@ -84,9 +89,17 @@ impl Status {
     }
 }
 
+/// What the status says about a rejected key, in [`Status`]'s and
+/// [`crate::NotReady`]'s messages.
+pub const KEY_REJECTED: &str = "SDK key rejected: invalid or revoked";
+
 impl fmt::Display for Status {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:?}, flags from {:?}", self.connection, self.source)?;
+        match self.connection {
+            ConnectionState::Rejected => write!(f, "{KEY_REJECTED}")?,
+            other => write!(f, "{other:?}")?,
+        }
+        write!(f, ", flags from {:?}", self.source)?;
         match self.version {
             Some(v) => write!(f, " at version {v}"),
             None => Ok(()),

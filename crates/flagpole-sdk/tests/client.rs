@@ -80,12 +80,16 @@ async fn a_wrong_key_never_gets_ready() {
     let client = Client::builder(server.url(), "fp_sdk_wrong")
         .build()
         .unwrap();
-    let err = client
-        .wait_until_ready(Duration::from_millis(300))
-        .await
-        .unwrap_err();
+    // The server's 401 is a rejection, not a lost connection: the wait ends with it, and
+    // says so, instead of running out its timeout.
+    let err = client.wait_until_ready(WAIT).await.unwrap_err();
     assert!(!err.status.has_flags());
-    status_until(&client, |s| s.connection == ConnectionState::Disconnected).await;
+    assert_eq!(err.status.connection, ConnectionState::Rejected);
+    assert_eq!(
+        err.to_string(),
+        "flagpole client not ready: SDK key rejected: invalid or revoked, flags from None"
+    );
+    assert_eq!(client.status().connection, ConnectionState::Rejected);
 }
 
 #[tokio::test]
