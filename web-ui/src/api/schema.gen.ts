@@ -81,6 +81,27 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/auth/password": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Changes the signed-in user's own password. Needs the current one (wrong guesses count
+         *     against the sign-in limit); the user's other sessions end, this one stays. Admins reset
+         *     another user's password with `PATCH /api/v1/users/{id}`.
+         */
+        post: operations["change_password"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/projects": {
         parameters: {
             query?: never;
@@ -822,6 +843,13 @@ export interface components {
             /** @description Where: object members joined with `.`, array elements as `[i]`; empty for the root. */
             path: string;
         };
+        /** @description A password change by the signed-in user. */
+        ChangePassword: {
+            /** @description The password the user signs in with now. */
+            current_password: string;
+            /** @description The new password, at least 12 characters. */
+            new_password: string;
+        };
         /** @description One readiness check. */
         Check: {
             /** @description `database`, `migrations`... */
@@ -885,7 +913,7 @@ export interface components {
         CreateProject: {
             /** @description Free text. */
             description?: string;
-            /** @description Unique key (letters, digits, `-`, `_`, `.`). */
+            /** @description Unique key, a URL segment: ASCII letters, digits, `-` and `_`. */
             key: string;
             /** @description Display name; defaults to the key. */
             name?: string | null;
@@ -1414,6 +1442,12 @@ export interface components {
              * @description Id, used in URLs.
              */
             id: number;
+            /**
+             * Format: int64
+             * @description The last stream connection or OFREP call made with the key (epoch ms); `null` until
+             *     an application first connects. Written every few seconds, not per request.
+             */
+            last_seen_at?: number | null;
             /** @description What it is for (e.g. the service using it). */
             name: string;
             /** @description The first characters of the key, to tell keys apart. */
@@ -1826,6 +1860,78 @@ export interface operations {
             };
             /** @description No live session */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    change_password: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The session's CSRF token (required; the dashboard's client adds it to every write) */
+                "X-CSRF-Token"?: string | null;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ChangePassword"];
+            };
+        };
+        responses: {
+            /** @description Changed */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["User"];
+                };
+            };
+            /** @description No live session */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not a session (API token), or missing CSRF token */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The password changed meanwhile */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `current_password` wrong or `new_password` too short */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many wrong current passwords */
+            429: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2499,7 +2605,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description `event: ready`, then `event: change` with data `{"environment": "production", "version": 42}` after every committed write to one of the project's environments, and `event: resync` if events were dropped (refetch everything). */
+            /** @description `event: ready`, then `event: change` with data `{"environment": "production", "version": 42}` after every committed write to one of the project's environments, `event: resync` if events were dropped (refetch everything), and `event: expired` just before the stream ends because the session that opened it expired or ended (sign in again). */
             200: {
                 headers: {
                     [name: string]: unknown;

@@ -193,7 +193,7 @@ pub(crate) struct ChangePassword {
 /// another user's password with `PATCH /api/v1/users/{id}`.
 #[utoipa::path(post, path = "/api/v1/auth/password", tag = "auth", security(("session" = [])),
     request_body = ChangePassword,
-    params(("X-CSRF-Token" = String, Header, description = "The session's CSRF token")),
+    params(("X-CSRF-Token" = Option<String>, Header, description = "The session's CSRF token (required; the dashboard's client adds it to every write)")),
     responses(
         (status = 200, body = User, description = "Changed"),
         (status = 401, body = ErrorBody, description = "No live session"),
