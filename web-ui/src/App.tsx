@@ -1,10 +1,12 @@
-// Routes and the frame around every page: header with project picker, navigation,
-// live-connection indicator and sign-out.
+// Routes and the frame around every page: header with project picker (keys beside names,
+// "New project…" for admins), navigation, live-connection indicator, account and sign-out.
 import { useState } from 'react'
 import type { FormEvent, ReactNode } from 'react'
-import { BrowserRouter, Navigate, NavLink, Route, Routes, useNavigate, useParams } from 'react-router'
+import { BrowserRouter, Link, Navigate, NavLink, Route, Routes, useNavigate, useParams } from 'react-router'
 import { api, call, fieldErrors, messageOf } from './api/client'
+import { keyFromName, projectPath } from './api/projectKey'
 import { ErrorState, FieldError, Loading } from './components/common'
+import { Account } from './pages/Account'
 import { AuditLog } from './pages/AuditLog'
 import { Debugger } from './pages/Debugger'
 import { Environments } from './pages/Environments'
@@ -29,7 +31,10 @@ function Home() {
   const { user, isGlobalAdmin } = useSession()
   if (projects.loading) return <Loading what="projects" />
   if (projects.error) return <ErrorState error={projects.error} retry={projects.reload} />
-  const first = user?.project ?? projects.data?.[0]?.key
+  // The user's own project if they are limited to one and it is listed, else the first:
+  // never a project the list does not have (its page would be a dead end).
+  const keys = (projects.data ?? []).map((p) => p.key)
+  const first = user?.project && keys.includes(user.project) ? user.project : keys[0]
   if (!first)
     return (
       <>
@@ -40,19 +45,21 @@ function Home() {
         {isGlobalAdmin && <CreateProject />}
       </>
     )
-  return <Navigate to={`/p/${first}/flags`} replace />
+  return <Navigate to={projectPath(first)} replace />
 }
 
 function CreateProject() {
   const navigate = useNavigate()
   const [key, setKey] = useState('')
+  // The key follows the name until someone edits it.
+  const [keyEdited, setKeyEdited] = useState(false)
   const [name, setName] = useState('')
   const [errors, setErrors] = useState<Record<string, string>>({})
   const submit = async (e: FormEvent) => {
     e.preventDefault()
     try {
-      await call(api.POST('/api/v1/projects', { body: { key, name: name || null } }))
-      navigate(`/p/${key}/flags`)
+      const created = await call(api.POST('/api/v1/projects', { body: { key, name: name || null } }))
+      navigate(projectPath(created.key))
     } catch (err) {
       const f = fieldErrors(err)
       setErrors(Object.keys(f).length ? f : { key: messageOf(err) })
@@ -60,16 +67,56 @@ function CreateProject() {
   }
   return (
     <form className="card" onSubmit={submit} aria-label="New project">
-      <label htmlFor="project-key">Project key</label>
-      <input id="project-key" required value={key} onChange={(e) => setKey(e.target.value)} />
-      <FieldError message={errors.key} />
       <label htmlFor="project-name">Name</label>
-      <input id="project-name" value={name} onChange={(e) => setName(e.target.value)} />
+      <input
+        id="project-name"
+        value={name}
+        onChange={(e) => {
+          setName(e.target.value)
+          if (!keyEdited) setKey(keyFromName(e.target.value))
+        }}
+      />
       <FieldError message={errors.name} />
+      <label htmlFor="project-key">Project key</label>
+      <input
+        id="project-key"
+        required
+        value={key}
+        aria-describedby="project-key-hint"
+        onChange={(e) => {
+          setKey(e.target.value)
+          setKeyEdited(true)
+        }}
+      />
+      <span id="project-key-hint" className="hint">
+        Used in URLs and the API: letters, digits, <code>-</code> and <code>_</code>. It cannot be changed later.
+      </span>
+      <FieldError message={errors.key} />
       <button type="submit" className="primary">Create project</button>
     </form>
   )
 }
+
+function NewProject() {
+  const { isGlobalAdmin } = useSession()
+  return (
+    <>
+      <h1>New project</h1>
+      {isGlobalAdmin ? (
+        <>
+          <p className="hint">A project starts with Development, Staging and Production (critical) environments.</p>
+          <CreateProject />
+        </>
+      ) : (
+        <p className="state empty">Only an administrator of all projects can create projects.</p>
+      )}
+    </>
+  )
+}
+
+/** The picker's value that opens "New project": a space, which no project key contains. */
+const NEW_PROJECT = ' new project'
+
 
 function Frame({ children }: { children: ReactNode }) {
   const { user, signOut, isGlobalAdmin } = useSession()
@@ -93,24 +140,27 @@ function Frame({ children }: { children: ReactNode }) {
             <select
               id="project-picker"
               value={project}
-              onChange={(e) => navigate(`/p/${e.target.value}/flags`)}
+              onChange={(e) =>
+                navigate(e.target.value === NEW_PROJECT ? '/projects/new' : projectPath(e.target.value))
+              }
             >
               {options.map((p) => (
                 <option key={p.key} value={p.key}>
-                  {p.name || p.key}
+                  {p.name && p.name !== p.key ? `${p.name} (${p.key})` : p.key}
                 </option>
               ))}
+              {isGlobalAdmin && <option value={NEW_PROJECT}>New project…</option>}
             </select>
           </>
         )}
         <nav aria-label="Main">
           {project && (
             <>
-              <NavLink to={`/p/${project}/flags`}>Flags</NavLink>
-              <NavLink to={`/p/${project}/segments`}>Segments</NavLink>
-              <NavLink to={`/p/${project}/environments`}>Environments</NavLink>
-              <NavLink to={`/p/${project}/debugger`}>Debugger</NavLink>
-              <NavLink to={`/p/${project}/audit`}>Audit log</NavLink>
+              <NavLink to={projectPath(project)}>Flags</NavLink>
+              <NavLink to={projectPath(project, 'segments')}>Segments</NavLink>
+              <NavLink to={projectPath(project, 'environments')}>Environments</NavLink>
+              <NavLink to={projectPath(project, 'debugger')}>Debugger</NavLink>
+              <NavLink to={projectPath(project, 'audit')}>Audit log</NavLink>
             </>
           )}
           {isGlobalAdmin && (
@@ -126,9 +176,9 @@ function Frame({ children }: { children: ReactNode }) {
               {live ? '● Live' : '○ Offline'}
             </span>
           )}
-          <span>
+          <Link to="/account" title="Your account: change your password">
             {user?.email} <span className="badge">{user?.role}</span>
-          </span>
+          </Link>
           <button type="button" onClick={() => void signOut()}>
             Sign out
           </button>
@@ -156,6 +206,8 @@ function Authed() {
       <Route path="/p/:project/audit" element={<Frame><AuditLog /></Frame>} />
       <Route path="/tokens" element={<Frame><Tokens /></Frame>} />
       <Route path="/users" element={<Frame><Users /></Frame>} />
+      <Route path="/account" element={<Frame><Account /></Frame>} />
+      <Route path="/projects/new" element={<Frame><NewProject /></Frame>} />
       <Route path="*" element={<Frame><p className="state empty">No page here. <a href="/">Go to the start.</a></p></Frame>} />
     </Routes>
   )

@@ -1,8 +1,9 @@
-// Users (unscoped admins): create, change role, disable.
+// Users (unscoped admins): create, change role, disable, reset a password. The server keeps
+// at least one admin of all projects and says so when a change would remove the last.
 import { useState } from 'react'
 import type { FormEvent } from 'react'
 import { api, call, fieldErrors, messageOf, type Role, type User } from '../api/client'
-import { Empty, ErrorState, FieldError, Loading } from '../components/common'
+import { ConfirmDialog, Empty, ErrorState, FieldError, Loading } from '../components/common'
 import { useSession } from '../stores/session'
 import { useAsync } from '../stores/useAsync'
 
@@ -14,6 +15,10 @@ export function Users() {
   const [role, setRole] = useState<Role>('reader')
   const [errors, setErrors] = useState<Record<string, string>>({})
   const [error, setError] = useState<string>()
+  const [reset, setReset] = useState<User>()
+  const [newPassword, setNewPassword] = useState('')
+  const [resetError, setResetError] = useState<string>()
+  const [resetDone, setResetDone] = useState<string>()
   const create = async (e: FormEvent) => {
     e.preventDefault()
     try {
@@ -34,12 +39,27 @@ export function Users() {
       void list.reload()
     } catch (err) {
       setError(`${u.email}: ${messageOf(err)}`)
+      // The select shows what was asked for; the list shows what is stored.
+      void list.reload()
+    }
+  }
+  const doReset = async (u: User) => {
+    try {
+      await call(api.PATCH('/api/v1/users/{id}', { params: { path: { id: u.id } }, body: { password: newPassword, version: u.version } }))
+      setReset(undefined)
+      setNewPassword('')
+      setResetError(undefined)
+      setResetDone(`${u.email}: password reset; their sessions were signed out.`)
+      void list.reload()
+    } catch (err) {
+      setResetError(fieldErrors(err).password ?? messageOf(err))
     }
   }
   return (
     <>
       <h1>Users</h1>
       {error && <p className="field-error" role="alert">{error}</p>}
+      {resetDone && <p role="status" className="ok">{resetDone}</p>}
       {list.error ? (
         <ErrorState error={list.error} retry={list.reload} />
       ) : !list.data ? (
@@ -69,11 +89,31 @@ export function Users() {
                     </button>
                   )}
                   {u.disabled && <span className="badge off">disabled</span>}
+                  {u.id !== me?.id && (
+                    <button type="button" onClick={() => { setReset(u); setResetDone(undefined) }}>
+                      Reset password
+                    </button>
+                  )}
                 </td>
               </tr>
             ))}
           </tbody>
         </table>
+      )}
+      {reset && (
+        <ConfirmDialog
+          title={`Reset the password of ${reset.email}?`}
+          confirmLabel="Reset password"
+          danger
+          confirmDisabled={newPassword.length < 12}
+          onCancel={() => { setReset(undefined); setNewPassword(''); setResetError(undefined) }}
+          onConfirm={() => void doReset(reset)}
+        >
+          <p>They are signed out everywhere and sign in with the new password. Your own password is changed under your account.</p>
+          <label htmlFor="reset-password">New password (at least 12 characters)</label>
+          <input id="reset-password" type="password" autoComplete="new-password" value={newPassword} onChange={(e) => setNewPassword(e.target.value)} />
+          <FieldError message={resetError} />
+        </ConfirmDialog>
       )}
       <form className="card" onSubmit={create} aria-label="New user">
         <h2>New user</h2>

@@ -2,6 +2,7 @@
 // Sent Events fed by the server's change feed). Pages subscribe and refetch what they show
 // when an environment of the project moves to a new version.
 import { useEffect, useRef, useState } from 'react'
+import { api, call } from '../api/client'
 
 export interface LiveChange {
   environment: string
@@ -41,6 +42,15 @@ function open(project: string): Channel {
     channel.listeners.forEach((l) => l(change))
   })
   source.addEventListener('resync', () => channel.listeners.forEach((l) => l(null)))
+  // The session that opened the stream expired or ended: the server closes the stream, and
+  // EventSource must not reconnect into 401s. Asking /auth/me shows the sign-in page if the
+  // session is gone (and changes nothing if another tab signed in again meanwhile).
+  source.addEventListener('expired', () => {
+    source.close()
+    setConnected(false)
+    channels.delete(project)
+    void call(api.GET('/api/v1/auth/me')).catch(() => {})
+  })
   source.onerror = () => setConnected(false)
   channels.set(project, channel)
   return channel
