@@ -1,11 +1,13 @@
 // Environments of a project, whether each is critical (changes there go through a review
-// with a comment), the project's comment requirement, and SDK keys (created keys are shown
-// once; revoke).
+// with a comment), the project's comment requirement, SDK keys (created keys are shown
+// once, with the connect guide filled in with them; revoke; when each was last seen), and
+// "Connect an application" per environment.
 import { useState } from 'react'
 import type { FormEvent } from 'react'
 import { useParams } from 'react-router'
 import { api, call, fieldErrors, messageOf, type Environment } from '../api/client'
 import { ConfirmDialog, Empty, ErrorState, FieldError, Loading, formatTime } from '../components/common'
+import { ConnectGuide } from '../components/ConnectGuide'
 import { ReviewDialog } from '../components/ReviewDialog'
 import { useSession } from '../stores/session'
 import { useAsync } from '../stores/useAsync'
@@ -185,7 +187,8 @@ function EnvCard({
     [project, env.key, admin],
   )
   const [name, setName] = useState('')
-  const [created, setCreated] = useState<string>()
+  const [created, setCreated] = useState<{ key: string; id: number }>()
+  const [guide, setGuide] = useState(false)
   const [error, setError] = useState<string>()
   const [revoke, setRevoke] = useState<{ id: number; name: string }>()
   const create = async (e: FormEvent) => {
@@ -197,7 +200,8 @@ function EnvCard({
           body: { name: name || 'dashboard' },
         }),
       )
-      setCreated(k.key)
+      setCreated({ key: k.key, id: k.id })
+      setGuide(true)
       setName('')
       void keys.reload()
     } catch (err) {
@@ -247,8 +251,8 @@ function EnvCard({
           {created && (
             <div className="notice" role="status">
               <p>New SDK key — copy it now, it will not be shown again:</p>
-              <code className="secret" data-testid="new-sdk-key">{created}</code>
-              <button type="button" onClick={() => void navigator.clipboard?.writeText(created)}>Copy</button>
+              <code className="secret" data-testid="new-sdk-key">{created.key}</code>
+              <button type="button" onClick={() => void navigator.clipboard?.writeText(created.key)}>Copy</button>
               <button type="button" onClick={() => setCreated(undefined)}>Done</button>
             </div>
           )}
@@ -262,7 +266,8 @@ function EnvCard({
             <ul className="keys">
               {keys.data.items.map((k) => (
                 <li key={k.id}>
-                  <code>{k.prefix}…</code> {k.name} · created {formatTime(k.created_at)} by {k.created_by}
+                  <code>{k.prefix}…</code> {k.name} · created {formatTime(k.created_at)} by {k.created_by} ·{' '}
+                  {k.last_seen_at ? `last seen ${formatTime(k.last_seen_at)}` : 'never connected'}
                   {k.revoked_at ? (
                     <span className="badge off">revoked</span>
                   ) : (
@@ -280,6 +285,18 @@ function EnvCard({
             <button type="submit">Create SDK key</button>
           </form>
           {error && <p className="field-error" role="alert">{error}</p>}
+          <button type="button" aria-expanded={guide} onClick={() => setGuide(!guide)}>
+            {guide ? 'Hide' : 'Connect an application'}
+          </button>
+          {guide && (
+            <ConnectGuide
+              project={project}
+              env={env.key}
+              envName={env.name || env.key}
+              sdkKey={created?.key}
+              keyId={created?.id}
+            />
+          )}
         </>
       )}
       {revoke && (

@@ -24,6 +24,7 @@ import { humanPath, placeOf, type ErrorPlace } from '../api/errorPlaces'
 import { useLeavePrompt } from '../stores/leavePrompt'
 import { DiffView } from '../components/DiffView'
 import { ReviewDialog } from '../components/ReviewDialog'
+import { UseInCode } from '../components/ConnectGuide'
 import { History } from './FlagHistory'
 import { planVariantEdit, rowsOf, type FlagKind, type VariantEdit, type VariantRow } from '../api/variants'
 import { VariantTable } from '../components/VariantTable'
@@ -364,6 +365,8 @@ export function FlagPage() {
       {dirtyEnvs.length > 0 && (
         <UnsavedBar envs={dirtyEnvs} envName={envName} onSave={requestSave} onDiscard={discard} onOpen={setEnvKey} />
       )}
+
+      <UseInCode project={project} flag={f.key} kind={f.kind} />
 
       <History
         project={project}

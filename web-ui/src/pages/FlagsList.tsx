@@ -111,9 +111,22 @@ export function FlagsList() {
       ) : !flags.data || !envs.data ? (
         <Loading what="flags" />
       ) : flags.data.items.length === 0 && query.offset === 0 ? (
-        <Empty>
-          {query.archived ? 'No archived flags.' : query.q || query.tag ? 'No flag matches this search.' : 'No flags yet.'}
-        </Empty>
+        query.archived ? (
+          <Empty>No archived flags.</Empty>
+        ) : query.q || query.tag ? (
+          <Empty>No flag matches this search.</Empty>
+        ) : (
+          <Empty>
+            <p>No flags yet.</p>
+            <ol className="first-steps" aria-label="Get started">
+              <li>{writable ? 'Create your first flag with “New flag”.' : 'Ask a writer to create the first flag.'}</li>
+              <li>
+                Then <Link to={`/p/${encodeURIComponent(project)}/environments`}>connect an app</Link>: create an SDK key for
+                an environment and copy the snippet for your language.
+              </li>
+            </ol>
+          </Empty>
+        )
       ) : (
         <>
           <ListCount page={flags.data} archived={query.archived} />
