@@ -31,10 +31,11 @@ function Home() {
   const { user, isGlobalAdmin } = useSession()
   if (projects.loading) return <Loading what="projects" />
   if (projects.error) return <ErrorState error={projects.error} retry={projects.reload} />
-  // The user's own project if they are limited to one and it is listed, else the first:
-  // never a project the list does not have (its page would be a dead end).
+  // The user's own project if they are limited to one, else the one this tab used last,
+  // else the first; only ever one the list has (another would be a dead end).
   const keys = (projects.data ?? []).map((p) => p.key)
-  const first = user?.project && keys.includes(user.project) ? user.project : keys[0]
+  const last = sessionStorage.getItem('flagpole.project')
+  const first = [user?.project, last].find((k) => k && keys.includes(k)) ?? keys[0]
   if (!first)
     return (
       <>
