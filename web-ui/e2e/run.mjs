@@ -3,6 +3,7 @@
 // xtask/src/web_ui.rs), which passes the server's address and admin credentials:
 //   FLAGPOLE_URL, FLAGPOLE_ADMIN_TOKEN, FLAGPOLE_ADMIN_EMAIL, FLAGPOLE_ADMIN_PASSWORD
 // Screenshots of the main pages go to e2e/screenshots/ (ignored by git).
+import { execFileSync } from 'node:child_process'
 import { mkdirSync, rmSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -602,10 +603,51 @@ try {
   await page.getByRole('button', { name: 'Create SDK key' }).first().click()
   // The header's project picker knows the project created in this session.
   const picked = await page.getByLabel('Project', { exact: true }).evaluate((el) => el.selectedOptions[0]?.textContent)
-  assert(picked === 'Shop', `project picker shows ${picked}`)
+  assert(picked === 'Shop (shop)', `project picker shows ${picked}`)
   const key = await page.getByTestId('new-sdk-key').textContent()
   assert(key.startsWith('fp_sdk_'), `sdk key shown once: ${key}`)
   await shot(page, '10-environments')
+
+  log('connect an application: the curl snippet the guide shows answers with the flag, and the guide sees it')
+  const guide = page.getByRole('region', { name: 'Connect an application to Development' })
+  const connection = guide.getByTestId('connection-state')
+  await connection.getByText('Waiting for the first connection…').waitFor()
+  const curl = await guide.getByTestId('snippet-curl').textContent()
+  assert(curl.includes(key) && curl.includes(FLAG), `snippet filled in with the new key and ${FLAG}: ${curl}`)
+  await guide.getByTestId('snippet-node').getByText(`getBooleanValue("${FLAG}"`).waitFor()
+  await guide.getByTestId('snippet-rust').getByText(`bool_value("${FLAG}"`).waitFor()
+  await shot(page, '30-connect-guide-waiting')
+  const answer = JSON.parse(execFileSync('sh', ['-c', curl], { encoding: 'utf8', timeout: 10_000 }))
+  const development = (await rest('GET', `/api/v1/projects/${PROJECT}/flags/${FLAG}`)).environments.development
+  const variant = development.enabled ? development.default_serve.variant : development.off_variant
+  console.log(`e2e:   the snippet answered ${JSON.stringify(answer)}`)
+  assert(answer.key === FLAG && answer.variant === variant && answer.value === (variant === 'on'), `snippet answer ${JSON.stringify(answer)}`)
+  await connection.getByText(/^Connected: last seen/).waitFor({ timeout: 10_000 })
+  await shot(page, '31-connect-guide-connected')
+
+  log('a second project from the picker: the key is derived from the name, and `.` is refused')
+  await page.getByLabel('Project', { exact: true }).selectOption({ label: 'New project…' })
+  await page.getByRole('heading', { level: 1, name: 'New project' }).waitFor()
+  await page.getByLabel('Name').fill('Billing Team')
+  assert((await page.getByLabel('Project key').inputValue()) === 'billing-team', 'key derived from the name')
+  await page.getByLabel('Project key').fill('.')
+  await page.getByRole('button', { name: 'Create project' }).click()
+  const keyError = page.getByRole('form', { name: 'New project' }).locator('.field-error')
+  await keyError.getByText(/URL segment/).waitFor()
+  await shot(page, '32-new-project-refuses-dot')
+  const projectKeys = (await rest('GET', '/api/v1/projects')).map((p) => p.key)
+  assert(!projectKeys.includes('.'), `refused key stored: ${projectKeys}`)
+  await page.getByLabel('Project key').fill('billing')
+  await page.getByRole('button', { name: 'Create project' }).click()
+  await page.getByRole('heading', { name: 'Flags' }).waitFor()
+  assert(page.url().endsWith('/p/billing/flags'), `landed on ${page.url()}`)
+  await page.getByRole('list', { name: 'Get started' }).getByRole('link', { name: 'connect an app' }).waitFor()
+  const pickedSecond = await page.getByLabel('Project', { exact: true }).evaluate((el) => el.selectedOptions[0]?.textContent)
+  assert(pickedSecond === 'Billing Team (billing)', `project picker shows ${pickedSecond}`)
+  await shot(page, '33-second-project')
+  await page.getByLabel('Project', { exact: true }).selectOption('shop')
+  await page.getByRole('link', { name: 'Checkout v2' }).waitFor()
+  assert(page.url().endsWith(`/p/${PROJECT}/flags`), `back on ${page.url()}`)
 
   log('API tokens (shown once) and users, for admins')
   await nav(page, 'API tokens', 'API tokens')
@@ -619,14 +661,44 @@ try {
   await page.getByRole('rowheader', { name: READER.email }).waitFor()
   await shot(page, '14-users')
 
+  log("an admin resets the reader's password; the admin changes their own")
+  await page.getByRole('row', { name: new RegExp(READER.email) }).getByRole('button', { name: 'Reset password' }).click()
+  const resetDialog = page.getByRole('dialog', { name: `Reset the password of ${READER.email}?` })
+  await resetDialog.getByLabel(/^New password/).fill('reset-by-the-admin-1')
+  await shot(page, '34-users-reset-password')
+  await resetDialog.getByRole('button', { name: 'Reset password' }).click()
+  await page.getByText(`${READER.email}: password reset`).waitFor()
+  READER.password = 'reset-by-the-admin-1'
+  await page.getByRole('link', { name: new RegExp(EMAIL) }).click()
+  await page.getByRole('heading', { level: 1, name: 'Your account' }).waitFor()
+  const NEW_PASSWORD = 'changed-in-the-browser-1'
+  await page.getByLabel('Current password').fill('not the password at all')
+  await page.getByLabel(/^New password/).fill(NEW_PASSWORD)
+  await page.getByLabel('Repeat the new password').fill(NEW_PASSWORD)
+  await page.getByRole('button', { name: 'Change password' }).click()
+  await page.getByText('is not your current password').waitFor()
+  await page.getByLabel('Current password').fill(PASSWORD)
+  await page.getByRole('button', { name: 'Change password' }).click()
+  await page.getByText('Password changed.').waitFor()
+  await shot(page, '35-account-password-changed')
+
   log('narrow screen')
   await page.setViewportSize({ width: 390, height: 844 })
   await nav(page, 'Flags', 'Flags')
   await prodSwitch.waitFor()
   await shot(page, '11-flags-narrow')
 
-  log('sign out')
+  log('sign out; only the changed password signs in again')
   await page.setViewportSize({ width: 1280, height: 900 })
+  await page.getByRole('button', { name: 'Sign out' }).click()
+  await page.getByRole('button', { name: 'Sign in' }).waitFor()
+  await page.getByLabel('Email').fill(EMAIL)
+  await page.getByLabel('Password').fill(PASSWORD)
+  await page.getByRole('button', { name: 'Sign in' }).click()
+  await page.getByRole('alert').waitFor()
+  await page.getByLabel('Password').fill(NEW_PASSWORD)
+  await page.getByRole('button', { name: 'Sign in' }).click()
+  await page.getByRole('heading', { name: 'Flags' }).waitFor()
   await page.getByRole('button', { name: 'Sign out' }).click()
   await page.getByRole('button', { name: 'Sign in' }).waitFor()
 
@@ -634,6 +706,8 @@ try {
   const readerContext = await browser.newContext({ viewport: { width: 1280, height: 900 } })
   const rp = await readerContext.newPage()
   await signIn(rp, READER)
+  // A new browser opens the first project (billing); the reader picks the shop.
+  await rp.getByLabel('Project', { exact: true }).selectOption('shop')
   await rp.getByRole('link', { name: 'Checkout v2' }).waitFor()
   assert((await rp.getByRole('button', { name: 'New flag' }).count()) === 0, 'reader has no New flag')
   const switches = rp.getByRole('switch')
