@@ -112,12 +112,14 @@ pub(crate) async fn write(
             (before, after, "flag.toggle", history)
         }
     };
-    // This environment at its new version differs from the previous one in this flag
-    // alone (see `local_patch`).
-    let changed = FlagState::new(row.definition.clone(), after.clone());
-
     let now = now_ms();
     let version = flag::bump_version(&mut tx, row.id, now).await?;
+    // This environment at its new version differs from the previous one in this flag
+    // alone (see `local_patch`), which SDKs now count against its new version.
+    let changed = FlagState {
+        version: u64::try_from(version).unwrap_or(0),
+        ..FlagState::new(row.definition.clone(), after.clone())
+    };
     let row = FlagRow {
         version,
         updated_at: now,

@@ -107,6 +107,7 @@ pub(crate) async fn create(
         definition: definition.clone(),
         archived: false,
         configs,
+        version: 0,
     });
     validate_scope(
         &mut tx,

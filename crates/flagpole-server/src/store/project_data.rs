@@ -24,6 +24,8 @@ pub struct ProjectFlag {
     pub archived: bool,
     /// Config by environment id.
     pub configs: HashMap<i64, FlagConfig>,
+    /// `flag.version` (0 for a flag being created): what its states in snapshots carry.
+    pub version: u64,
 }
 
 /// A project's flags, segments and environments: all of them, or a part closed under
@@ -42,8 +44,8 @@ impl ProjectData {
     /// Loads all of the project's data.
     pub async fn load(conn: &mut Conn, project_id: i64) -> StoreResult<ProjectData> {
         let environments = super::environment::list(&mut *conn, project_id).await?;
-        let flag_rows: Vec<(i64, String, Option<i64>)> = sqlx::query_as(
-            "select id, definition, archived_at from flag where project_id = $1 order by key",
+        let flag_rows: Vec<(i64, String, Option<i64>, i64)> = sqlx::query_as(
+            "select id, definition, archived_at, version from flag where project_id = $1 order by key",
         )
         .bind(project_id)
         .fetch_all(&mut *conn)
@@ -150,7 +152,7 @@ impl ProjectData {
     ) -> StoreResult<()> {
         for chunk in keys.chunks(CHUNK) {
             let sql = format!(
-                "select id, definition, archived_at from flag \
+                "select id, definition, archived_at, version from flag \
                  where project_id = $1 and key in ({})",
                 placeholders(2, chunk.len())
             );
@@ -158,7 +160,8 @@ impl ProjectData {
             for key in chunk {
                 query = query.bind(key);
             }
-            let flag_rows: Vec<(i64, String, Option<i64>)> = query.fetch_all(&mut *conn).await?;
+            let flag_rows: Vec<(i64, String, Option<i64>, i64)> =
+                query.fetch_all(&mut *conn).await?;
             if flag_rows.is_empty() {
                 continue;
             }
@@ -260,7 +263,10 @@ impl ProjectData {
                 .filter(|f| !f.archived)
                 .filter_map(|f| {
                     f.configs.get(&env_id).map(|config| {
-                        Arc::new(FlagState::new(f.definition.clone(), config.clone()))
+                        Arc::new(FlagState {
+                            version: f.version,
+                            ..FlagState::new(f.definition.clone(), config.clone())
+                        })
                     })
                 })
                 .collect(),
@@ -281,7 +287,7 @@ const CHUNK: usize = 500;
 
 /// Flag rows with their configs, in the order of `flag_rows`.
 fn with_configs(
-    flag_rows: Vec<(i64, String, Option<i64>)>,
+    flag_rows: Vec<(i64, String, Option<i64>, i64)>,
     config_rows: Vec<(i64, i64, String)>,
 ) -> StoreResult<Vec<ProjectFlag>> {
     let mut configs: HashMap<i64, HashMap<i64, FlagConfig>> = HashMap::new();
@@ -293,9 +299,10 @@ fn with_configs(
     }
     flag_rows
         .into_iter()
-        .map(|(id, definition, archived_at)| {
+        .map(|(id, definition, archived_at, version)| {
             Ok(ProjectFlag {
                 id,
+                version: u64::try_from(version).unwrap_or(0),
                 definition: from_text("flag definition", &definition)?,
                 archived: archived_at.is_some(),
                 configs: configs.remove(&id).unwrap_or_default(),

@@ -33,8 +33,8 @@ pub async fn load_environment(
     };
     // Flags without a config row in this environment are left out: every flag gets one
     // row per environment when it (or the environment) is created.
-    let flag_rows: Vec<(String, String, String)> = sqlx::query_as(
-        "select f.key, f.definition, c.config from flag f \
+    let flag_rows: Vec<FlagRow> = sqlx::query_as(
+        "select f.key, f.definition, c.config, f.version from flag f \
          join flag_config c on c.flag_id = f.id and c.environment_id = $1 \
          where f.project_id = $2 and f.archived_at is null order by f.key",
     )
@@ -51,9 +51,7 @@ pub async fn load_environment(
 
     let flags = flag_rows
         .into_iter()
-        .filter_map(|(key, definition, config)| {
-            flag_state(environment_id, &key, &definition, &config).map(Arc::new)
-        })
+        .filter_map(|row| flag_state(environment_id, &row).map(Arc::new))
         .collect();
     let segments = segment_rows
         .into_iter()
@@ -125,8 +123,8 @@ pub(crate) async fn load_patch(
     .await?;
     // Same filter as [`load_environment`]: live flags with a config row in
     // this environment. Anything else among the changed keys is removed.
-    let flag_rows: Vec<(String, String, String)> = sqlx::query_as(
-        "select f.key, f.definition, c.config from flag f \
+    let flag_rows: Vec<FlagRow> = sqlx::query_as(
+        "select f.key, f.definition, c.config, f.version from flag f \
          join flag_config c on c.flag_id = f.id and c.environment_id = $1 \
          where f.project_id = $2 and f.archived_at is null and f.key in \
            (select key from env_change where environment_id = $1 and kind = 'flag' \
@@ -155,9 +153,7 @@ pub(crate) async fn load_patch(
 
     let flags: Vec<FlagState> = flag_rows
         .into_iter()
-        .filter_map(|(key, definition, config)| {
-            flag_state(environment_id, &key, &definition, &config)
-        })
+        .filter_map(|row| flag_state(environment_id, &row))
         .collect();
     let segments: Vec<Segment> = segment_rows
         .into_iter()
@@ -195,11 +191,19 @@ pub async fn environment_ids(db: &Db) -> Result<Vec<i64>, sqlx::Error> {
         .await
 }
 
+/// A live flag with its config in one environment: key, definition, config, version.
+type FlagRow = (String, String, String, i64);
+
 /// A stored flag with its config, as SDKs get it; `None` (logged) if either does not parse.
-fn flag_state(environment_id: i64, key: &str, definition: &str, config: &str) -> Option<FlagState> {
+/// It carries the flag's version, which SDKs report evaluation counts against.
+fn flag_state(environment_id: i64, row: &FlagRow) -> Option<FlagState> {
+    let (key, definition, config, version) = row;
     let flag: Flag = parse_document(environment_id, "flag", key, definition)?;
     let config: FlagConfig = parse_document(environment_id, "flag config", key, config)?;
-    Some(FlagState::new(flag, config))
+    Some(FlagState {
+        version: u64::try_from(*version).unwrap_or(0),
+        ..FlagState::new(flag, config)
+    })
 }
 
 /// A stored segment; `None` (logged) if it does not parse.
