@@ -105,6 +105,36 @@ pub struct Config {
     /// Log format: `json` (one object per line) or `pretty`.
     #[arg(long, env = "FLAGPOLE_LOG_FORMAT", default_value = "json")]
     pub log_format: LogFormat,
+
+    /// Telemetry from SDKs waiting to be written, at most, in bytes of encoded batches.
+    /// When it is full, SDKs get 429 (stream: `telemetry_nack` `busy`) and retry later, so
+    /// a database outage costs memory up to this bound and no more.
+    #[arg(long, env = "FLAGPOLE_TELEMETRY_QUEUE_BYTES", default_value_t = 64 * 1024 * 1024)]
+    pub telemetry_queue_bytes: usize,
+
+    /// Days raw exposures and tracked events are kept (at least 8: SDKs may deliver
+    /// events up to 7 days old).
+    #[arg(long, env = "FLAGPOLE_TELEMETRY_RAW_DAYS", default_value_t = 30)]
+    pub telemetry_raw_days: u32,
+
+    /// Days hourly evaluation counters are kept.
+    #[arg(long, env = "FLAGPOLE_TELEMETRY_HOURLY_DAYS", default_value_t = 90)]
+    pub telemetry_hourly_days: u32,
+
+    /// Days daily evaluation counters are kept (13 months by default).
+    #[arg(long, env = "FLAGPOLE_TELEMETRY_DAILY_DAYS", default_value_t = 396)]
+    pub telemetry_daily_days: u32,
+
+    /// Distinct flag keys that name no flag which one environment may report per day (per
+    /// replica); counts for further unknown keys are added up under `(other)`, so a buggy
+    /// client cannot create unbounded rows.
+    #[arg(long, env = "FLAGPOLE_TELEMETRY_UNKNOWN_FLAGS", default_value_t = 100)]
+    pub telemetry_unknown_flags: usize,
+
+    /// Seconds between telemetry upkeep runs (daily rollup, partitions, retention). Daily
+    /// insights are at most this old.
+    #[arg(long, env = "FLAGPOLE_TELEMETRY_UPKEEP_SECS", default_value_t = 30)]
+    pub telemetry_upkeep_secs: u64,
 }
 
 /// Log output format.
@@ -134,6 +164,12 @@ impl Config {
             drain_delay_secs: 0,
             shutdown_timeout_secs: 10,
             log_format: LogFormat::Pretty,
+            telemetry_queue_bytes: 64 * 1024 * 1024,
+            telemetry_raw_days: 30,
+            telemetry_hourly_days: 90,
+            telemetry_daily_days: 396,
+            telemetry_unknown_flags: 100,
+            telemetry_upkeep_secs: 30,
         }
     }
 }

@@ -13,6 +13,7 @@ pub mod db;
 pub(crate) mod domain;
 pub mod error;
 pub mod http;
+pub mod ingest;
 pub mod probe;
 pub mod push;
 pub(crate) mod role;
@@ -94,6 +95,13 @@ impl App {
                 .sdk_seen
                 .clone()
                 .run(state.db.clone(), state.shutdown.clone()),
+        );
+        state.ingest.start(
+            &state.db,
+            &state.snapshots,
+            &state.config,
+            &state.shutdown,
+            &state.tasks,
         );
         match state.snapshots.warm().await {
             Ok(n) => tracing::info!(environments = n, "snapshot cache warmed"),

@@ -43,6 +43,8 @@ pub struct SharedState {
     pub tasks: tokio_util::task::TaskTracker,
     /// Per-environment push hubs for the SDK stream.
     pub push: crate::push::Push,
+    /// The queue of SDK telemetry and its writer.
+    pub ingest: crate::ingest::Ingest,
 }
 
 impl AppState {
@@ -66,6 +68,7 @@ impl AppState {
                 shutdown.clone(),
                 tasks.clone(),
             ),
+            ingest: crate::ingest::Ingest::new(config.telemetry_queue_bytes),
             draining: std::sync::atomic::AtomicBool::new(false),
             shutdown,
             tasks,
