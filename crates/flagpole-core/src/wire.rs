@@ -24,9 +24,13 @@ pub use telemetry::{
 /// does not know.
 pub const TELEMETRY_HEADER: &str = "flagpole-telemetry";
 
-/// Largest frame a client may send, in bytes. Client messages are tiny; anything larger is
-/// an attack or a bug and closes the connection with code 1009.
-pub const MAX_CLIENT_FRAME: usize = 16 * 1024;
+/// Largest frame a client may send, in bytes: a telemetry batch of [`MAX_BATCH_BYTES`]
+/// plus its envelope (`{"type":"telemetry","batch":...}`). Other client messages are tiny;
+/// anything larger is an attack or a bug and closes the connection with code 1009.
+pub const MAX_CLIENT_FRAME: usize = MAX_BATCH_BYTES + TELEMETRY_ENVELOPE;
+
+/// Room for a telemetry frame's envelope around its batch.
+const TELEMETRY_ENVELOPE: usize = 1024;
 
 /// WebSocket close codes used by the protocol.
 pub mod close_code {

@@ -60,6 +60,14 @@ pub enum ApiError {
     /// 413.
     #[error("request body is larger than the limit")]
     PayloadTooLarge,
+    /// 413 for a part of the body: too many items in a list.
+    #[error("{message}")]
+    TooMany {
+        /// Explanation.
+        message: String,
+        /// The list that is too long.
+        field: String,
+    },
     /// 415.
     #[error("expected Content-Type: application/json")]
     UnsupportedMediaType,
@@ -104,7 +112,7 @@ impl ApiError {
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound { .. } => StatusCode::NOT_FOUND,
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
-            ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::PayloadTooLarge | ApiError::TooMany { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
@@ -120,7 +128,7 @@ impl ApiError {
             ApiError::Forbidden(_) => "forbidden",
             ApiError::NotFound { .. } => "not_found",
             ApiError::Conflict { .. } => "conflict",
-            ApiError::PayloadTooLarge => "payload_too_large",
+            ApiError::PayloadTooLarge | ApiError::TooMany { .. } => "payload_too_large",
             ApiError::UnsupportedMediaType => "unsupported_media_type",
             ApiError::Validation(_) => "validation_failed",
             ApiError::TooManyRequests { .. } => "too_many_requests",
@@ -179,6 +187,9 @@ impl IntoResponse for ApiError {
             }
             ApiError::BadRequest { message, field } => {
                 (message.clone(), field.clone(), Vec::new(), None)
+            }
+            ApiError::TooMany { message, field } => {
+                (message.clone(), Some(field.clone()), Vec::new(), None)
             }
             ApiError::Conflict { message, current } => {
                 (message.clone(), None, Vec::new(), current.clone())

@@ -22,9 +22,11 @@ mod flag_configs;
 mod flags;
 mod health;
 mod history;
+mod insights;
 mod ofrep;
 mod ops;
 mod projects;
+mod sdk_events;
 mod sdk_keys;
 mod segments;
 mod session_cookie;
@@ -66,6 +68,8 @@ pub(crate) fn api() -> OpenApiRouter<AppState> {
         .merge(tokens::router())
         .merge(sdk_keys::router())
         .merge(stream::router())
+        .merge(sdk_events::router())
+        .merge(insights::router())
         .merge(evaluate::router())
         .merge(events::router())
 }

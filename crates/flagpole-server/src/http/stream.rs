@@ -4,8 +4,9 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::HeaderMap;
+use axum::http::HeaderValue;
 use axum::response::{IntoResponse, Response};
-use flagpole_core::wire::MAX_CLIENT_FRAME;
+use flagpole_core::wire::{MAX_CLIENT_FRAME, TELEMETRY_HEADER};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -16,11 +17,12 @@ use crate::auth::{SdkClient, hash_secret};
 use crate::error::{ApiError, ErrorBody, ErrorDetail};
 use crate::push::HubError;
 use crate::push::connection::{self, Settings};
+use crate::push::reports::Reports;
 use crate::state::AppState;
 
 /// Read buffer per connection. tungstenite's default is 128 KiB, which at 10k idle
-/// sockets is over a gigabyte. Client frames (hello, resync, ping) are tens of bytes; the
-/// rare larger one (up to 16 KiB) grows the buffer as it arrives.
+/// sockets is over a gigabyte. Client frames (hello, resync, ping) are tens of bytes; a
+/// telemetry batch (up to `MAX_CLIENT_FRAME`) grows the buffer as it arrives.
 const READ_BUFFER: usize = 1024;
 /// The goodbye's reconnect hint; clients add jitter.
 const RECONNECT_AFTER_MS: u64 = 1000;
@@ -36,7 +38,8 @@ pub(crate) fn router() -> OpenApiRouter<AppState> {
     path = "/sdk/v1/stream",
     tag = "sdk",
     responses(
-        (status = 101, description = "Switching Protocols: the WebSocket of docs/protocol.md. The client sends `hello {version}`; the server answers with a snapshot or patches, then sends every change as it commits."),
+        (status = 101, description = "Switching Protocols: the WebSocket of docs/protocol.md. The client sends `hello {version}`; the server answers with a snapshot or patches, then sends every change as it commits. The `flagpole-telemetry: v1` header says the stream also takes `telemetry` batches.",
+            headers(("flagpole-telemetry" = String, description = "`v1`: `telemetry` frames are answered with `telemetry_ack`/`telemetry_nack`"))),
         (status = 400, description = "Not a WebSocket upgrade request", body = ErrorBody),
         (status = 401, description = "Missing, unknown or revoked SDK key", body = ErrorBody),
         (status = 503, description = "The environment could not be loaded; retry", body = ErrorBody),
@@ -77,6 +80,7 @@ async fn stream(
     let shutdown = state.push.shutdown().clone();
     let tasks = state.push.tasks().clone();
     let source = state.push.source().clone();
+    let reports = Reports::new(state.ingest.clone(), client.environment_id);
     let config = WebSocketConfig::default()
         .read_buffer_size(READ_BUFFER)
         // Every send flushes; nothing is gained by letting writes accumulate.
@@ -84,17 +88,30 @@ async fn stream(
         .max_message_size(Some(MAX_CLIENT_FRAME))
         .max_frame_size(Some(MAX_CLIENT_FRAME));
     // Tracked, so App::serve waits for every goodbye before returning.
-    upgrade.on_upgrade(config, &tasks, move |socket| async move {
+    let mut response = upgrade.on_upgrade(config, &tasks, move |socket| async move {
         let hub = lease.hub().clone();
         let revoked = key_lease.revoked.clone();
-        let end = connection::serve(socket, hub, Some(source), settings, shutdown, revoked).await;
+        let end = connection::serve(
+            socket,
+            hub,
+            Some(source),
+            Some(reports),
+            settings,
+            shutdown,
+            revoked,
+        )
+        .await;
         tracing::debug!(
             environment_id = client.environment_id,
             ?end,
             "stream closed"
         );
         drop((lease, key_lease));
-    })
+    });
+    response
+        .headers_mut()
+        .insert(TELEMETRY_HEADER, HeaderValue::from_static("v1"));
+    response
 }
 
 impl IntoResponse for NotAnUpgrade {

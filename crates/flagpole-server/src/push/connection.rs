@@ -27,6 +27,7 @@ use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
 use tokio_util::sync::CancellationToken;
 
 use super::hub::{CatchUp, EnvHub, PatchFrame, encode};
+use super::reports::Reports;
 use super::source::Source;
 
 const PING: Utf8Bytes = Utf8Bytes::from_static(r#"{"type":"ping"}"#);
@@ -86,11 +87,13 @@ pub(crate) enum End {
 
 /// Runs one connection until it ends (at the latest when `shutdown` or `revoked` fires);
 /// `source` is asked only about a client that claims a version this replica has not seen
-/// yet (without it the claim is trusted).
+/// yet (without it the claim is trusted). Telemetry frames go to `reports`; without it
+/// (the upgrade did not announce telemetry) one is a protocol error.
 pub(crate) async fn serve<S>(
     socket: S,
     hub: Arc<EnvHub>,
     source: Option<Source>,
+    reports: Option<Reports>,
     settings: Settings,
     shutdown: CancellationToken,
     revoked: CancellationToken,
@@ -104,6 +107,7 @@ where
         socket,
         hub,
         source,
+        reports,
         updates,
         held: None,
         greeted: false,
@@ -125,6 +129,7 @@ struct Connection<S> {
     socket: S,
     hub: Arc<EnvHub>,
     source: Option<Source>,
+    reports: Option<Reports>,
     updates: Receiver<Arc<PatchFrame>>,
     /// The version the client holds, as far as we know.
     held: Option<u64>,
@@ -180,6 +185,9 @@ where
                     self.on_incoming(incoming).await
                 }
                 update = self.updates.recv(), if self.greeted => self.on_update(update).await,
+                answer = next_answer(&mut self.reports), if self.awaits_answers() => {
+                    self.send(answer, "telemetry_answer").await
+                }
                 _ = ping.tick() => self.send(PING.clone(), "ping").await,
             };
             if let Err(end) = step {
@@ -208,14 +216,24 @@ where
             }
             Ok(ClientMessage::Ping) => self.send(PONG.clone(), "pong").await,
             Ok(ClientMessage::Pong) => Ok(()),
-            // Not announced on the upgrade yet (`wire::TELEMETRY_HEADER`), so an SDK
-            // sends its batches over HTTP; one that sends them here anyway is broken.
-            Ok(ClientMessage::Telemetry { .. }) => {
-                self.malformed("this server does not take telemetry on the stream")
-                    .await
-            }
+            Ok(ClientMessage::Telemetry { batch }) => match self.reports.as_mut() {
+                Some(reports) => match reports.take(batch, text.len()) {
+                    Some(nack) => self.send(nack, "telemetry_answer").await,
+                    None => Ok(()),
+                },
+                // Not announced on the upgrade (`wire::TELEMETRY_HEADER`), so an SDK sends
+                // its batches over HTTP; one that sends them here anyway is broken.
+                None => {
+                    self.malformed("this server does not take telemetry on the stream")
+                        .await
+                }
+            },
             Err(error) => self.malformed(&error.to_string()).await,
         }
+    }
+
+    fn awaits_answers(&self) -> bool {
+        self.reports.as_ref().is_some_and(Reports::has_pending)
     }
 
     async fn malformed(&mut self, detail: &str) -> Step {
@@ -451,6 +469,15 @@ impl End {
             End::EnvironmentGone => "environment_gone",
             End::KeyRevoked => "key_revoked",
         }
+    }
+}
+
+/// The next telemetry answer of a connection (a function, so that the `select!` borrows
+/// only this field of the connection).
+async fn next_answer(reports: &mut Option<Reports>) -> Utf8Bytes {
+    match reports {
+        Some(reports) => reports.next_answer().await,
+        None => std::future::pending().await,
     }
 }
 

@@ -163,6 +163,7 @@ fn connect_taking(hub: &Arc<EnvHub>, takes: Option<usize>) -> Peer {
         },
         hub.clone(),
         None,
+        None,
         settings,
         shutdown.clone(),
         revoked.clone(),

@@ -25,6 +25,7 @@ pub(crate) mod hub;
 pub(crate) mod keys;
 pub(crate) mod local;
 pub(crate) mod notify;
+pub(crate) mod reports;
 pub(crate) mod source;
 
 use std::collections::HashMap;

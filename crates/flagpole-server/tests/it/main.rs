@@ -14,3 +14,4 @@ mod ofrep;
 mod ops;
 mod store;
 mod stream;
+mod telemetry;

@@ -207,6 +207,13 @@ pub(crate) fn table() -> Vec<Op> {
             Project(Reader),
         )
         .query("?to_version=1"),
+        // What SDKs reported about a flag.
+        op(
+            "get",
+            "/api/v1/projects/{project}/flags/{flag}/insights",
+            Project(Reader),
+        )
+        .query("?environment=production"),
         // Segments.
         op(
             "get",
@@ -244,6 +251,9 @@ pub(crate) fn table() -> Vec<Op> {
             .body(json!({"context": {"targetingKey": "u1"}})),
         // The SDK stream (WebSocket): SDK keys only.
         op("get", "/sdk/v1/stream", Sdk).websocket(),
+        // Telemetry from SDKs: SDK keys only (a redelivered id is accepted again).
+        op("post", "/sdk/v1/events", Sdk)
+            .body(json!({"id": "01890a5d-ac96-774b-bcce-b302099a8057", "sdk": "matrix/1"})),
         // Deletions and revocations of seeded victims (not of the credentials under test).
         op("delete", "/api/v1/users/{id}", Global(Admin)),
         op("delete", "/api/v1/tokens/{id}", Global(Admin)),

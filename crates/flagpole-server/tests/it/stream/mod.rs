@@ -426,7 +426,10 @@ async fn malformed_and_oversized_frames_close_with_1003_and_1009() {
     let mut ws = connect(server.addr, &seeded.sdk_key).await;
     use futures_util::SinkExt as _;
     let huge = "x".repeat(flagpole_core::wire::MAX_CLIENT_FRAME + 1);
-    ws.send(Message::text(huge)).await.unwrap();
+    // The server refuses the frame by its header and closes while the client is still
+    // writing it (a megabyte does not fit in the socket buffers), so the write may fail
+    // with a reset; what the server sent before closing is still there to read.
+    let _ = ws.send(Message::text(huge)).await;
     assert_eq!(close_code(&mut ws).await, Some(close_code::TOO_BIG));
 
     // The server is unharmed.

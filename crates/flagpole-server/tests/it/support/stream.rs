@@ -38,6 +38,11 @@ impl Server {
     pub(crate) async fn start(db: Db, heartbeat_secs: u64) -> Server {
         let mut config = config();
         config.stream_heartbeat_secs = heartbeat_secs;
+        Server::start_with(db, config).await
+    }
+
+    /// Serves an app over `db` with `config` on 127.0.0.1:0.
+    pub(crate) async fn start_with(db: Db, config: flagpole_server::Config) -> Server {
         let app = App::with_db(db.clone(), config).await.expect("app");
         let router = app.router();
         let served = Served::start(app).await;
