@@ -44,6 +44,8 @@ enum Cmd {
     LoadOfrep(bench::Forward),
     /// A write reaching many SDK clients over one or more replicas [flagpole-bench].
     LoadPush(bench::Forward),
+    /// SDK telemetry ingestion under sustained load, real Postgres [flagpole-bench].
+    LoadEvents(bench::Forward),
     /// The kernel's floor under load-push: loopback TCP fan-out alone [flagpole-bench].
     PushFloor(bench::Forward),
 }
@@ -61,6 +63,7 @@ fn main() -> Result<()> {
         | Cmd::BenchWrites(_)
         | Cmd::LoadOfrep(_)
         | Cmd::LoadPush(_)
+        | Cmd::LoadEvents(_)
         | Cmd::PushFloor(_) => bench::run(),
     }
 }

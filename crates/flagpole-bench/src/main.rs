@@ -9,6 +9,7 @@ use clap::Parser;
 mod bench_eval;
 mod bench_writes;
 mod json_child;
+mod load_events;
 mod load_ofrep;
 mod load_push;
 mod measure;
@@ -33,6 +34,10 @@ enum Tool {
     /// Load-test push: change propagation from a write to many SDK clients, over one or
     /// more replicas (release builds, real Postgres); prints one JSON line.
     LoadPush(load_push::Args),
+    /// Load-test telemetry ingestion: many stream connections reporting evaluation counts,
+    /// exposures and events for a sustained period (release server, real Postgres);
+    /// prints one JSON line.
+    LoadEvents(load_events::Args),
     /// The kernel's floor under load-push: one message to N loopback TCP connections with
     /// nothing else (no WebSocket, JSON or runtime); prints one JSON line.
     PushFloor(push_floor::Args),
@@ -45,6 +50,7 @@ fn main() -> Result<()> {
         Tool::BenchWrites(args) => bench_writes::run(args),
         Tool::LoadOfrep(args) => load_ofrep::run(args),
         Tool::LoadPush(args) => load_push::run(args),
+        Tool::LoadEvents(args) => load_events::run(args),
         Tool::PushFloor(args) => push_floor::run(args),
     }
 }

@@ -31,6 +31,11 @@ impl std::ops::Sub for Cpu {
 }
 
 impl Cpu {
+    /// User plus system time, in seconds.
+    pub(crate) fn seconds(self) -> f64 {
+        (self.user + self.system) as f64 / 100.0
+    }
+
     /// µs per delivery, user and system (Linux counts in ticks of 1/100 s).
     pub(crate) fn per(self, deliveries: f64) -> Value {
         let us = |ticks: u64| round3(ticks as f64 * 10_000.0 / deliveries);
