@@ -141,7 +141,10 @@ where
 /// Inserts the ids, skipping stored ones; which were new.
 async fn claim(conn: &mut Conn, ids: &[(i64, &str)], now: i64) -> StoreResult<Vec<bool>> {
     let mut seen = std::collections::HashSet::new();
-    let unique: Vec<(i64, &str)> = ids.iter().copied().filter(|id| seen.insert(*id)).collect();
+    let mut unique: Vec<(i64, &str)> = ids.iter().copied().filter(|id| seen.insert(*id)).collect();
+    // One order for every writer: two replicas claiming the same ids in different orders
+    // would otherwise wait on each other's uniqueness checks (a deadlock).
+    unique.sort_unstable();
     let mut inserted = std::collections::HashSet::new();
     for chunk in unique.chunks(MAX_PARAMS / 3) {
         let sql = format!(
