@@ -376,6 +376,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/projects/{project}/flags/{flag}/insights": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** What SDKs reported about a flag in one environment (reader). */
+        get: operations["flag_insights"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/projects/{project}/flags/{flag}/revert": {
         parameters: {
             query?: never;
@@ -699,6 +716,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/sdk/v1/events": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Report evaluation counts, exposures and tracked events (docs/protocol.md, "Telemetry"). */
+        post: operations["post_events"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/sdk/v1/stream": {
         parameters: {
             query?: never;
@@ -723,6 +757,13 @@ export interface paths {
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
+        /** @description What a stored batch's acknowledgement says. */
+        Accepted: {
+            /** @description True when the batch had been stored before (a redelivery): it was not counted again. */
+            duplicate: boolean;
+            /** @description The batch's id. */
+            id: string;
+        };
         /** @description An API token as listed (never the token itself: only its hash is stored). */
         ApiToken: {
             /**
@@ -856,6 +897,40 @@ export interface components {
             name: string;
             /** @description Whether it passed. */
             ok: boolean;
+        };
+        /** @description An application that reported to an environment. */
+        ConnectedApp: {
+            /** @description Application name as configured in its SDK (may be empty). */
+            app: string;
+            /** @description Application version (may be empty). */
+            app_version: string;
+            /**
+             * Format: int64
+             * @description Batches it sent.
+             */
+            batches: number;
+            /**
+             * Format: int64
+             * @description Exposures and events its SDK dropped (buffer full).
+             */
+            dropped: number;
+            /**
+             * Format: int64
+             * @description Evaluations it reported.
+             */
+            evaluations: number;
+            /**
+             * Format: int64
+             * @description First report (epoch ms).
+             */
+            first_seen: number;
+            /**
+             * Format: int64
+             * @description Latest report (epoch ms).
+             */
+            last_seen: number;
+            /** @description SDK name and version (`flagpole-rust/0.1.0`). */
+            sdk: string;
         };
         /** @description A new token. */
         CreateApiToken: {
@@ -1175,6 +1250,41 @@ export interface components {
             /** @description What is wrong with it. */
             message: string;
         };
+        /** @description A flag's insights in one environment. */
+        FlagInsights: {
+            /** @description Applications reporting to the environment, latest first. */
+            apps: components["schemas"]["ConnectedApp"][];
+            /**
+             * Format: int64
+             * @description Exposures and events the environment's SDKs dropped (buffer full), in total.
+             */
+            dropped: number;
+            /** @description Environment key. */
+            environment: string;
+            /** @description Flag key. */
+            flag: string;
+            /**
+             * Format: int64
+             * @description Range start (epoch ms).
+             */
+            from: number;
+            /** @description Bucket size. */
+            granularity: components["schemas"]["Granularity"];
+            /**
+             * Format: int64
+             * @description When an SDK last reported evaluating it (epoch ms), if ever.
+             */
+            last_evaluated?: number | null;
+            /** @description Per reason. */
+            reasons: components["schemas"]["ReasonTotal"][];
+            /**
+             * Format: int64
+             * @description Range end (epoch ms).
+             */
+            to: number;
+            /** @description Per variant. */
+            variants: components["schemas"]["VariantSeries"][];
+        };
         /** @description A page of flags. */
         FlagList: {
             /** @description The page, by key. */
@@ -1282,6 +1392,11 @@ export interface components {
              */
             version: number;
         };
+        /**
+         * @description Bucket size of a time series.
+         * @enum {string}
+         */
+        Granularity: "hour" | "day";
         /** @description Probe result. */
         Health: {
             /** @description What was checked and how it went. */
@@ -1305,6 +1420,19 @@ export interface components {
             email: string;
             /** @description The user's password. */
             password: string;
+        };
+        /** @description Evaluations in one bucket. */
+        Point: {
+            /**
+             * Format: int64
+             * @description Bucket start (epoch ms).
+             */
+            at: number;
+            /**
+             * Format: int64
+             * @description Evaluations.
+             */
+            count: number;
         };
         /** @description A project as stored and as the API shows it. */
         Project: {
@@ -1356,6 +1484,16 @@ export interface components {
              * @description The flag version being edited (or send `If-Match`). Required.
              */
             version?: number | null;
+        };
+        /** @description Evaluations with one reason in the range. */
+        ReasonTotal: {
+            /**
+             * Format: int64
+             * @description Evaluations.
+             */
+            count: number;
+            /** @description Reason code. */
+            reason: string;
         };
         /** @description Body of `POST .../flags/{flag}/variants/{variant}/rename`. */
         RenameVariant: {
@@ -1528,6 +1666,28 @@ export interface components {
             /** @description The signed-in user. */
             user: components["schemas"]["User"];
         };
+        /** @description The telemetry batch schema, for the document (flagpole-core's `TelemetryBatch`). */
+        TelemetryBatch: {
+            /** @description Application name. */
+            app?: string | null;
+            /** @description Application version. */
+            app_version?: string | null;
+            /** @description Evaluation counters: `{flag, flag_version, variant?, reason, rule?, error?, start_ms, end_ms, count}`. */
+            counts?: Record<string, never>[] | null;
+            /**
+             * Format: int64
+             * @description Exposures and events the SDK dropped since its last acknowledged batch.
+             */
+            dropped?: number | null;
+            /** @description Tracked events: `{name, context_key, value?, properties?, at_ms}`. */
+            events?: Record<string, never>[] | null;
+            /** @description Exposures: `{flag, flag_version, variant, context_key, at_ms}`. */
+            exposures?: Record<string, never>[] | null;
+            /** @description Idempotency id (a UUID; SDKs use v7). */
+            id: string;
+            /** @description SDK name and version. */
+            sdk?: string | null;
+        };
         /** @description Body of the kill switch. */
         Toggle: {
             comment?: string | null;
@@ -1644,6 +1804,18 @@ export interface components {
         UserList: {
             /** @description Users, by email. */
             items: components["schemas"]["User"][];
+        };
+        /** @description Evaluations of one variant over time. */
+        VariantSeries: {
+            /** @description One point per bucket with evaluations, oldest first. */
+            points: components["schemas"]["Point"][];
+            /**
+             * Format: int64
+             * @description Evaluations in the range.
+             */
+            total: number;
+            /** @description Variant key (`""` for evaluations that errored). */
+            variant: string;
         };
         /** @description One version with its full state. */
         VersionDetail: components["schemas"]["VersionSummary"] & {
@@ -3046,6 +3218,66 @@ export interface operations {
             };
         };
     };
+    flag_insights: {
+        parameters: {
+            query: {
+                /** @description Environment key. */
+                environment: string;
+                /** @description `hour` (default) or `day`. */
+                granularity?: components["schemas"]["Granularity"];
+                /** @description Start (epoch ms, inclusive); default: 24 hours (hour) or 30 days (day) before `to`. */
+                from?: number;
+                /** @description End (epoch ms, exclusive); default: now. */
+                to?: number;
+            };
+            header?: never;
+            path: {
+                /** @description Project key */
+                project: string;
+                /** @description Flag key */
+                flag: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["FlagInsights"];
+                };
+            };
+            /** @description A query parameter does not parse */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such project, flag or environment */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `from`/`to` out of order or spanning too many buckets */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     revert: {
         parameters: {
             query?: never;
@@ -4161,6 +4393,86 @@ export interface operations {
             };
         };
     };
+    post_events: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["TelemetryBatch"];
+            };
+        };
+        responses: {
+            /** @description Stored (committed), or stored before under this id and not counted again */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Accepted"];
+                };
+            };
+            /** @description Malformed JSON */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Missing, unknown or revoked SDK key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Over 1 MiB or 5,000 items */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description An invalid field; `field` names it (`events[3].at_ms`) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The ingestion queue is full; retry after `Retry-After` seconds, keeping the batch */
+            429: {
+                headers: {
+                    /** @description Seconds */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Shutting down, or not committed in time; resend the same batch */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     stream: {
         parameters: {
             query?: never;
@@ -4170,9 +4482,11 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description Switching Protocols: the WebSocket of docs/protocol.md. The client sends `hello {version}`; the server answers with a snapshot or patches, then sends every change as it commits. */
+            /** @description Switching Protocols: the WebSocket of docs/protocol.md. The client sends `hello {version}`; the server answers with a snapshot or patches, then sends every change as it commits. The `flagpole-telemetry: v1` header says the stream also takes `telemetry` batches. */
             101: {
                 headers: {
+                    /** @description `v1`: `telemetry` frames are answered with `telemetry_ack`/`telemetry_nack` */
+                    "flagpole-telemetry"?: string;
                     [name: string]: unknown;
                 };
                 content?: never;
