@@ -10,6 +10,7 @@ import { Account } from './pages/Account'
 import { AuditLog } from './pages/AuditLog'
 import { Debugger } from './pages/Debugger'
 import { Environments } from './pages/Environments'
+import { FlagInsights } from './pages/FlagInsights'
 import { FlagPage } from './pages/FlagPage'
 import { FlagsList } from './pages/FlagsList'
 import { Login } from './pages/Login'
@@ -201,6 +202,7 @@ function Authed() {
       <Route path="/" element={<Frame><Home /></Frame>} />
       <Route path="/p/:project/flags" element={<Frame><FlagsList /></Frame>} />
       <Route path="/p/:project/flags/:flag" element={<Frame><FlagPage /></Frame>} />
+      <Route path="/p/:project/flags/:flag/insights" element={<Frame><FlagInsights /></Frame>} />
       <Route path="/p/:project/segments" element={<Frame><Segments /></Frame>} />
       <Route path="/p/:project/environments" element={<Frame><Environments /></Frame>} />
       <Route path="/p/:project/debugger" element={<Frame><Debugger /></Frame>} />

@@ -248,6 +248,7 @@ export function FlagPage() {
         </h1>
         <span className="sub">
           <code>{f.key}</code> · {f.kind} · version <span data-testid="flag-version">{f.version}</span>
+          {' · '}<Link to={`/p/${project}/flags/${f.key}/insights`}>Insights</Link>
         </span>
       </div>
       {f.description && <p>{f.description}</p>}
