@@ -26,8 +26,6 @@ export function InsightsChart({ data, granularity, title }: { data: ChartData; g
           label: s.label,
           stroke: COLOURS[i % COLOURS.length],
           width: 2,
-          // Stepped: a bucket's count holds for the whole bucket.
-          paths: uPlot.paths.stepped?.({ align: 1 }),
           points: { show: true, size: 5 },
         })),
       ],
