@@ -30,6 +30,7 @@
 //! ```
 
 pub mod bucket;
+pub mod lifecycle;
 pub mod model;
 pub mod wire;
 
