@@ -613,15 +613,36 @@ try {
   const connection = guide.getByTestId('connection-state')
   await connection.getByText('Waiting for the first connection…').waitFor()
   const curl = await guide.getByTestId('snippet-curl').textContent()
-  assert(curl.includes(key) && curl.includes(FLAG), `snippet filled in with the new key and ${FLAG}: ${curl}`)
-  await guide.getByTestId('snippet-node').getByText(`getBooleanValue("${FLAG}"`).waitFor()
-  await guide.getByTestId('snippet-rust').getByText(`bool_value("${FLAG}"`).waitFor()
+  // The guide fills its snippets with one of the project's flags (the first in the list,
+  // which depends on what earlier steps created): read which one from the snippet.
+  const shown = decodeURIComponent(/\/ofrep\/v1\/evaluate\/flags\/([^"'\s]+)/.exec(curl)?.[1] ?? '')
+  const flag = await rest('GET', `/api/v1/projects/${PROJECT}/flags/${shown}`)
+  assert(curl.includes(key) && flag.key === shown, `snippet filled in with the new key and a real flag: ${curl}`)
+  const [nodeCall, rustCall] = {
+    boolean: ['getBooleanValue', 'bool_value'],
+    string: ['getStringValue', 'string_value'],
+    number: ['getNumberValue', 'number_value'],
+    json: ['getObjectValue', 'json_value'],
+  }[flag.kind]
+  await guide.getByTestId('snippet-node').getByText(`${nodeCall}("${shown}"`).waitFor()
+  await guide.getByTestId('snippet-rust').getByText(`${rustCall}("${shown}"`).waitFor()
   await shot(page, '30-connect-guide-waiting')
   const answer = JSON.parse(execFileSync('sh', ['-c', curl], { encoding: 'utf8', timeout: 10_000 }))
-  const development = (await rest('GET', `/api/v1/projects/${PROJECT}/flags/${FLAG}`)).environments.development
-  const variant = development.enabled ? development.default_serve.variant : development.off_variant
+  const development = flag.environments.development
+  // The curl sends no context attributes, so no rule matches: the off variant, or the
+  // default serve (one of its rollout's variants).
+  const serve = development.default_serve
+  const expected = !development.enabled
+    ? [development.off_variant]
+    : serve.variant
+      ? [serve.variant]
+      : serve.rollout.weights.filter((w) => w.weight > 0).map((w) => w.variant)
+  const value = flag.variants.find((v) => v.key === answer.variant)?.value
   console.log(`e2e:   the snippet answered ${JSON.stringify(answer)}`)
-  assert(answer.key === FLAG && answer.variant === variant && answer.value === (variant === 'on'), `snippet answer ${JSON.stringify(answer)}`)
+  assert(
+    answer.key === shown && expected.includes(answer.variant) && JSON.stringify(answer.value) === JSON.stringify(value),
+    `snippet answer ${JSON.stringify(answer)}, expected one of ${expected}`,
+  )
   await connection.getByText(/^Connected: last seen/).waitFor({ timeout: 10_000 })
   await shot(page, '31-connect-guide-connected')
 
