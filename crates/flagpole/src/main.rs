@@ -21,7 +21,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 )]
 enum Cli {
     /// Run the server (API, dashboard, OFREP, SDK stream).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Apply pending database migrations and exit (a deploy's migration step; `serve`
     /// also applies them at start).
     Migrate(MigrateArgs),
@@ -67,7 +67,7 @@ struct ServeArgs {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     match Cli::parse() {
-        Cli::Serve(args) => serve(args).await,
+        Cli::Serve(args) => serve(*args).await,
         Cli::Migrate(args) => migrate(args).await,
         Cli::Healthcheck(args) => healthcheck(&args),
         Cli::Openapi => openapi(),
