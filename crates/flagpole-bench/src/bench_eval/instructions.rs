@@ -121,11 +121,10 @@ fn inclusive(listing: &str, function: &str) -> Result<u64> {
     let name = format!("instructions::{function}");
     listing
         .lines()
-        .filter(|line| {
-            line.split_whitespace()
-                .nth(2)
-                .is_some_and(|f| f.ends_with(&name))
-        })
+        // The percentage column is padded (`( 4.42%)` or `(14.42%)`), so the name is not
+        // at a fixed position: look at every field of the entry lines.
+        .filter(|line| !line.contains("=>"))
+        .filter(|line| line.split_whitespace().any(|f| f.ends_with(&name)))
         .filter_map(|line| {
             line.split_whitespace()
                 .next()?
