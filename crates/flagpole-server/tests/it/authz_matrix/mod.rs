@@ -114,8 +114,9 @@ fn expect(access: Access, cred: Cred) -> Expect {
     };
     match access {
         Public => Expect::Allowed,
-        Session if session => Expect::Allowed,
+        Session | OwnAccount if session => Expect::Allowed,
         Session | Sdk => Expect::Unauthenticated,
+        OwnAccount => Expect::Forbidden,
         Global(needed) => allowed_if(scope == Scope::All && role >= needed),
         Filtered(needed) => allowed_if(role >= needed),
         Project(needed) => allowed_if(scope != Scope::Other && role >= needed),

@@ -12,6 +12,9 @@ pub(crate) enum Access {
     Public,
     /// Only a dashboard session (cookie); no kind of token.
     Session,
+    /// A signed-in user acting on their own account: a session is allowed, a token is
+    /// known but refused (403), no credentials are 401.
+    OwnAccount,
     /// Unscoped management credentials with at least this role.
     Global(Role),
     /// Any management credentials with at least this role; results are limited to the
@@ -75,6 +78,10 @@ pub(crate) fn table() -> Vec<Op> {
         op("post", "/api/v1/auth/login", Public)
             .body(json!({"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD})),
         op("get", "/api/v1/auth/me", Session),
+        // A wrong current password: the session gets its 422, nothing changes.
+        op("post", "/api/v1/auth/password", OwnAccount).body(
+            json!({"current_password": "not-the-password", "new_password": "another long password"}),
+        ),
         // Users and tokens: global, unscoped admins only.
         op("get", "/api/v1/users", Global(Admin)),
         op("post", "/api/v1/users", Global(Admin)).body(
