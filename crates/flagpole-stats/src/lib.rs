@@ -1,0 +1,6 @@
+//! Flagpole's experiment statistics. So far the distributions they need, in
+//! [`distribution`].
+//!
+//! Pure: no IO, no clock, no randomness.
+
+pub mod distribution;
