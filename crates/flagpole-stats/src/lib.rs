@@ -1,6 +1,32 @@
-//! Flagpole's experiment statistics. So far the distributions they need, in
+//! Flagpole's experiment statistics: per-arm aggregates and the tests that compare arms,
+//! in agreement with GrowthBook's engine, gbstats 0.8.0.
+//!
+//! - [`Aggregate`]: an arm's sums for a mean, binomial or ratio metric → [`Summary`]
+//!   (units, mean, variance).
+//! - [`frequentist::two_sided`]: Welch's t-test (`TwoSidedTTest`).
+//! - [`srm::p_value`]: sample ratio mismatch (`check_srm`).
+//!
+//! Pure: no IO, no clock, no randomness; the distributions it needs are in
 //! [`distribution`].
 //!
-//! Pure: no IO, no clock, no randomness.
+//! ```
+//! use flagpole_stats::{Aggregate, frequentist};
+//!
+//! let control = Aggregate::Proportion { n: 1000, sum: 100.0 }.summary();
+//! let treatment = Aggregate::Proportion { n: 1000, sum: 120.0 }.summary();
+//! let r = frequentist::two_sided(&control, &treatment, &Default::default()).unwrap();
+//! assert!((r.lift - 0.2).abs() < 1e-12); // +20%
+//! assert!((r.p_value - 0.19235).abs() < 1e-5);
+//! ```
 
 pub mod distribution;
+pub mod frequentist;
+pub mod srm;
+
+mod aggregate;
+mod effect;
+mod error;
+
+pub use aggregate::{Aggregate, Component, Summary};
+pub use effect::{Difference, Interval};
+pub use error::{Arm, StatsError};
