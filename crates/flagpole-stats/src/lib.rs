@@ -4,6 +4,10 @@
 //! - [`Aggregate`]: an arm's sums for a mean, binomial or ratio metric → [`Summary`]
 //!   (units, mean, variance).
 //! - [`frequentist::two_sided`]: Welch's t-test (`TwoSidedTTest`).
+//! - [`sequential::two_sided`]: confidence sequences (`SequentialTwoSidedTTest`), and
+//!   [`sequential::one_sided`], its one-sided counterpart.
+//! - [`bayesian::effect_test`]: chance to beat control and risk under a Gaussian prior
+//!   (`EffectBayesianABTest`).
 //! - [`srm::p_value`]: sample ratio mismatch (`check_srm`).
 //!
 //! Pure: no IO, no clock, no randomness; the distributions it needs are in
@@ -19,8 +23,10 @@
 //! assert!((r.p_value - 0.19235).abs() < 1e-5);
 //! ```
 
+pub mod bayesian;
 pub mod distribution;
 pub mod frequentist;
+pub mod sequential;
 pub mod srm;
 
 mod aggregate;
