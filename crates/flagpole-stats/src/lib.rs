@@ -5,7 +5,7 @@
 //!   (units, mean, variance).
 //! - [`frequentist::two_sided`]: Welch's t-test (`TwoSidedTTest`).
 //! - [`sequential::two_sided`]: confidence sequences (`SequentialTwoSidedTTest`), and
-//!   [`sequential::one_sided`], its one-sided counterpart.
+//!   [`sequential::one_sided`], the one-sided version behind [`guardrail::check`].
 //! - [`bayesian::effect_test`]: chance to beat control and risk under a Gaussian prior
 //!   (`EffectBayesianABTest`).
 //! - [`srm::p_value`]: sample ratio mismatch (`check_srm`).
@@ -26,6 +26,7 @@
 pub mod bayesian;
 pub mod distribution;
 pub mod frequentist;
+pub mod guardrail;
 pub mod sequential;
 pub mod srm;
 
