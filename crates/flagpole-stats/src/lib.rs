@@ -1,5 +1,7 @@
 //! Flagpole's experiment statistics: per-arm aggregates and the tests that compare arms,
-//! in agreement with GrowthBook's engine, gbstats 0.8.0.
+//! in agreement with GrowthBook's engine, gbstats 0.8.0 (the conformance fixtures in
+//! `tests/gbstats/` are its answers; `cargo xtask gbstats` recomputes them with the real
+//! package).
 //!
 //! - [`Aggregate`]: an arm's sums for a mean, binomial or ratio metric → [`Summary`]
 //!   (units, mean, variance).
