@@ -8,6 +8,7 @@ use clap::Parser;
 mod bench;
 mod codegen;
 mod deploy_check;
+mod gbstats;
 mod ofrep_client;
 mod run;
 mod test;
@@ -28,6 +29,10 @@ enum Cmd {
     /// Check deploy/: every YAML parses; the Kubernetes, compose, Dockerfile and nginx
     /// settings zero-downtime deploys rely on are present and consistent.
     CheckDeploy,
+    /// Experiment statistics against GrowthBook's gbstats 0.8.0 (installed into
+    /// target/gbstats-venv): its answers now, flagpole-stats' conformance test against
+    /// them. `--regenerate` rewrites the committed fixtures.
+    Gbstats(gbstats::Args),
     /// Only the OpenFeature-client step of `test`: the Node OFREP provider against a
     /// running debug server.
     OfrepClient,
@@ -56,6 +61,7 @@ fn main() -> Result<()> {
         Cmd::Test(args) => test::run(args),
         Cmd::Codegen(args) => codegen::run(args),
         Cmd::CheckDeploy => deploy_check::run(),
+        Cmd::Gbstats(args) => gbstats::run_args(args),
         Cmd::OfrepClient => ofrep_client::run(),
         Cmd::TestWeb => web_ui::test_all(),
         Cmd::BenchEval(_)

@@ -40,6 +40,8 @@ pub(crate) fn run(args: Args) -> Result<()> {
     crate::codegen::check()?;
     // deploy/: YAML parses, rollout settings present and consistent.
     crate::deploy_check::run()?;
+    // Experiment statistics against the real gbstats (a few seconds once its venv exists).
+    crate::gbstats::check()?;
 
     let pg = postgres::ensure()?;
     postgres::drop_stale_test_databases(&pg)?;
