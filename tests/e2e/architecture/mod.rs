@@ -12,17 +12,21 @@ use flagpole_tests::workspace_root;
 /// evaluation could block or fail.
 #[test]
 fn core_has_no_io_dependencies() {
+    assert_no_io_dependencies("flagpole-core");
+}
+
+/// flagpole-stats is pure as well: experiment results and the rollout guardian's
+/// decisions are functions of aggregates, so they can be recomputed anywhere (and checked
+/// against gbstats) from the numbers an audit entry records.
+#[test]
+fn stats_has_no_io_dependencies() {
+    assert_no_io_dependencies("flagpole-stats");
+}
+
+fn assert_no_io_dependencies(package: &str) {
     let out = Command::new(env!("CARGO"))
         .args([
-            "tree",
-            "-p",
-            "flagpole-core",
-            "-e",
-            "normal",
-            "--prefix",
-            "none",
-            "--format",
-            "{p}",
+            "tree", "-p", package, "-e", "normal", "--prefix", "none", "--format", "{p}",
         ])
         .current_dir(workspace_root())
         .output()
@@ -38,7 +42,7 @@ fn core_has_no_io_dependencies() {
         .filter_map(|l| l.split_whitespace().next())
         .collect();
     assert!(
-        names.contains(&"flagpole-core"),
+        names.contains(&package),
         "unexpected cargo tree output: {tree}"
     );
     let forbidden = [
@@ -55,7 +59,7 @@ fn core_has_no_io_dependencies() {
     for name in names {
         assert!(
             !forbidden.contains(&name),
-            "flagpole-core depends on IO crate `{name}`:\n{tree}"
+            "{package} depends on IO crate `{name}`:\n{tree}"
         );
     }
 }
