@@ -1,8 +1,21 @@
 // Routes and the frame around every page: header with project picker (keys beside names,
 // "New project…" for admins), navigation, live-connection indicator, account and sign-out.
+// A data router (createBrowserRouter), not a <BrowserRouter>: only a data router can hold a
+// navigation while a page asks whether to discard unsaved edits (stores/leavePrompt.tsx),
+// Back and the project picker included.
 import { useState } from 'react'
 import type { FormEvent, ReactNode } from 'react'
-import { BrowserRouter, Link, Navigate, NavLink, Route, Routes, useNavigate, useParams } from 'react-router'
+import {
+  createBrowserRouter,
+  Link,
+  Navigate,
+  NavLink,
+  Outlet,
+  RouterProvider,
+  useMatch,
+  useNavigate,
+  type RouteObject,
+} from 'react-router'
 import { api, call, fieldErrors, messageOf } from './api/client'
 import { keyFromName, projectPath } from './api/projectKey'
 import { ErrorState, FieldError, Loading } from './components/common'
@@ -122,10 +135,11 @@ const NEW_PROJECT = ' new project'
 
 function Frame({ children }: { children: ReactNode }) {
   const { user, signOut, isGlobalAdmin } = useSession()
-  // Pages outside a project (tokens, users) keep the last project's navigation.
-  const params = useParams()
-  if (params.project) sessionStorage.setItem('flagpole.project', params.project)
-  const project = params.project ?? sessionStorage.getItem('flagpole.project') ?? undefined
+  // The frame is the layout route, above the page's own route, so it reads the project from
+  // the URL itself. Pages outside a project (tokens, users) keep the last project's navigation.
+  const inProject = useMatch('/p/:project/*')?.params.project
+  if (inProject) sessionStorage.setItem('flagpole.project', inProject)
+  const project = inProject ?? sessionStorage.getItem('flagpole.project') ?? undefined
   const navigate = useNavigate()
   const projects = useProjects(project)
   const live = useLiveStatus(project)
@@ -193,35 +207,52 @@ function Frame({ children }: { children: ReactNode }) {
   )
 }
 
+/** Signs in first; then every page inside the frame, which stays mounted across pages. */
 function Authed() {
   const { user, loading } = useSession()
   if (loading) return <Loading what="session" />
   if (!user) return <Login />
   return (
-    <Routes>
-      <Route path="/" element={<Frame><Home /></Frame>} />
-      <Route path="/p/:project/flags" element={<Frame><FlagsList /></Frame>} />
-      <Route path="/p/:project/flags/:flag" element={<Frame><FlagPage /></Frame>} />
-      <Route path="/p/:project/flags/:flag/insights" element={<Frame><FlagInsights /></Frame>} />
-      <Route path="/p/:project/segments" element={<Frame><Segments /></Frame>} />
-      <Route path="/p/:project/environments" element={<Frame><Environments /></Frame>} />
-      <Route path="/p/:project/debugger" element={<Frame><Debugger /></Frame>} />
-      <Route path="/p/:project/audit" element={<Frame><AuditLog /></Frame>} />
-      <Route path="/tokens" element={<Frame><Tokens /></Frame>} />
-      <Route path="/users" element={<Frame><Users /></Frame>} />
-      <Route path="/account" element={<Frame><Account /></Frame>} />
-      <Route path="/projects/new" element={<Frame><NewProject /></Frame>} />
-      <Route path="*" element={<Frame><p className="state empty">No page here. <a href="/">Go to the start.</a></p></Frame>} />
-    </Routes>
+    <Frame>
+      <Outlet />
+    </Frame>
   )
 }
 
+const routes: RouteObject[] = [
+  {
+    element: <Authed />,
+    children: [
+      { path: '/', element: <Home /> },
+      { path: '/p/:project/flags', element: <FlagsList /> },
+      { path: '/p/:project/flags/:flag', element: <FlagPage /> },
+      { path: '/p/:project/flags/:flag/insights', element: <FlagInsights /> },
+      { path: '/p/:project/segments', element: <Segments /> },
+      { path: '/p/:project/environments', element: <Environments /> },
+      { path: '/p/:project/debugger', element: <Debugger /> },
+      { path: '/p/:project/audit', element: <AuditLog /> },
+      { path: '/tokens', element: <Tokens /> },
+      { path: '/users', element: <Users /> },
+      { path: '/account', element: <Account /> },
+      { path: '/projects/new', element: <NewProject /> },
+      {
+        path: '*',
+        element: (
+          <p className="state empty">
+            No page here. <a href="/">Go to the start.</a>
+          </p>
+        ),
+      },
+    ],
+  },
+]
+
 export default function App() {
+  // Created once per mount rather than on import, so importing this module starts nothing.
+  const [router] = useState(() => createBrowserRouter(routes))
   return (
     <SessionProvider>
-      <BrowserRouter>
-        <Authed />
-      </BrowserRouter>
+      <RouterProvider router={router} />
     </SessionProvider>
   )
 }
