@@ -99,6 +99,7 @@ export function ConfirmDialog({
   title,
   children,
   confirmLabel,
+  cancelLabel = 'Cancel',
   danger,
   confirmDisabled,
   onConfirm,
@@ -107,6 +108,8 @@ export function ConfirmDialog({
   title: string
   children: ReactNode
   confirmLabel: string
+  /** The button that closes the dialog without acting (focused when it opens). */
+  cancelLabel?: string
   danger?: boolean
   /** The confirm button is disabled while something the dialog asks for is missing. */
   confirmDisabled?: boolean
@@ -127,7 +130,7 @@ export function ConfirmDialog({
         <div>{children}</div>
         <div className="actions">
           <button type="button" ref={cancelRef} onClick={onCancel}>
-            Cancel
+            {cancelLabel}
           </button>
           <button type="button" className={danger ? 'danger' : 'primary'} disabled={confirmDisabled} onClick={onConfirm}>
             {confirmLabel}

@@ -1,21 +1,18 @@
 // The prompt before leaving a page with unsaved edits: the browser's own prompt when the
-// tab is closed or reloaded (`beforeunload`), and a dialog when a link inside the app is
-// followed. The app uses a <BrowserRouter>, whose navigation cannot be blocked (react-
-// router's `useBlocker` needs a data router), so links are caught on their way down: a
-// capture listener on the document sees the click before React's root does.
-import { useEffect, useState } from 'react'
-import { useNavigate } from 'react-router'
+// tab is closed or reloaded (`beforeunload`), and a dialog for every navigation inside the
+// app, whatever starts it (a link, the project picker, code calling `navigate`, the
+// browser's Back and Forward buttons). The app runs on a data router (App.tsx), so
+// react-router's `useBlocker` holds the navigation until the user decides; on Back the
+// router puts the history entry back while the dialog is open. (The app used to catch
+// link clicks on the document instead, which missed Back and the picker.)
+import { useCallback, useEffect } from 'react'
+import { useBlocker, type BlockerFunction, type Location } from 'react-router'
 import { ConfirmDialog } from '../components/common'
 
-/** The in-app destination of a click on a link, or null when the click is not a plain one. */
-export function internalTarget(event: MouseEvent, origin: string): string | null {
-  if (event.defaultPrevented || event.button !== 0) return null
-  if (event.metaKey || event.ctrlKey || event.shiftKey || event.altKey) return null
-  const anchor = (event.target as Element | null)?.closest?.('a[href]') as HTMLAnchorElement | null
-  if (!anchor || (anchor.target && anchor.target !== '_self') || anchor.hasAttribute('download')) return null
-  const url = new URL(anchor.href, origin)
-  if (url.origin !== origin) return null
-  return url.pathname + url.search + url.hash
+/** Whether going from `current` to `next` leaves the page: another path or query. A change
+ * of the hash alone stays on the page, and so does a navigation to the same place. */
+export function leavesPage(current: Location, next: Location): boolean {
+  return current.pathname !== next.pathname || current.search !== next.search
 }
 
 /**
@@ -23,8 +20,11 @@ export function internalTarget(event: MouseEvent, origin: string): string | null
  * Returns the dialog to render (or null).
  */
 export function useLeavePrompt(dirty: string | null) {
-  const navigate = useNavigate()
-  const [leaving, setLeaving] = useState<string>()
+  const shouldBlock = useCallback<BlockerFunction>(
+    ({ currentLocation, nextLocation }) => dirty !== null && leavesPage(currentLocation, nextLocation),
+    [dirty],
+  )
+  const blocker = useBlocker(shouldBlock)
   useEffect(() => {
     if (!dirty) return
     const onUnload = (e: BeforeUnloadEvent) => {
@@ -32,32 +32,18 @@ export function useLeavePrompt(dirty: string | null) {
       // Older browsers show the prompt only when returnValue is set.
       e.returnValue = ''
     }
-    const onClick = (e: MouseEvent) => {
-      const to = internalTarget(e, window.location.origin)
-      if (to === null || to === window.location.pathname + window.location.search + window.location.hash) return
-      e.preventDefault()
-      e.stopPropagation()
-      setLeaving(to)
-    }
     window.addEventListener('beforeunload', onUnload)
-    document.addEventListener('click', onClick, true)
-    return () => {
-      window.removeEventListener('beforeunload', onUnload)
-      document.removeEventListener('click', onClick, true)
-    }
+    return () => window.removeEventListener('beforeunload', onUnload)
   }, [dirty])
-  if (!leaving || !dirty) return null
+  if (blocker.state !== 'blocked') return null
   return (
     <ConfirmDialog
-      title="Leave without saving?"
-      confirmLabel="Leave and discard"
+      title="Discard unsaved changes?"
+      confirmLabel="Discard"
+      cancelLabel="Keep editing"
       danger
-      onCancel={() => setLeaving(undefined)}
-      onConfirm={() => {
-        const to = leaving
-        setLeaving(undefined)
-        navigate(to)
-      }}
+      onCancel={() => blocker.reset()}
+      onConfirm={() => blocker.proceed()}
     >
       <p>You have unsaved changes in {dirty}. They are lost if you leave this page.</p>
     </ConfirmDialog>
