@@ -85,10 +85,28 @@ impl Problems {
         });
     }
 
-    /// A key as flagpole-core accepts it.
+    /// A key as flagpole-core accepts it (flags, segments, variants).
     pub(crate) fn key(&mut self, field: &str, key: &str) {
         if let Err(message) = flagpole_core::validate_key(key) {
             self.push(field, message);
+        }
+    }
+
+    /// A key that is a path segment of URLs, in the API (`/api/v1/projects/{key}`) and
+    /// the dashboard (`/p/{key}/flags`). Browsers, proxies and routers collapse the
+    /// segments `.` and `..`, so such a key names a page that cannot be reached (signing in
+    /// looped on "No page here"), and any other dot invites the same confusion for no
+    /// benefit: letters, digits, `-` and `_` only. Project keys follow it; flag, segment,
+    /// variant and environment keys keep flagpole-core's rule (dots allowed). Stored
+    /// project keys from before this rule were rewritten by migration 0008.
+    pub(crate) fn url_key(&mut self, field: &str, key: &str) {
+        if let Err(message) = flagpole_core::validate_key(key) {
+            self.push(field, message);
+        } else if key.contains('.') {
+            self.push(
+                field,
+                "may contain only ASCII letters, digits, `-` and `_` (the key is a URL segment)",
+            );
         }
     }
 

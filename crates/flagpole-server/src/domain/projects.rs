@@ -40,7 +40,7 @@ pub(crate) async fn create(
 ) -> ApiResult<ProjectDetail> {
     let name = name.filter(|n| !n.trim().is_empty()).unwrap_or(key);
     let mut problems = Problems::default();
-    project_key(&mut problems, key);
+    problems.url_key("key", key);
     problems.text("name", name, MAX_NAME_LEN);
     problems.text("description", description, MAX_TEXT_LEN);
     problems.finish()?;
@@ -85,24 +85,6 @@ pub(crate) async fn create(
     .await?;
     tx.commit().await?;
     Ok(detail)
-}
-
-/// A project key is a path segment of every project URL, in the API
-/// (`/api/v1/projects/{key}`) and the dashboard (`/p/{key}/flags`). Browsers, proxies and
-/// routers collapse the segments `.` and `..`, so such a key names a page that cannot be
-/// reached (signing in looped on "No page here"); any other dot invites the same confusion
-/// for no benefit, so project keys allow letters, digits, `-` and `_` only. Flag, segment
-/// and environment keys keep flagpole-core's rule (dots allowed): they are not changed
-/// here. Keys stored before this rule are rewritten by migration 0008.
-fn project_key(problems: &mut Problems, key: &str) {
-    if let Err(message) = flagpole_core::validate_key(key) {
-        problems.push("key", message);
-    } else if key.contains('.') {
-        problems.push(
-            "key",
-            "may contain only ASCII letters, digits, `-` and `_` (a project key is a URL segment)",
-        );
-    }
 }
 
 /// Changes to a project's own fields; `None` keeps the current value.
