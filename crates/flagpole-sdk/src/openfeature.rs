@@ -14,6 +14,16 @@
 //! | `PREREQUISITE_FAILED` | `DEFAULT` |
 //! | `ERROR` | an error: `FLAG_NOT_FOUND`, `TYPE_MISMATCH`, `TARGETING_KEY_MISSING` (or `INVALID_CONTEXT` when another bucketing attribute is missing), `PROVIDER_NOT_READY`, or `GENERAL` |
 //!
+//! **Status**: `READY` with flags from the server and the stream connected; `STALE` while
+//! flags are served from the disk cache or the connection is down; `NOT_READY` before any
+//! flags; `ERROR` when the server rejected the SDK key (invalid or revoked), whatever the
+//! flags, since reconnecting cannot fix it. The `open-feature` 0.3 crate has no provider
+//! events and its `ERROR` status carries no message, so evaluations say it: without flags
+//! they fail with `PROVIDER_NOT_READY` and the message "SDK key rejected: invalid or
+//! revoked" ([`crate::KEY_REJECTED`]). Flags received before the key was revoked are still
+//! served (an application keeps its last known flags rather than falling back to its code
+//! defaults), and [`Client::status`] says the same in words.
+//!
 //! **Tracking** (OpenFeature spec, section 6): the `open-feature` 0.3 crate's
 //! `FeatureProvider` has no `track`, so [`FlagpoleProvider::track`] offers it on the
 //! provider, taking the spec's `(name, context, details{value, fields})` and recording a
@@ -40,6 +50,7 @@ use open_feature::{
 use serde_json::{Map, Value};
 
 use crate::client::Client;
+use crate::shared::{ConnectionState, KEY_REJECTED};
 use crate::telemetry::TrackError;
 
 /// The provider's name in OpenFeature metadata.
@@ -194,9 +205,13 @@ impl FeatureProvider for FlagpoleProvider {
         }
     }
 
+    /// `ERROR` for a rejected SDK key; otherwise from the flags and the connection (see
+    /// the module documentation).
     fn status(&self) -> ProviderStatus {
         let status = self.client.status();
-        if status.is_ready() && !status.is_stale() {
+        if status.connection == ConnectionState::Rejected {
+            ProviderStatus::Error
+        } else if status.is_ready() && !status.is_stale() {
             ProviderStatus::Ready
         } else if status.has_flags() {
             ProviderStatus::STALE
@@ -216,7 +231,7 @@ impl FeatureProvider for FlagpoleProvider {
     ) -> EvaluationResult<ResolutionDetails<bool>> {
         let ctx = to_context(context);
         let flags = self.client.flags();
-        resolve(flags.bool_detail(flag_key, &ctx, false), &ctx, Ok)
+        self.resolve(flags.bool_detail(flag_key, &ctx, false), &ctx, Ok)
     }
 
     async fn resolve_int_value(
@@ -226,7 +241,7 @@ impl FeatureProvider for FlagpoleProvider {
     ) -> EvaluationResult<ResolutionDetails<i64>> {
         let ctx = to_context(context);
         let flags = self.client.flags();
-        resolve(flags.number_detail(flag_key, &ctx, 0.0), &ctx, |n| {
+        self.resolve(flags.number_detail(flag_key, &ctx, 0.0), &ctx, |n| {
             // Flagpole numbers are f64: an integral value within i64's range is an int.
             if n.fract() == 0.0 && n >= -(2f64.powi(63)) && n < 2f64.powi(63) {
                 Ok(n as i64)
@@ -243,7 +258,7 @@ impl FeatureProvider for FlagpoleProvider {
     ) -> EvaluationResult<ResolutionDetails<f64>> {
         let ctx = to_context(context);
         let flags = self.client.flags();
-        resolve(flags.number_detail(flag_key, &ctx, 0.0), &ctx, Ok)
+        self.resolve(flags.number_detail(flag_key, &ctx, 0.0), &ctx, Ok)
     }
 
     async fn resolve_string_value(
@@ -253,7 +268,7 @@ impl FeatureProvider for FlagpoleProvider {
     ) -> EvaluationResult<ResolutionDetails<String>> {
         let ctx = to_context(context);
         let flags = self.client.flags();
-        resolve(flags.string_detail(flag_key, &ctx, ""), &ctx, |s| {
+        self.resolve(flags.string_detail(flag_key, &ctx, ""), &ctx, |s| {
             Ok(s.to_owned())
         })
     }
@@ -266,7 +281,7 @@ impl FeatureProvider for FlagpoleProvider {
         let ctx = to_context(context);
         let flags = self.client.flags();
         let null = Value::Null;
-        resolve(
+        self.resolve(
             flags.json_detail(flag_key, &ctx, &null),
             &ctx,
             |v| match v {
@@ -355,20 +370,31 @@ fn to_of_value(value: &Value) -> Option<OfValue> {
     })
 }
 
-fn resolve<T, U>(
-    detail: Detail<'_, T>,
-    ctx: &Context,
-    convert: impl FnOnce(T) -> Result<U, EvaluationError>,
-) -> EvaluationResult<ResolutionDetails<U>> {
-    if let Reason::Error { error } = detail.reason {
-        return Err(evaluation_error(error, ctx));
+impl FlagpoleProvider {
+    fn resolve<T, U>(
+        &self,
+        detail: Detail<'_, T>,
+        ctx: &Context,
+        convert: impl FnOnce(T) -> Result<U, EvaluationError>,
+    ) -> EvaluationResult<ResolutionDetails<U>> {
+        if let Reason::Error { error } = detail.reason {
+            let mut error = evaluation_error(error, ctx);
+            // Without flags, say why they never came when the reason is known: the status
+            // alone (`ERROR`) carries no message.
+            if error.code == EvaluationErrorCode::ProviderNotReady
+                && self.client.status().connection == ConnectionState::Rejected
+            {
+                error.message = Some(KEY_REJECTED.to_owned());
+            }
+            return Err(error);
+        }
+        Ok(ResolutionDetails {
+            value: convert(detail.value)?,
+            variant: detail.variant.map(str::to_owned),
+            reason: Some(of_reason(&detail.reason)),
+            flag_metadata: Some(metadata(&detail.reason)),
+        })
     }
-    Ok(ResolutionDetails {
-        value: convert(detail.value)?,
-        variant: detail.variant.map(str::to_owned),
-        reason: Some(of_reason(&detail.reason)),
-        flag_metadata: Some(metadata(&detail.reason)),
-    })
 }
 
 /// Flagpole's reason as OpenFeature's (see the module table).

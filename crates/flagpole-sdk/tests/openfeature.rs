@@ -3,18 +3,22 @@
 
 mod support;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use flagpole_core::wire::ServerMessage;
 use flagpole_sdk::openfeature::{
     FlagpoleProvider, TrackingEventDetails, evaluation_attributes, otel,
 };
-use flagpole_sdk::{Client, TrackError};
+use flagpole_sdk::{Client, ConnectionState, KEY_REJECTED, TrackError};
 use open_feature::provider::{FeatureProvider, ProviderStatus};
 use open_feature::{
     EvaluationContext, EvaluationErrorCode, EvaluationReason, OpenFeature, StructValue, Value,
 };
 use serde_json::json;
 use support::*;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
 fn flag(
     key: &str,
@@ -196,6 +200,81 @@ async fn a_client_without_flags_is_not_ready() {
     drop(api);
     let err = of.get_bool_value("nordic", None, None).await.unwrap_err();
     assert_eq!(err.code, EvaluationErrorCode::ProviderNotReady);
+}
+
+/// A key the server refuses (unknown or revoked) is the provider's `ERROR`, not
+/// `NOT_READY`: waiting cannot fix it. `initialize` returns at once, and evaluations fail
+/// with `PROVIDER_NOT_READY` and the reason, since the status carries no message.
+#[tokio::test]
+async fn a_rejected_key_is_a_provider_error_with_the_reason() {
+    let server = TestServer::start().await;
+    let client = Client::builder(server.url(), "fp_sdk_revoked")
+        .build()
+        .unwrap();
+    let provider = FlagpoleProvider::new(client.clone());
+    status_until(&client, |s| s.connection == ConnectionState::Rejected).await;
+    assert_eq!(provider.status(), ProviderStatus::Error);
+    let err = provider
+        .resolve_bool_value("nordic", &EvaluationContext::default())
+        .await
+        .unwrap_err();
+    assert_eq!(err.code, EvaluationErrorCode::ProviderNotReady);
+    assert_eq!(err.message.as_deref(), Some(KEY_REJECTED));
+
+    let mut api = OpenFeature::singleton_mut().await;
+    let started = Instant::now();
+    api.set_named_provider(
+        "flagpole-rejected",
+        FlagpoleProvider::new(client.clone()).with_init_timeout(WAIT),
+    )
+    .await;
+    assert!(started.elapsed() < WAIT, "initialize did not wait it out");
+    let of = api.create_named_client("flagpole-rejected");
+    drop(api);
+    let err = of.get_string_value("title", None, None).await.unwrap_err();
+    assert_eq!(err.code, EvaluationErrorCode::ProviderNotReady);
+    assert_eq!(
+        err.message.as_deref(),
+        Some("SDK key rejected: invalid or revoked")
+    );
+    client.close().await;
+}
+
+/// A key revoked while connected (close 1008) is an `ERROR` too, and the flags received
+/// before are still served rather than the caller's defaults.
+#[tokio::test]
+async fn a_key_revoked_while_connected_is_an_error_that_keeps_serving_flags() {
+    let mut server = TestServer::start().await;
+    let client = Client::builder(server.url(), KEY)
+        .rejected_key_retry(Duration::from_secs(600))
+        .build()
+        .unwrap();
+    let provider = FlagpoleProvider::new(client.clone());
+    let mut conn = server.accept().await;
+    conn.hello().await;
+    conn.send(&ServerMessage::Snapshot {
+        environment: environment(),
+    })
+    .await;
+    status_until(&client, |s| s.is_ready()).await;
+    assert_eq!(provider.status(), ProviderStatus::Ready);
+
+    conn.send_raw(Message::Close(Some(CloseFrame {
+        code: CloseCode::Policy,
+        reason: "sdk key revoked".into(),
+    })))
+    .await;
+    status_until(&client, |s| s.connection == ConnectionState::Rejected).await;
+    assert_eq!(provider.status(), ProviderStatus::Error);
+    let user = EvaluationContext::default()
+        .with_targeting_key("user-1")
+        .with_custom_field("country", "no");
+    let d = provider.resolve_bool_value("nordic", &user).await.unwrap();
+    assert_eq!(
+        (d.value, d.reason),
+        (true, Some(EvaluationReason::TargetingMatch))
+    );
+    client.close().await;
 }
 
 #[tokio::test]
