@@ -952,7 +952,7 @@ export interface components {
             critical?: boolean;
             /** @description Free text. */
             description?: string;
-            /** @description Unique key in the project. */
+            /** @description Unique key in the project, a URL segment: ASCII letters, digits, `-` and `_`. */
             key: string;
             /** @description Display name; defaults to the key. */
             name?: string | null;

@@ -43,7 +43,7 @@ pub(crate) async fn create(
         .filter(|n| !n.trim().is_empty())
         .unwrap_or_else(|| input.key.clone());
     let mut problems = Problems::default();
-    problems.key("key", &input.key);
+    problems.url_key("key", &input.key);
     problems.text("name", &name, MAX_NAME_LEN);
     problems.text("description", &input.description, MAX_TEXT_LEN);
     problems.finish()?;

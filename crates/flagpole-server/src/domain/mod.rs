@@ -92,13 +92,14 @@ impl Problems {
         }
     }
 
-    /// A key that is a path segment of URLs, in the API (`/api/v1/projects/{key}`) and
-    /// the dashboard (`/p/{key}/flags`). Browsers, proxies and routers collapse the
-    /// segments `.` and `..`, so such a key names a page that cannot be reached (signing in
-    /// looped on "No page here"), and any other dot invites the same confusion for no
-    /// benefit: letters, digits, `-` and `_` only. Project keys follow it; flag, segment,
-    /// variant and environment keys keep flagpole-core's rule (dots allowed). Stored
-    /// project keys from before this rule were rewritten by migration 0008.
+    /// A project or environment key, the one rule for both: a path segment of URLs, in
+    /// the API (`/api/v1/projects/{project}/environments/{env}`) and the dashboard
+    /// (`/p/{project}/flags`). Browsers, proxies and routers collapse the segments `.` and
+    /// `..`, so such a key names a page that cannot be reached (signing in looped on "No
+    /// page here"), and any other dot invites the same confusion for no benefit: letters,
+    /// digits, `-` and `_` only. Flag, segment and variant keys keep flagpole-core's rule
+    /// (dots allowed); SDKs and stored configs name them. Stored keys from before this rule
+    /// were rewritten by migrations 0008 (projects) and 0010 (environments).
     pub(crate) fn url_key(&mut self, field: &str, key: &str) {
         if let Err(message) = flagpole_core::validate_key(key) {
             self.push(field, message);

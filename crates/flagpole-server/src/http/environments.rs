@@ -30,7 +30,7 @@ pub(crate) fn router() -> OpenApiRouter<AppState> {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct CreateEnvironment {
-    /// Unique key in the project.
+    /// Unique key in the project, a URL segment: ASCII letters, digits, `-` and `_`.
     pub(crate) key: String,
     /// Display name; defaults to the key.
     #[serde(default)]

@@ -12,6 +12,7 @@ use crate::backends;
 backends! {
     critical_backfill_keeps_the_old_confirmations => critical_backfill_postgres, critical_backfill_sqlite;
     dotted_project_keys_are_rewritten => dotted_project_keys_postgres, dotted_project_keys_sqlite;
+    dotted_environment_keys_are_rewritten => dotted_environment_keys_postgres, dotted_environment_keys_sqlite;
 }
 
 /// The backend's migration files whose names sort before `before`, in order.
@@ -182,4 +183,187 @@ async fn dotted_project_keys_are_rewritten(backend: Backend) {
         assert_eq!(before["key"], old.as_str());
         assert_eq!(after["key"], new.as_str());
     }
+}
+
+/// Environment keys with a dot become URL segments by the rule project keys followed in
+/// 0008, within each project: dots to `-`, trimmed, `environment` when nothing is left,
+/// `-<id>` when the result is taken in the same project. Each rename is audited, and the
+/// flag history of the project names the new keys (a deleted environment that held the new
+/// key in an old version gives way); other keys, projects and versions are left alone.
+async fn dotted_environment_keys_are_rewritten(backend: Backend) {
+    let db = match backend {
+        Backend::Postgres => Db::connect(&fresh_postgres_url().await.unwrap(), 2).await,
+        Backend::Sqlite => Db::open_sqlite_dir(&fresh_sqlite_dir().unwrap(), 2).await,
+    }
+    .unwrap();
+    for file in migrations_before(backend, "0010") {
+        apply(&db, &file).await;
+    }
+    for project in ["shop", "other"] {
+        sqlx::query(
+            "insert into project (key, name, created_at, updated_at) values ($1, $1, 1, 1)",
+        )
+        .bind(project)
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    }
+    // In id order. In the shop `a-b` is taken by an environment that needs no rewrite, and
+    // `.` and `..` both trim to nothing; in the other project `a-b` is free.
+    let environments = [
+        ("shop", "production"),
+        ("shop", "a-b"),
+        ("shop", "."),
+        ("shop", ".."),
+        ("shop", "a.b"),
+        ("shop", "v1.2."),
+        ("other", "a.b"),
+        ("other", "staging"),
+    ];
+    for (project, key) in environments {
+        sqlx::query(
+            "insert into environment (project_id, key, name, created_at, updated_at) \
+             select id, $2, $2, 1, 1 from project where key = $1",
+        )
+        .bind(project)
+        .bind(key)
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    }
+    let config = |variant: &str| serde_json::json!({"enabled": true, "off_variant": variant, "default_serve": {"variant": variant}});
+    let state = |environments: serde_json::Value| {
+        serde_json::json!({
+            "flag": {"key": "f", "kind": "boolean", "variants": [
+                {"key": "on", "value": true}, {"key": "off", "value": false}]},
+            "archived": false,
+            "environments": environments,
+        })
+        .to_string()
+    };
+    // Version 1 of the shop's flag also holds `v1-2`, an environment deleted since.
+    let shop_v1 = state(serde_json::json!({
+        "production": config("on"), "a.b": config("on"), ".": config("off"),
+        "v1.2.": config("off"), "v1-2": config("on"),
+    }));
+    let other_v1 = state(serde_json::json!({"a.b": config("off"), "staging": config("on")}));
+    let other_v2 = state(serde_json::json!({"staging": config("off")}));
+    for (project, version, state) in [
+        ("shop", 1i64, &shop_v1),
+        ("other", 1, &other_v1),
+        ("other", 2, &other_v2),
+    ] {
+        if version == 1 {
+            sqlx::query(
+                "insert into flag (project_id, key, definition, created_at, updated_at) \
+                 select id, 'f', '{}', 1, 1 from project where key = $1",
+            )
+            .bind(project)
+            .execute(&db.pool)
+            .await
+            .unwrap();
+        }
+        sqlx::query(
+            "insert into flag_version (flag_id, version, state, actor, created_at) \
+             select f.id, $2, $3, 'test', 1 from flag f join project p on p.id = f.project_id \
+             where p.key = $1",
+        )
+        .bind(project)
+        .bind(version)
+        .bind(state.as_str())
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    }
+    apply(&db, &migration(backend, "0010")).await;
+
+    let rows: Vec<(i64, String)> = sqlx::query_as("select id, key from environment order by id")
+        .fetch_all(&db.pool)
+        .await
+        .unwrap();
+    let id = |i: usize| rows[i].0;
+    let got: Vec<&str> = rows.iter().map(|(_, k)| k.as_str()).collect();
+    let dot_dot = format!("environment-{}", id(3));
+    let a_b = format!("a-b-{}", id(4));
+    assert_eq!(
+        got,
+        [
+            "production",
+            "a-b",
+            "environment",
+            dot_dot.as_str(),
+            a_b.as_str(),
+            "v1-2",
+            "a-b",
+            "staging"
+        ]
+    );
+
+    let audited: Vec<(String, i64, String, String, String)> = sqlx::query_as(
+        "select action, environment_id, resource_key, before, after from audit_event \
+         order by environment_id",
+    )
+    .fetch_all(&db.pool)
+    .await
+    .unwrap();
+    let expected = [
+        (2, ".", "environment"),
+        (3, "..", dot_dot.as_str()),
+        (4, "a.b", a_b.as_str()),
+        (5, "v1.2.", "v1-2"),
+        (6, "a.b", "a-b"),
+    ];
+    assert_eq!(audited.len(), expected.len(), "{audited:?}");
+    for ((action, env, resource, before, after), (i, old, new)) in audited.iter().zip(expected) {
+        assert_eq!((action.as_str(), *env), ("environment.rename", id(i)));
+        assert_eq!(resource, new);
+        let before: serde_json::Value = serde_json::from_str(before).unwrap();
+        let after: serde_json::Value = serde_json::from_str(after).unwrap();
+        assert_eq!(
+            (before["key"].as_str(), after["key"].as_str()),
+            (Some(old), Some(new))
+        );
+    }
+
+    let states: Vec<(String, i64, String)> = sqlx::query_as(
+        "select p.key, v.version, v.state from flag_version v join flag f on f.id = v.flag_id \
+         join project p on p.id = f.project_id order by p.key, v.version",
+    )
+    .fetch_all(&db.pool)
+    .await
+    .unwrap();
+    // Read the way the server reads them: later duplicate keys win.
+    let parsed = |text: &str| -> flagpole_server::store::flag_version::FlagVersionState {
+        serde_json::from_str(text).unwrap()
+    };
+    let keys = |text: &str| parsed(text).environments.into_keys().collect::<Vec<_>>();
+    assert_eq!(states[0].0, "other");
+    assert_eq!(keys(&states[0].2), ["a-b", "staging"]);
+    assert_eq!(
+        parsed(&states[0].2).environments["a-b"],
+        serde_json::from_value(config("off")).unwrap()
+    );
+    assert_eq!(
+        states[1].2, other_v2,
+        "a version without an old key is not touched"
+    );
+    assert_eq!(states[2].0, "shop");
+    let shop = parsed(&states[2].2);
+    let mut expected_keys = vec![
+        "environment".to_owned(),
+        a_b.clone(),
+        "production".to_owned(),
+        "v1-2".to_owned(),
+    ];
+    expected_keys.sort();
+    assert_eq!(
+        shop.environments.keys().cloned().collect::<Vec<_>>(),
+        expected_keys
+    );
+    assert_eq!(
+        shop.environments["v1-2"],
+        serde_json::from_value(config("off")).unwrap(),
+        "the renamed environment's config, not the deleted one's"
+    );
+    assert_eq!(shop.flag.key, "f", "the rest of the state is kept");
 }

@@ -10,6 +10,7 @@ use crate::support::{TestApp, assert_error, token};
 backends! {
     project_crud => project_crud_postgres, project_crud_sqlite;
     project_keys_are_url_segments => project_keys_are_url_segments_postgres, project_keys_are_url_segments_sqlite;
+    environment_keys_are_url_segments => environment_keys_are_url_segments_postgres, environment_keys_are_url_segments_sqlite;
     environment_crud => environment_crud_postgres, environment_crud_sqlite;
     roles_and_scopes => roles_and_scopes_postgres, roles_and_scopes_sqlite;
 }
@@ -309,6 +310,32 @@ async fn project_keys_are_url_segments(backend: Backend) {
         let (s, b) = t
             .call(Method::GET, &format!("/api/v1/projects/{good}"), None)
             .await;
+        assert_eq!(s, StatusCode::OK, "{good}: {b}");
+    }
+}
+
+/// An environment key is a URL segment by the same rule as a project key: refused with a
+/// 422 naming `key` and nothing written; good keys are reachable under their project.
+async fn environment_keys_are_url_segments(backend: Backend) {
+    let t = TestApp::new(backend).await;
+    t.project("p").await;
+    let path = "/api/v1/projects/p/environments";
+    let (_, before) = t.call(Method::GET, path, None).await;
+    for bad in [
+        ".", "..", "a.b", "eu.west", "qa.", "a/b", "a b", "é", "%2e", "",
+    ] {
+        let (s, b) = t
+            .call(Method::POST, path, Some(json!({"key": bad, "name": "Bad"})))
+            .await;
+        assert_error(s, &b, StatusCode::UNPROCESSABLE_ENTITY, Some("key"));
+    }
+    let (s, after) = t.call(Method::GET, path, None).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(after, before, "a refused key wrote nothing");
+    for good in ["qa", "EU_west-2", "0"] {
+        let (s, b) = t.call(Method::POST, path, Some(json!({"key": good}))).await;
+        assert_eq!(s, StatusCode::CREATED, "{good}: {b}");
+        let (s, b) = t.call(Method::GET, &format!("{path}/{good}"), None).await;
         assert_eq!(s, StatusCode::OK, "{good}: {b}");
     }
 }
