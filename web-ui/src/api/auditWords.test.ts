@@ -9,6 +9,7 @@ describe('audit actions in words', () => {
   it('words the known actions and makes unknown ones readable', () => {
     expect(actionWords({ action: 'flag_config.update' })).toBe('changed the targeting of flag')
     expect(actionWords({ action: 'flag.variant_rename' })).toBe('renamed a variant of flag')
+    expect(actionWords({ action: 'environment.rename' })).toBe('renamed environment')
     expect(actionWords({ action: 'user.password_reset' })).toBe('password reset user')
   })
 })

@@ -22,9 +22,12 @@ const WORDS: Record<string, string> = {
   'environment.create': 'created environment',
   'environment.update': 'changed environment',
   'environment.delete': 'deleted environment',
+  // Written by migrations 0008 and 0010, which rewrote keys that were not URL segments.
+  'environment.rename': 'renamed environment',
   'project.create': 'created project',
   'project.update': 'changed project',
   'project.delete': 'deleted project',
+  'project.rename': 'renamed project',
   'api_token.create': 'created API token',
   'api_token.revoke': 'revoked API token',
   'sdk_key.create': 'created SDK key',

@@ -77,7 +77,16 @@ export function Environments() {
         <form className="card" onSubmit={create} aria-label="New environment">
           <h2>New environment</h2>
           <label htmlFor="env-key">Key</label>
-          <input id="env-key" required value={key} onChange={(e) => setKey(e.target.value)} />
+          <input
+            id="env-key"
+            required
+            value={key}
+            aria-describedby="env-key-hint"
+            onChange={(e) => setKey(e.target.value)}
+          />
+          <span id="env-key-hint" className="hint">
+            Used in URLs and the API: letters, digits, <code>-</code> and <code>_</code>. It cannot be changed later.
+          </span>
           <FieldError message={errors.key} />
           <label htmlFor="env-name">Name</label>
           <input id="env-name" value={name} onChange={(e) => setName(e.target.value)} />
