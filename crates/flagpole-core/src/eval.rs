@@ -212,6 +212,26 @@ impl Snapshot {
         };
         let decision = self.decide(body, ctx);
         self.count(base + slot(body, &decision));
+        self.evaluation(body, decision)
+    }
+
+    /// Evaluates like [`Snapshot::evaluate`] without counting, for tools that inspect
+    /// flags rather than use them (the server's evaluation debugger). A counting
+    /// snapshot's figures then say what applications evaluated: a debugging session that
+    /// evaluates every flag must not make unused flags look used.
+    pub fn evaluate_uncounted<'s>(&'s self, flag_key: &str, ctx: &Context) -> Evaluation<'s> {
+        let Some((_, flag)) = self.find(flag_key) else {
+            return Evaluation::error(ErrorKind::FlagNotFound);
+        };
+        let Some(body) = &flag.body else {
+            return Evaluation::error(ErrorKind::InvalidFlag);
+        };
+        self.evaluation(body, self.decide(body, ctx))
+    }
+
+    /// What a decision serves, as an [`Evaluation`].
+    #[inline(always)]
+    fn evaluation<'s>(&'s self, body: &'s FlagBody, decision: Decision) -> Evaluation<'s> {
         match decision {
             Ok((v, why)) => Evaluation {
                 value: Some(body.store.value(body.variants, v)),

@@ -358,3 +358,26 @@ fn a_snapshot_without_counting_counts_nothing() {
     assert!(!next.is_counting());
     assert_eq!(next.drain_counts(0, 1, &mut out), 0);
 }
+
+#[test]
+fn uncounted_evaluations_answer_the_same_and_count_nothing() {
+    let plain = Snapshot::compile_strict(&env(1)).unwrap();
+    let counting = Snapshot::compile_strict(&env(1)).unwrap().with_counting();
+    for ctx in [
+        Context::new("u").with("country", "no"),
+        Context::new("v"),
+        Context::new(""),
+    ] {
+        for key in ["rule", "split", "missing", ""] {
+            assert_eq!(
+                counting.evaluate_uncounted(key, &ctx),
+                plain.evaluate(key, &ctx),
+                "{key}"
+            );
+        }
+    }
+    assert!(drained(&counting).is_empty());
+    // The same snapshot still counts what is evaluated through the counted calls.
+    counting.evaluate("rule", &Context::new("v"));
+    assert_eq!(total(&drained(&counting)), 1);
+}
