@@ -165,6 +165,8 @@ impl Shared {
     }
 
     /// Compiles and installs a new environment, then tells subscribers which flags changed.
+    /// With telemetry on, the snapshot counts evaluations and the one it replaces is kept
+    /// until its counts are collected ([`telemetry::Retired`]).
     ///
     /// Compilation is lenient ([`Snapshot::compile`]): a flag this SDK cannot compile
     /// evaluates to `INVALID_FLAG` while the rest of the environment keeps working. It
@@ -177,6 +179,14 @@ impl Shared {
                 Some(held_env) => Snapshot::recompile(&env, held_env, &held.snapshot),
                 None => Snapshot::compile(&env),
             }
+        };
+        // Counting costs a few instructions per evaluation and memory per thread, so only
+        // while telemetry is on (set before the first publish). A recompile of a counting
+        // snapshot counts already; this covers the first compile.
+        let snapshot = if self.telemetry.retired.is_on() {
+            snapshot.with_counting()
+        } else {
+            snapshot
         };
         for error in snapshot.errors() {
             tracing::warn!(%error, "flagpole: flag failed to compile; it will evaluate to INVALID_FLAG");

@@ -1,6 +1,6 @@
-//! Telemetry against in-test peers: exposures and events on the stream and over
-//! `POST /sdk/v1/events`, acknowledgements and refusals, the buffer's bound, and
-//! `close()`'s deadline.
+//! Telemetry against in-test peers: evaluation counts, exposures and events on the
+//! stream and over `POST /sdk/v1/events`, acknowledgements and refusals, the buffer's
+//! bound, and `close()`'s deadline.
 
 mod support;
 
@@ -391,4 +391,79 @@ async fn dropping_the_last_handle_flushes_too() {
     drop(client);
     let posted = server.events.next().await;
     assert_eq!(posted.batch.events[0].name, "last");
+}
+
+/// Every batch the stub receives until `close` has returned, merged per
+/// (flag, flag version, variant, reason).
+fn counted(
+    batches: &[TelemetryBatch],
+) -> std::collections::BTreeMap<(String, u64, String, String), u64> {
+    let mut totals = std::collections::BTreeMap::new();
+    for c in batches.iter().flat_map(|b| &b.counts) {
+        let key = (
+            c.flag.clone(),
+            c.flag_version,
+            c.variant.clone().unwrap_or_default(),
+            c.reason.clone(),
+        );
+        *totals.entry(key).or_default() += c.count;
+    }
+    totals
+}
+
+#[tokio::test]
+async fn evaluations_are_counted_across_a_change_of_flags() {
+    let mut server = TestServer::start().await;
+    // No timed flush: close() sends everything in its final flush.
+    let builder =
+        Client::builder(server.url(), KEY).telemetry_flush_interval(Duration::from_secs(3600));
+    let (client, mut conn) = ready(&mut server, builder).await;
+    let ctx = Context::new("u");
+    for _ in 0..3 {
+        assert!(client.bool_value("plain", &ctx, false));
+    }
+    // A handle on the first flags, still evaluating after a patch replaced them.
+    let held = client.flags();
+    let mut off = bool_flag("plain", false);
+    off["version"] = 2.into();
+    conn.send(&patch(1, 2, vec![off])).await;
+    status_until(&client, |s| s.version == Some(2)).await;
+    assert!(!client.bool_detail("plain", &ctx, true).value);
+    assert!(held.bool_detail("plain", &ctx, false).value);
+    drop(held);
+    assert!(client.string_value("plain", &ctx, "x") == "x", "wrong type");
+    client.bool_value("nope", &ctx, false);
+    client.close().await;
+
+    let mut batches = Vec::new();
+    while let Ok(posted) = server.events.posted.try_recv() {
+        batches.push(posted.batch);
+    }
+    let key = |flag: &str, version, variant: &str, reason: &str| {
+        (
+            flag.to_owned(),
+            version,
+            variant.to_owned(),
+            reason.to_owned(),
+        )
+    };
+    assert_eq!(
+        counted(&batches),
+        std::collections::BTreeMap::from([
+            // `plain` carries no version in the first snapshot (0: as from an older server).
+            (key("plain", 0, "on", "FALLTHROUGH"), 4),
+            (key("plain", 2, "off", "OFF"), 1),
+            (key("plain", 2, "", "ERROR"), 1),
+            (key("nope", 0, "", "ERROR"), 1),
+        ])
+    );
+}
+
+#[tokio::test]
+async fn with_telemetry_off_evaluations_are_not_counted() {
+    let mut server = TestServer::start().await;
+    let builder = Client::builder(server.url(), KEY).telemetry(false);
+    let (client, _conn) = ready(&mut server, builder).await;
+    assert!(!client.flags().snapshot().is_counting());
+    client.close().await;
 }

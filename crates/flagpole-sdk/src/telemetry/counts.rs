@@ -1,17 +1,19 @@
 //! Evaluation counts: where the telemetry task collects them.
 //!
 //! Counters live in `flagpole-core`, per compiled [`Snapshot`], bumped by evaluation
-//! itself. The SDK swaps snapshots on every change, and evaluations may still run on the
-//! one it replaced, so a replaced ("retired") snapshot is kept until it has been drained
-//! after its last reader let go of it; then it is dropped.
+//! itself; `Shared::publish` compiles counting snapshots while telemetry is on (and only
+//! then: off, evaluation checks one `None`). The SDK swaps snapshots on every change, and
+//! evaluations may still run on the one it replaced, so a replaced ("retired") snapshot is
+//! kept and drained on every flush until its last reader has let go of it, drained once
+//! more, and dropped. Each drain reports what was counted since the one before, so a
+//! snapshot drained as current and later as retired is counted once.
 //!
 //! [`CountSource`] is the seam the task calls: [`SnapshotCounts`] over the client's
 //! snapshots in the SDK, a scripted source in the tests.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{self, AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-use flagpole_core::Snapshot;
 use flagpole_core::wire::EvalCount;
 
 use crate::shared::{Shared, State};
@@ -35,6 +37,11 @@ impl Retired {
     /// drains them).
     pub(crate) fn enable(&self) {
         self.on.store(true, Ordering::Release);
+    }
+
+    /// Whether telemetry is on: snapshots are then compiled counting.
+    pub(crate) fn is_on(&self) -> bool {
+        self.on.load(Ordering::Acquire)
     }
 
     /// Called by `Shared::publish` with the state it replaced.
@@ -69,24 +76,35 @@ impl CountSource for SnapshotCounts {
         let states = std::mem::take(&mut *retired.states.lock().unwrap_or_else(|e| e.into_inner()));
         let mut still_read = Vec::new();
         for state in states {
-            drain_snapshot(&state.snapshot, start_ms, end_ms, out);
+            // Checked before the drain, not after: a reader that lets go between a drain
+            // and the check may have counted after that drain, and would be lost.
             // `ArcSwap` turns its readers' borrows into counted references when it swaps,
-            // so a count of one means no evaluation runs on it any more: the drain above
-            // was its last.
-            if Arc::strong_count(&state) > 1 {
+            // so a count of one means nobody can evaluate on this snapshot any more.
+            let last = Arc::strong_count(&state) == 1;
+            if last {
+                // Pairs with the release of the last reader's reference: its increments
+                // (relaxed stores) are visible to the drain below.
+                atomic::fence(Ordering::Acquire);
+            }
+            state.snapshot.drain_counts(start_ms, end_ms, out);
+            if !last {
                 still_read.push(state);
             }
         }
         if !still_read.is_empty() {
+            // Snapshots retired meanwhile go after the ones kept, oldest first.
             let mut states = retired.states.lock().unwrap_or_else(|e| e.into_inner());
             still_read.append(&mut states);
             *states = still_read;
         }
-        drain_snapshot(&self.shared.state.load().snapshot, start_ms, end_ms, out);
+        self.shared
+            .state
+            .load()
+            .snapshot
+            .drain_counts(start_ms, end_ms, out);
     }
 }
 
-/// One snapshot's counters. Evaluation counting is being added to `flagpole-core`
-/// (per-snapshot striped counters with a drain call); until it lands there is nothing to
-/// drain, and batches carry exposures and events only.
-fn drain_snapshot(_snapshot: &Snapshot, _start_ms: i64, _end_ms: i64, _out: &mut Vec<EvalCount>) {}
+#[cfg(test)]
+#[path = "counts_tests.rs"]
+mod tests;
