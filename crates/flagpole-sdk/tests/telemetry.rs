@@ -1,6 +1,6 @@
 //! Telemetry against in-test peers: evaluation counts, exposures and events on the
-//! stream and over `POST /sdk/v1/events`, acknowledgements and refusals, the buffer's
-//! bound, and `close()`'s deadline.
+//! stream and over `POST /sdk/v1/events`, acknowledgements and refusals, a server older
+//! than telemetry, the buffer's bound, and `close()`'s deadline.
 
 mod support;
 
@@ -466,4 +466,36 @@ async fn with_telemetry_off_evaluations_are_not_counted() {
     let (client, _conn) = ready(&mut server, builder).await;
     assert!(!client.flags().snapshot().is_counting());
     client.close().await;
+}
+
+#[tokio::test]
+async fn a_server_older_than_telemetry_is_asked_once_then_left_alone() {
+    // As a server from before telemetry: no telemetry header on the upgrade, and a JSON
+    // 404 for `POST /sdk/v1/events` (its router's answer to a route it does not have).
+    let mut server = TestServer::start().await;
+    server.events.answer_all(404);
+    let builder =
+        Client::builder(server.url(), KEY).telemetry_flush_interval(Duration::from_millis(50));
+    let (client, _conn) = ready(&mut server, builder).await;
+    let ctx = Context::new("u");
+    assert!(client.bool_value("plain", &ctx, false));
+    client.track("a", &ctx, None, Map::new()).unwrap();
+    let asked = server.events.next().await;
+    assert_eq!(asked.path, "/sdk/v1/events");
+    // Twenty flush intervals of evaluations and events, then close: nothing more is
+    // posted (each flush would have posted again before).
+    for _ in 0..20 {
+        assert!(client.bool_value("plain", &ctx, false));
+        client.track("b", &ctx, None, Map::new()).unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    client.close().await;
+    let mut requests = 1;
+    while server.events.posted.try_recv().is_ok() {
+        requests += 1;
+    }
+    assert_eq!(
+        requests, 1,
+        "the server was asked again during the back-off"
+    );
 }

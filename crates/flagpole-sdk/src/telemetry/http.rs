@@ -145,9 +145,10 @@ fn classify(status: StatusCode, retry_after: Option<HeaderValue>, body: &[u8]) -
         413 => Outcome::TooLarge,
         400 | 422 => Outcome::Invalid(text()),
         401 | 403 => Outcome::Unauthorized,
-        // A server without the endpoint (older than telemetry): nothing will ever store
-        // the batch, and keeping it would only fill the buffer.
-        404 | 405 => Outcome::Invalid(format!("the server does not take telemetry ({status})")),
+        // A server without the endpoint (older than telemetry, or a proxy not routing
+        // it): not stored. The task keeps the batch and asks again much later, since the
+        // server may be upgraded meanwhile (a rolling deploy).
+        404 | 405 => Outcome::Unsupported(status.to_string()),
         // A 5xx may come after the batch was written: resend it unchanged.
         _ => Outcome::NoAnswer(format!("{status}: {}", text())),
     }
@@ -177,7 +178,8 @@ mod tests {
             Outcome::Invalid("events[0].at_ms".into())
         );
         assert!(matches!(ok(400), Outcome::Invalid(_)));
-        assert!(matches!(ok(404), Outcome::Invalid(_)));
+        assert!(matches!(ok(404), Outcome::Unsupported(_)));
+        assert!(matches!(ok(405), Outcome::Unsupported(_)));
         assert_eq!(ok(401), Outcome::Unauthorized);
         assert!(matches!(ok(503), Outcome::NoAnswer(_)));
     }

@@ -92,6 +92,9 @@ pub(crate) enum Outcome {
     Invalid(String),
     /// The SDK key was refused: stop sending.
     Unauthorized,
+    /// The server has no telemetry endpoint (404/405: a server older than telemetry, or a
+    /// proxy that does not route it). Nothing was stored; asked again much later.
+    Unsupported(String),
     /// Certainly not stored (nothing was written): the batch may still change.
     NotSent(String),
     /// Written but not answered: maybe stored, so resent unchanged under its id.
@@ -215,6 +218,8 @@ impl Telemetry {
             window_start_ms: now_ms(),
             paused: false,
             not_before: None,
+            unsupported_until: None,
+            warned_unsupported: false,
         };
         tasks.spawn(task.run(stop.clone(), shutdown));
         tasks.close();

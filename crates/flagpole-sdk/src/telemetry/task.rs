@@ -23,6 +23,11 @@ use crate::shared::{ConnectionState, Shared};
 /// How long a delivery may take outside of `close()`: connect, send, answer.
 const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How long a server without the telemetry endpoint (404/405) is left alone: long
+/// enough not to load an older server (or fill its logs) with requests it cannot take,
+/// short enough to find the endpoint soon after an upgrade.
+const UNSUPPORTED_BACKOFF: Duration = Duration::from_secs(600);
+
 /// Room for `{"type":"telemetry","batch":…}` around a batch in a stream frame.
 const ENVELOPE: usize = 64;
 
@@ -54,6 +59,10 @@ pub(crate) struct Task<C> {
     pub(crate) paused: bool,
     /// The server said busy: nothing is sent before this.
     pub(crate) not_before: Option<Instant>,
+    /// The server has no telemetry endpoint: nothing is posted before this.
+    pub(crate) unsupported_until: Option<Instant>,
+    /// That was logged as a warning once; later refusals are logged at debug level.
+    pub(crate) warned_unsupported: bool,
 }
 
 impl<C: CountSource> Task<C> {
@@ -146,6 +155,14 @@ impl<C: CountSource> Task<C> {
         if !closing && self.not_before.is_some_and(|t| Instant::now() < t) {
             return;
         }
+        // Not at close either: the answer would be another 404, after a connection that
+        // only delays `close`. The stream, once a server announces it there, is used at
+        // once (`deliver` prefers it).
+        if self.unsupported_until.is_some_and(|t| Instant::now() < t)
+            && !*self.shared.telemetry.uplink.watch().borrow()
+        {
+            return;
+        }
         self.not_before = None;
         while let Some(front) = self.outbox.front_mut() {
             // Sealed before sending: if this future is dropped mid-delivery (close), the
@@ -154,6 +171,7 @@ impl<C: CountSource> Task<C> {
             let outcome = deliver(&self.shared, &self.http, &front.batch).await;
             match outcome {
                 Outcome::Stored => {
+                    self.unsupported_until = None;
                     let done = self.outbox.pop().expect("the front");
                     let mut buffer = self.recorder.buffer();
                     buffer.release(done.held_items, done.held_bytes);
@@ -194,6 +212,23 @@ impl<C: CountSource> Task<C> {
                         "flagpole: the server rejected the SDK key for telemetry; paused until the stream reconnects"
                     );
                     self.paused = true;
+                    return;
+                }
+                Outcome::Unsupported(status) => {
+                    // Not stored: the batch stays as it was (open ones take later counts,
+                    // within the buffer's bounds) until the server is asked again.
+                    self.outbox.set_front_sealed(was_sealed);
+                    self.unsupported_until = Some(Instant::now() + UNSUPPORTED_BACKOFF);
+                    if std::mem::replace(&mut self.warned_unsupported, true) {
+                        tracing::debug!(%status, "flagpole: the server still does not take telemetry");
+                    } else {
+                        tracing::warn!(
+                            %status,
+                            "flagpole: the server does not take telemetry (older than this SDK?); \
+                             asking again every {} minutes, counts kept meanwhile",
+                            UNSUPPORTED_BACKOFF.as_secs() / 60
+                        );
+                    }
                     return;
                 }
                 Outcome::NotSent(error) => {
@@ -261,22 +296,5 @@ async fn deliver(shared: &Shared, http: &EventsEndpoint, batch: &TelemetryBatch)
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use flagpole_core::wire::ClientMessage;
-
-    #[test]
-    fn a_stream_message_is_a_client_telemetry_message() {
-        let batch = TelemetryBatch {
-            id: uuid::Uuid::now_v7().to_string(),
-            sdk: "flagpole-rust/0".into(),
-            dropped: 4,
-            ..TelemetryBatch::default()
-        };
-        let text = serde_json::to_string(&StreamMessage { batch: &batch }).unwrap();
-        assert_eq!(
-            serde_json::from_str::<ClientMessage>(&text).unwrap(),
-            ClientMessage::Telemetry { batch }
-        );
-    }
-}
+#[path = "task_tests.rs"]
+mod tests;

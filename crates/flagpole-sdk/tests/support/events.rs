@@ -1,5 +1,6 @@
 //! A stand-in for `POST /sdk/v1/events`: hyper's HTTP/1 server on the test server's port,
-//! recording each request and answering with scripted statuses (202 when none is left).
+//! recording each request and answering with scripted statuses (then 202, or the status
+//! set with [`EventsStub::answer_all`]).
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
@@ -16,8 +17,8 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
-/// Scripted answers: status and `Retry-After`.
-type Answers = Arc<Mutex<VecDeque<(u16, Option<String>)>>>;
+/// Scripted answers: status and `Retry-After`, then the status for every later request.
+type Answers = Arc<Mutex<(VecDeque<(u16, Option<String>)>, u16)>>;
 
 /// One request as received.
 #[derive(Debug)]
@@ -43,7 +44,7 @@ pub struct Serve {
 impl EventsStub {
     pub fn new() -> (EventsStub, Serve) {
         let (tx, posted) = mpsc::unbounded_channel();
-        let answers = Arc::new(Mutex::new(VecDeque::new()));
+        let answers = Arc::new(Mutex::new((VecDeque::new(), 202)));
         (
             EventsStub {
                 posted,
@@ -61,7 +62,13 @@ impl EventsStub {
         self.answers
             .lock()
             .unwrap()
+            .0
             .push_back((status, retry_after.map(str::to_owned)));
+    }
+
+    /// Answers every request after the scripted ones with `status` (instead of 202).
+    pub fn answer_all(&self, status: u16) {
+        self.answers.lock().unwrap().1 = status;
     }
 
     /// The next request.
@@ -99,13 +106,18 @@ impl Serve {
             batch,
             at: tokio::time::Instant::now(),
         });
-        let (status, retry_after) = self
-            .answers
-            .lock()
-            .unwrap()
-            .pop_front()
-            .unwrap_or((202, None));
-        let mut response = Response::new(Full::new(Bytes::from_static(b"{}")));
+        let (status, retry_after) = {
+            let mut answers = self.answers.lock().unwrap();
+            let otherwise = answers.1;
+            answers.0.pop_front().unwrap_or((otherwise, None))
+        };
+        // What the server's router answers a route it does not have.
+        let body: &'static [u8] = if status == 404 {
+            br#"{"error":{"code":"not_found","message":"route not found"}}"#
+        } else {
+            b"{}"
+        };
+        let mut response = Response::new(Full::new(Bytes::from_static(body)));
         *response.status_mut() = StatusCode::from_u16(status).unwrap();
         if let Some(after) = retry_after {
             response
