@@ -10,14 +10,21 @@
 //! Every insert goes through moka's per-key `and_try_compute_with`, which serialises
 //! loaders of one environment and lets the newest `data_version` win: a slow load that
 //! started before a write can never overwrite the snapshot loaded after it.
+//!
+//! The server's cache ([`SnapshotCache::counting`]) compiles counting snapshots, so that
+//! OFREP evaluations are counted like an SDK's. Entries are replaced on every write and
+//! every time-to-live, while requests may still evaluate on the entry they got; so every
+//! snapshot it compiled is kept in a list until [`SnapshotCache::drain_counts`] has
+//! drained it after its last user let go (the SDK's retired snapshots, the same way).
 
 use std::collections::HashSet;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{self, AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use flagpole_core::Snapshot;
 use flagpole_core::model::EnvironmentSnapshot;
+use flagpole_core::wire::EvalCount;
 use moka::future::Cache;
 use moka::ops::compute::{CompResult, Op};
 use tokio::sync::broadcast::error::RecvError;
@@ -99,16 +106,72 @@ struct Inner {
     cache: Cache<i64, Arc<CompiledEnvironment>>,
     /// Set once every environment has been loaded (at start); read by /readyz.
     warmed: AtomicBool,
+    /// When counting: every environment compiled and not yet drained for the last time,
+    /// in the cache or not. A std mutex, held for a push or a swap, never across an await.
+    counted: Option<Mutex<Vec<Arc<CompiledEnvironment>>>>,
 }
 
 impl SnapshotCache {
-    /// An empty cache over `db` whose entries expire after `ttl`.
+    /// An empty cache over `db` whose entries expire after `ttl`; its snapshots do not
+    /// count evaluations.
     pub fn new(db: Db, ttl: Duration) -> SnapshotCache {
+        SnapshotCache::build(db, ttl, false)
+    }
+
+    /// Like [`SnapshotCache::new`], with snapshots that count every evaluation
+    /// ([`Snapshot::with_counting`]). Someone must call [`SnapshotCache::drain_counts`]
+    /// periodically: until drained, every snapshot compiled stays in memory.
+    pub fn counting(db: Db, ttl: Duration) -> SnapshotCache {
+        SnapshotCache::build(db, ttl, true)
+    }
+
+    fn build(db: Db, ttl: Duration, counting: bool) -> SnapshotCache {
         SnapshotCache(Arc::new(Inner {
             db,
             cache: Cache::builder().time_to_live(ttl).build(),
             warmed: AtomicBool::new(false),
+            counted: counting.then(Mutex::default),
         }))
+    }
+
+    /// What was counted since the last call, per environment (an environment may appear
+    /// more than once: one entry per snapshot), over the window `[start_ms, end_ms)`.
+    /// Snapshots that left the cache are drained until nobody holds them any more, then
+    /// once more, and dropped: an evaluation is reported once, by exactly one call.
+    pub async fn drain_counts(&self, start_ms: i64, end_ms: i64) -> Vec<(i64, Vec<EvalCount>)> {
+        let Some(counted) = &self.0.counted else {
+            return Vec::new();
+        };
+        // Lets moka drop what expired or was replaced, so those snapshots reach their last
+        // drain now rather than at its next housekeeping.
+        self.0.cache.run_pending_tasks().await;
+        let lock = || counted.lock().unwrap_or_else(PoisonError::into_inner);
+        let compiled = std::mem::take(&mut *lock());
+        let mut kept = Vec::with_capacity(compiled.len());
+        let mut drained = Vec::new();
+        for env in compiled {
+            // Checked before draining: one held elsewhere (the cache, a request) may still
+            // be evaluated on, and is drained again next time. Held only here, nobody can
+            // reach it any more, so this drain is its last.
+            let last = Arc::strong_count(&env) == 1;
+            if last {
+                // Pairs with the release of the last other reference: the increments of
+                // the evaluations made through it are visible to the drain.
+                atomic::fence(Ordering::Acquire);
+            }
+            let mut counts = Vec::new();
+            if env.snapshot.drain_counts(start_ms, end_ms, &mut counts) > 0 {
+                drained.push((env.environment_id, counts));
+            }
+            if !last {
+                kept.push(env);
+            }
+        }
+        let mut list = lock();
+        // Compiled while this drained: after the ones kept.
+        kept.append(&mut list);
+        *list = kept;
+        drained
     }
 
     /// The compiled environment, loading it on a miss. Concurrent misses for one
@@ -120,7 +183,7 @@ impl SnapshotCache {
         if let Some(hit) = self.0.cache.get(&environment_id).await {
             return Ok(hit);
         }
-        let db = self.0.db.clone();
+        let inner = self.0.clone();
         let result = self
             .0
             .cache
@@ -130,7 +193,7 @@ impl SnapshotCache {
                 if current.is_some() {
                     return Ok(Op::Nop);
                 }
-                Ok(Op::Put(Arc::new(load(&db, environment_id).await?)))
+                Ok(Op::Put(inner.load(environment_id).await?))
             })
             .await
             .map_err(Arc::new)?;
@@ -148,7 +211,7 @@ impl SnapshotCache {
     /// Reloads a cached environment and swaps the result in if it is newer. Environments
     /// not in the cache are left to load on their next use.
     pub async fn refresh(&self, environment_id: i64) -> Result<(), SnapshotError> {
-        let db = self.0.db.clone();
+        let inner = self.0.clone();
         self.0
             .cache
             .entry(environment_id)
@@ -156,9 +219,9 @@ impl SnapshotCache {
                 let Some(current) = current else {
                     return Ok(Op::Nop);
                 };
-                match load(&db, environment_id).await {
+                match inner.load(environment_id).await {
                     Ok(fresh) if fresh.data_version > current.value().data_version => {
-                        Ok(Op::Put(Arc::new(fresh)))
+                        Ok(Op::Put(fresh))
                     }
                     Ok(_) => Ok(Op::Nop),
                     Err(SnapshotError::EnvironmentNotFound(_)) => Ok(Op::Remove),
@@ -280,11 +343,26 @@ impl SnapshotCache {
     }
 }
 
-async fn load(db: &Db, environment_id: i64) -> Result<CompiledEnvironment, SnapshotError> {
-    let env = load_environment(db, environment_id)
-        .await?
-        .ok_or(SnapshotError::EnvironmentNotFound(environment_id))?;
-    // Compiled inline: an environment of a few hundred flags compiles in well under a
-    // millisecond, and this runs on a miss or after a write, never per evaluation.
-    Ok(CompiledEnvironment::compile(environment_id, &env))
+impl Inner {
+    async fn load(&self, environment_id: i64) -> Result<Arc<CompiledEnvironment>, SnapshotError> {
+        let env = load_environment(&self.db, environment_id)
+            .await?
+            .ok_or(SnapshotError::EnvironmentNotFound(environment_id))?;
+        // Compiled inline: an environment of a few hundred flags compiles in well under a
+        // millisecond, and this runs on a miss or after a write, never per evaluation.
+        let mut compiled = CompiledEnvironment::compile(environment_id, &env);
+        let Some(counted) = &self.counted else {
+            return Ok(Arc::new(compiled));
+        };
+        compiled.snapshot =
+            std::mem::replace(&mut compiled.snapshot, Snapshot::empty()).with_counting();
+        let compiled = Arc::new(compiled);
+        // Listed even if it never reaches the cache (a load that lost to a newer one):
+        // it is then dropped at the next drain, having counted nothing.
+        counted
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(compiled.clone());
+        Ok(compiled)
+    }
 }

@@ -31,7 +31,8 @@ pub struct SharedState {
     pub changes: ChangeFeed,
     /// Authentication caches and login counters.
     pub auth: crate::auth::AuthState,
-    /// Compiled environments for evaluation (OFREP), kept fresh from `changes`.
+    /// Compiled environments for evaluation (OFREP), kept fresh from `changes`; they count
+    /// OFREP evaluations.
     pub snapshots: crate::snapshots::SnapshotCache,
     /// Set when shutdown begins (SIGTERM): /readyz fails from then on while requests are
     /// still served for the drain delay, so load balancers stop routing here first.
@@ -58,7 +59,9 @@ impl AppState {
         let shutdown = tokio_util::sync::CancellationToken::new();
         let tasks = tokio_util::task::TaskTracker::new();
         AppState(Arc::new(SharedState {
-            snapshots: crate::snapshots::SnapshotCache::new(
+            // Counting: OFREP evaluations are reported as application `ofrep`, drained by
+            // `ingest::own_counts`.
+            snapshots: crate::snapshots::SnapshotCache::counting(
                 db.clone(),
                 crate::snapshots::DEFAULT_TTL,
             ),

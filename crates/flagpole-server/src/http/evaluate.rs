@@ -111,7 +111,8 @@ async fn evaluate(
     let mut results: Vec<DebugResult> = keys
         .into_iter()
         .map(|flag| {
-            let evaluation = compiled.snapshot.evaluate(&flag, &context);
+            // Uncounted: debugging a flag is not using it (insights, lifecycle).
+            let evaluation = compiled.snapshot.evaluate_uncounted(&flag, &context);
             let reason = evaluation.reason;
             let mut result = DebugResult {
                 value: evaluation.value.cloned(),

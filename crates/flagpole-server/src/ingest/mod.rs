@@ -11,9 +11,11 @@
 //! - database writes follow the distinct counters per commit, not the number of SDKs.
 //!
 //! [`upkeep`] is the second loop: daily rollup, partitions ahead, retention.
+//! [`own_counts`] is the third: it queues the server's own (OFREP) evaluation counts.
 
 mod aggregate;
 mod caps;
+pub mod own_counts;
 pub mod upkeep;
 mod writer;
 
@@ -93,8 +95,9 @@ impl Ingest {
         }
     }
 
-    /// Starts the writer and upkeep loops on `tasks`; both stop on `shutdown` (the writer
-    /// after writing what is queued). Called once; later calls do nothing.
+    /// Starts the writer, upkeep and own-counts loops on `tasks`; all stop on `shutdown`,
+    /// the writer last: after the own-counts loop has queued its final drain, and after
+    /// writing what is queued. Called once; later calls do nothing.
     pub fn start(
         &self,
         db: &Db,
@@ -118,7 +121,16 @@ impl Ingest {
             caps::Caps::new(config.telemetry_unknown_flags),
             self.clone(),
         );
-        tasks.spawn(writer.run(receiver, shutdown.clone()));
+        // Stopped by the own-counts loop once it has queued its last batches (or if it
+        // ends any other way: the guard is dropped then too).
+        let writer_stop = CancellationToken::new();
+        tasks.spawn(writer.run(receiver, writer_stop.clone()));
+        tasks.spawn(own_counts::run(
+            snapshots.clone(),
+            self.clone(),
+            shutdown.clone(),
+            writer_stop.drop_guard(),
+        ));
         tasks.spawn(upkeep::run(
             db.clone(),
             upkeep::Settings::from_config(config),
@@ -139,6 +151,29 @@ impl Ingest {
             metrics::counter!("telemetry_batches_refused_total", "cause" => "busy").increment(1);
             return Err(Refused::Busy);
         }
+        self.enqueue(environment_id, batch, bytes)
+    }
+
+    /// [`Ingest::submit`] for the server's own counts, which are queued even when the
+    /// queue is over its bound: refusing them would free no memory (they are held either
+    /// way, bounded by their distinct keys), only lose them. Refused only when stopped.
+    fn submit_own(
+        &self,
+        environment_id: i64,
+        batch: TelemetryBatch,
+        bytes: usize,
+    ) -> Result<oneshot::Receiver<Result<Stored, Refused>>, Refused> {
+        self.inner.queued.fetch_add(bytes, Ordering::AcqRel);
+        self.enqueue(environment_id, batch, bytes)
+    }
+
+    /// Queues a batch whose `bytes` are reserved already.
+    fn enqueue(
+        &self,
+        environment_id: i64,
+        batch: TelemetryBatch,
+        bytes: usize,
+    ) -> Result<oneshot::Receiver<Result<Stored, Refused>>, Refused> {
         let (done, receipt) = oneshot::channel();
         let job = Job {
             environment_id,

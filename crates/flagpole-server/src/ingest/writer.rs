@@ -3,8 +3,9 @@
 //! the group is small so that concurrent SDKs share a commit, writes the group in one
 //! transaction and then answers every batch in it. While a commit fails because the
 //! database is unavailable, it keeps the group and retries with backoff: the queue behind
-//! it fills and new batches are refused as busy. On shutdown it stops taking new batches,
-//! writes what is queued, and returns.
+//! it fills and new batches are refused as busy. When told to stop (on shutdown, once the
+//! server's own counts are queued: `own_counts`) it stops taking new batches, writes what
+//! is queued (one attempt per group), and returns.
 
 use std::collections::HashMap;
 use std::sync::Arc;

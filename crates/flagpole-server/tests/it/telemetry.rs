@@ -1,6 +1,7 @@
 //! Telemetry from SDKs (docs/protocol.md, "Telemetry") through real sockets into the
 //! database: exact counts from several connections, idempotent redelivery, bad input,
-//! a full queue, a restart mid-ingestion, the caps, rollup and retention.
+//! a full queue, a restart mid-ingestion, the caps, rollup and retention; and the
+//! server's own OFREP evaluations, counted as application `ofrep`.
 
 use std::collections::{BTreeMap, HashSet};
 use std::net::SocketAddr;
@@ -19,7 +20,7 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 use crate::backends;
 use crate::support::stream::{Seeded, Server, Ws, connect, next_message, seed, send};
-use crate::support::{config, count, http1};
+use crate::support::{Cred, config, count, http1, request};
 
 backends! {
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -31,6 +32,7 @@ backends! {
     rollup_and_retention_keep_what_they_should => retention_postgres, retention_sqlite;
     acknowledged_batches_survive_a_restart => restart_postgres, restart_sqlite;
     flag_states_carry_the_flag_version => flag_version_postgres, flag_version_sqlite;
+    ofrep_evaluations_are_counted_as_application_ofrep => ofrep_counted_postgres, ofrep_counted_sqlite;
 }
 
 /// A UUID-shaped batch id, distinct per `(run, n)`.
@@ -619,4 +621,93 @@ async fn flag_states_carry_the_flag_version(backend: Backend) {
     assert_eq!(patch.flags[0].version, version + 1);
     let truth = crate::support::stream::truth(&server.db, seeded.env_id).await;
     assert_eq!(truth.flags[0].version, version + 1);
+}
+
+/// OFREP evaluations, single and bulk, are counted by the server itself under application
+/// `ofrep`, across a change of the flag (the cache's snapshot replaced while requests
+/// evaluate), and are stored by the time the server has shut down. The evaluation
+/// debugger's are not counted: inspecting a flag is not using it.
+async fn ofrep_evaluations_are_counted_as_application_ofrep(backend: Backend) {
+    let db = fresh_db(backend).await.unwrap();
+    let mut server = Server::start(db.clone(), 15).await;
+    let seeded = seed(&server).await;
+    let mut expected: BTreeMap<(String, String, String), i64> = BTreeMap::new();
+    let mut tally = |flag: &Value| {
+        let key = (
+            flag["key"].as_str().unwrap().to_owned(),
+            flag["variant"].as_str().unwrap().to_owned(),
+            flag["metadata"]["flagpoleReason"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
+        *expected.entry(key).or_default() += 1;
+    };
+    let context = json!({"context": {"targetingKey": "user-1"}});
+    let ofrep = async |path: &str| {
+        let req = request(
+            Method::POST,
+            path,
+            Cred::Bearer(&seeded.sdk_key),
+            Some(&context),
+            &[],
+        );
+        let (status, body) = server.send(req).await;
+        assert_eq!(status, StatusCode::OK);
+        serde_json::from_slice::<Value>(&body).unwrap()
+    };
+    let mut evaluations = 0;
+    let mut before = None;
+    for round in 0..2 {
+        for _ in 0..5 {
+            let answer = ofrep("/ofrep/v1/evaluate/flags/switch").await;
+            before.get_or_insert_with(|| answer["variant"].clone());
+            tally(&answer);
+            evaluations += 1;
+        }
+        for flag in ofrep("/ofrep/v1/evaluate/flags").await["flags"]
+            .as_array()
+            .unwrap()
+        {
+            tally(flag);
+            evaluations += 1;
+        }
+        if round == 0 {
+            // The cache follows the change on its own task: evaluate until it has.
+            server.toggle("switch", true).await;
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+            loop {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "OFREP never saw the change"
+                );
+                let answer = ofrep("/ofrep/v1/evaluate/flags/switch").await;
+                tally(&answer);
+                evaluations += 1;
+                if Some(&answer["variant"]) != before.as_ref() {
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            }
+        }
+    }
+    for _ in 0..3 {
+        let (status, answer) = server
+            .call(
+                Method::POST,
+                "/api/v1/projects/shop/environments/production/evaluate",
+                Some(json!({"key": "user-1"})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{answer}");
+    }
+    server.stop().await;
+
+    assert_eq!(totals(&db, seeded.env_id).await, expected);
+    let mut conn = db.pool.acquire().await.unwrap();
+    let apps = insights::apps(&mut conn, seeded.env_id).await.unwrap();
+    assert_eq!(apps.len(), 1, "{apps:?}");
+    assert_eq!(apps[0].app, flagpole_server::ingest::own_counts::APP);
+    assert!(apps[0].sdk.starts_with("flagpole-server/"), "{apps:?}");
+    assert_eq!(apps[0].evaluations, evaluations);
 }
