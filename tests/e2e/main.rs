@@ -5,3 +5,4 @@ mod replicas;
 mod sdk_rejected;
 mod sdk_server;
 mod support;
+mod telemetry;

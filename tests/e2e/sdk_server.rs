@@ -212,7 +212,7 @@ async fn ofrep_all(http: &reqwest::Client, base: &str, sdk_key: &str, context: &
 
 /// Sixty users with a spread of attributes (and some missing), as SDK contexts and as the
 /// OFREP context for the same user.
-fn contexts() -> Vec<(Context, Value)> {
+pub(crate) fn contexts() -> Vec<(Context, Value)> {
     let countries = ["SE", "NO", "DK", "dk", "US", "DE"];
     let plans = ["free", "pro", "pro", "team"];
     let versions = ["1.9.9", "2.1.0", "2.10.3", "not-a-version"];
