@@ -16,7 +16,9 @@ pub const SETTLED_AFTER_DAYS: i64 = 14;
 pub const UNUSED_AFTER_DAYS: i64 = 7;
 
 /// What a flag is for, which sets how long it is expected to live.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum FlagType {
     /// Ships a change gradually, then goes (40 days).
@@ -56,6 +58,14 @@ impl FlagType {
     /// Parses a stored or wire name.
     pub fn parse(s: &str) -> Option<FlagType> {
         Self::ALL.into_iter().find(|t| t.as_str() == s)
+    }
+
+    /// The name in words ("kill switch").
+    pub fn words(self) -> &'static str {
+        match self {
+            FlagType::KillSwitch => "kill switch",
+            other => other.as_str(),
+        }
     }
 }
 
@@ -98,6 +108,23 @@ impl Lifetimes {
             FlagType::Permission => self.permission,
         }
     }
+
+    /// These lifetimes with type `t`'s set to `days` (a project's override).
+    pub fn with(mut self, t: FlagType, days: Option<u32>) -> Lifetimes {
+        *match t {
+            FlagType::Release => &mut self.release,
+            FlagType::Experiment => &mut self.experiment,
+            FlagType::Operational => &mut self.operational,
+            FlagType::KillSwitch => &mut self.kill_switch,
+            FlagType::Permission => &mut self.permission,
+        } = days;
+        self
+    }
+}
+
+/// Whole days from `from` to `to` (rounded down), for messages.
+fn days_between(from: i64, to: i64) -> i64 {
+    (to - from).div_euclid(DAY_MS)
 }
 
 /// Why a flag is potentially stale.
@@ -164,8 +191,9 @@ pub fn staleness(facts: &FlagFacts<'_>, lifetimes: &Lifetimes, now: i64) -> Stal
         reasons.push(StaleReason {
             code: StaleCode::LifetimeExceeded,
             message: format!(
-                "older than the {days} days a {} flag is expected to live",
-                facts.flag_type.as_str().replace('_', " ")
+                "lifetime of {days} days for {} flags exceeded (created {} days ago)",
+                facts.flag_type.words(),
+                days_between(facts.created_at, now)
             ),
         });
     }
@@ -178,7 +206,8 @@ pub fn staleness(facts: &FlagFacts<'_>, lifetimes: &Lifetimes, now: i64) -> Stal
         reasons.push(StaleReason {
             code: StaleCode::Settled,
             message: format!(
-                "unchanged for {SETTLED_AFTER_DAYS} days and {} in every environment",
+                "unchanged for {} days and {} in every environment",
+                days_between(facts.updated_at, now),
                 if all_off {
                     "off"
                 } else {
@@ -196,7 +225,9 @@ pub fn staleness(facts: &FlagFacts<'_>, lifetimes: &Lifetimes, now: i64) -> Stal
     {
         reasons.push(StaleReason {
             code: StaleCode::NotEvaluated,
-            message: format!("not evaluated for {UNUSED_AFTER_DAYS} days in any environment"),
+            message: format!(
+                "not evaluated in any environment for the last {UNUSED_AFTER_DAYS} days"
+            ),
         });
     }
     Staleness {
@@ -475,7 +506,7 @@ mod tests {
         assert_eq!(got.reasons[0].code, LifetimeExceeded);
         assert_eq!(
             got.reasons[0].message,
-            "older than the 5 days a release flag is expected to live"
+            "lifetime of 5 days for release flags exceeded (created 10 days ago)"
         );
         let never = Lifetimes {
             release: None,
@@ -490,11 +521,53 @@ mod tests {
     }
 
     #[test]
+    fn messages_say_how_old_and_how_long_unchanged() {
+        let config = off();
+        let envs = [(&config, None)];
+        let facts = FlagFacts {
+            flag_type: FlagType::KillSwitch,
+            permanent: false,
+            archived: false,
+            created_at: NOW - 52 * DAY_MS - 5,
+            updated_at: NOW - 20 * DAY_MS,
+            environments: &envs,
+        };
+        let lifetimes = Lifetimes::default().with(FlagType::KillSwitch, Some(40));
+        assert_eq!(lifetimes.of(FlagType::KillSwitch), Some(40));
+        assert_eq!(lifetimes.of(FlagType::Release), Some(40));
+        let got = staleness(&facts, &lifetimes, NOW);
+        let messages: Vec<&str> = got.reasons.iter().map(|r| r.message.as_str()).collect();
+        assert_eq!(
+            messages,
+            [
+                "lifetime of 40 days for kill switch flags exceeded (created 52 days ago)",
+                "unchanged for 20 days and off in every environment",
+                "not evaluated in any environment for the last 7 days",
+            ]
+        );
+        let on_one = on(variant("on"));
+        let envs = [(&on_one, Some(NOW))];
+        let got = staleness(
+            &FlagFacts {
+                environments: &envs,
+                ..facts
+            },
+            &Lifetimes::default(),
+            NOW,
+        );
+        assert_eq!(
+            got.reasons[0].message,
+            "unchanged for 20 days and serving one variant to everyone in every environment"
+        );
+    }
+
+    #[test]
     fn types_round_trip_their_names() {
         for t in FlagType::ALL {
             assert_eq!(FlagType::parse(t.as_str()), Some(t));
             assert_eq!(serde_json::to_value(t).unwrap(), t.as_str());
         }
         assert_eq!(FlagType::parse("kill switch"), None);
+        assert_eq!(FlagType::KillSwitch.words(), "kill switch");
     }
 }
