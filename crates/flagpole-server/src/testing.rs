@@ -151,7 +151,7 @@ pub async fn seed_flags(db: &Db, project_key: &str, prefix: &str, n: usize) -> a
             salt: String::new(),
         };
         let config = default_config(&definition);
-        let row = flag::insert(&mut tx, project.id, &definition, now).await?;
+        let row = flag::insert(&mut tx, project.id, &definition, Default::default(), now).await?;
         for env in &environments {
             flag::put_config(&mut tx, row.id, env.id, &config).await?;
         }

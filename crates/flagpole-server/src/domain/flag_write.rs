@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 
+use flagpole_core::lifecycle::FlagType;
 use flagpole_core::model::{Flag, FlagConfig, FlagKind, Serve, Variant};
 use serde::Serialize;
 use serde_json::Value;
@@ -36,6 +37,13 @@ pub(crate) struct FlagView {
     pub variants: Vec<Variant>,
     /// Bucketing salt (empty: the flag key).
     pub salt: String,
+    /// What the flag is for, which sets its expected lifetime: `release`, `experiment`,
+    /// `operational`, `kill_switch` or `permission`.
+    #[serde(rename = "type")]
+    #[schema(value_type = String)]
+    pub flag_type: FlagType,
+    /// Marked to stay: never potentially stale.
+    pub permanent: bool,
     /// Archived flags are not served.
     pub archived: bool,
     /// When it was archived (epoch ms).
@@ -63,6 +71,8 @@ impl FlagView {
             kind: d.kind,
             variants: d.variants.clone(),
             salt: d.salt.clone(),
+            flag_type: row.flag_type,
+            permanent: row.permanent,
             archived: row.archived_at.is_some(),
             archived_at: row.archived_at,
             version: row.version,

@@ -2,6 +2,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use flagpole_core::lifecycle::FlagType;
 use flagpole_core::model::{Flag, FlagConfig, FlagKind, Variant};
 
 use super::flag_write::{FlagAudit, FlagView, boolean_variants, default_config, finish};
@@ -13,7 +14,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 use crate::store::Conn;
 use crate::store::environment;
-use crate::store::flag::{self, FlagRow};
+use crate::store::flag::{self, FlagRow, Lifecycle};
 use crate::store::project::Project;
 use crate::store::project_data::{ProjectData, ProjectFlag};
 
@@ -27,6 +28,8 @@ pub(crate) struct NewFlag {
     pub(crate) kind: FlagKind,
     pub(crate) variants: Option<Vec<Variant>>,
     pub(crate) salt: String,
+    /// Type and permanent mark.
+    pub(crate) lifecycle: Lifecycle,
     /// Configs for some environments (by key); the others get [`default_config`].
     pub(crate) environments: BTreeMap<String, FlagConfig>,
     pub(crate) comment: String,
@@ -119,7 +122,7 @@ pub(crate) async fn create(
     .await?;
 
     let now = now_ms();
-    let row = flag::insert(&mut tx, project.id, &definition, now).await?;
+    let row = flag::insert(&mut tx, project.id, &definition, input.lifecycle, now).await?;
     let env_ids: Vec<i64> = data.environments.iter().map(|e| e.id).collect();
     let audit = FlagAudit {
         actor,
@@ -143,6 +146,8 @@ pub(crate) struct FlagPatch {
     pub(crate) tags: Option<Vec<String>>,
     pub(crate) variants: Option<Vec<Variant>>,
     pub(crate) salt: Option<String>,
+    pub(crate) flag_type: Option<FlagType>,
+    pub(crate) permanent: Option<bool>,
 }
 
 /// Locks the flag for a write after the environments were locked; 404 if missing, 409 if
@@ -236,10 +241,22 @@ pub(crate) async fn update(
 
     let now = now_ms();
     let version = flag::update(&mut tx, row.id, &definition, row.archived_at, now).await?;
+    // Type and permanent mark change no served value: no environment is validated or
+    // reviewed for them, but they are a change of the flag like its name, with a version,
+    // history and audit entry.
+    let lifecycle = Lifecycle {
+        flag_type: patch.flag_type.unwrap_or(row.flag_type),
+        permanent: patch.permanent.unwrap_or(row.permanent),
+    };
+    if (lifecycle.flag_type, lifecycle.permanent) != (row.flag_type, row.permanent) {
+        flag::set_lifecycle(&mut tx, row.id, lifecycle).await?;
+    }
     let row = FlagRow {
         definition,
         version,
         updated_at: now,
+        flag_type: lifecycle.flag_type,
+        permanent: lifecycle.permanent,
         ..row
     };
     let audit = FlagAudit {

@@ -1,11 +1,12 @@
 //! `/api/v1/projects/{project}/flags`: flag definitions, search and lifecycle. Flags are
 //! archived, never deleted: SDKs and history may still refer to them.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
+use flagpole_core::lifecycle::FlagType;
 use flagpole_core::model::{FlagConfig, FlagKind, Variant};
 use serde::{Deserialize, Serialize};
 use utoipa_axum::router::OpenApiRouter;
@@ -14,14 +15,17 @@ use utoipa_axum::routes;
 use super::domain_common::project;
 use super::extract::{ApiJson, ApiPath, ApiQuery, MaybeJson, expected_version, required_version};
 use crate::auth::{Actor, Role};
+use crate::db::now_ms;
 use crate::domain::comment;
 use crate::domain::flag_write::FlagView;
 use crate::domain::flags::{self as domain, FlagPatch, NewFlag};
+use crate::domain::lifecycle::{self, Judge, Lifecycle};
 use crate::domain::variant_rename::{self, VariantRename};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::state::AppState;
 use crate::store::environment;
-use crate::store::flag::{self as store, ListFilter};
+use crate::store::flag::{self as store, FlagRow, ListFilter};
+use crate::store::project::Project;
 
 pub(crate) fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -42,6 +46,8 @@ pub(crate) struct FlagListQuery {
     tag: Option<String>,
     /// List archived flags instead of live ones (default false).
     archived: Option<bool>,
+    /// Only potentially stale flags (`true`) or only the others (`false`); see `lifecycle`.
+    stale: Option<bool>,
     /// Page size (default 50, at most 200).
     limit: Option<i64>,
     /// Flags skipped (default 0).
@@ -69,8 +75,27 @@ pub(crate) struct FlagListItem {
     archived: bool,
     version: i64,
     updated_at: i64,
+    /// `release`, `experiment`, `operational`, `kill_switch` or `permission`.
+    #[serde(rename = "type")]
+    #[schema(value_type = String)]
+    flag_type: FlagType,
+    /// Marked to stay: never potentially stale.
+    permanent: bool,
+    /// Whether the flag is potentially stale, and why.
+    lifecycle: Lifecycle,
     /// Every environment's switch, in environment display order.
     environments: Vec<EnvironmentEnabled>,
+}
+
+/// A flag with its lifecycle state: what the flag endpoints answer.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct FlagDetail {
+    /// The flag.
+    #[serde(flatten)]
+    flag: FlagView,
+    /// Whether the flag is potentially stale, and why (decided when answering: it moves
+    /// with the clock and with what SDKs report).
+    lifecycle: Lifecycle,
 }
 
 /// A page of flags.
@@ -103,6 +128,14 @@ pub(crate) struct CreateFlag {
     #[serde(default = "boolean")]
     #[schema(value_type = String)]
     kind: FlagKind,
+    /// What the flag is for, which sets its expected lifetime: `release` (default),
+    /// `experiment`, `operational`, `kill_switch` or `permission`.
+    #[serde(default, rename = "type")]
+    #[schema(value_type = String)]
+    flag_type: FlagType,
+    /// Never potentially stale (default false).
+    #[serde(default)]
+    permanent: bool,
     /// Values; a boolean flag without variants gets `on` (true) and `off` (false).
     #[serde(default)]
     #[schema(value_type = Option<Vec<Object>>)]
@@ -134,6 +167,12 @@ pub(crate) struct UpdateFlag {
     #[schema(value_type = Option<Vec<Object>>)]
     variants: Option<Vec<Variant>>,
     salt: Option<String>,
+    /// `release`, `experiment`, `operational`, `kill_switch` or `permission`.
+    #[serde(rename = "type")]
+    #[schema(value_type = Option<String>)]
+    flag_type: Option<FlagType>,
+    /// Never potentially stale.
+    permanent: Option<bool>,
     /// The version being edited (or send `If-Match`).
     version: Option<i64>,
     comment: Option<String>,
@@ -148,7 +187,8 @@ pub(crate) struct ArchiveBody {
     comment: Option<String>,
 }
 
-/// Flags of a project: search, tag filter and pagination.
+/// Flags of a project: search, tag and lifecycle filters, pagination. Each item says
+/// whether the flag is potentially stale and why.
 #[utoipa::path(get, path = "/api/v1/projects/{project}/flags", tag = "flags",
     params(("project" = String, Path, description = "Project key"), FlagListQuery),
     responses((status = 200, body = FlagList), (status = 400, body = ErrorBody),
@@ -175,33 +215,54 @@ async fn list_flags(
         limit,
         offset,
     };
+    let now = now_ms();
     let mut conn = state.db.pool.acquire().await?;
-    let (rows, total) = store::list(&mut conn, project.id, &filter).await?;
     let envs = environment::list(&mut conn, project.id).await?;
-    let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
-    let states = store::enabled_states(&mut conn, &ids).await?;
-    let items = rows
-        .into_iter()
-        .map(|row| FlagListItem {
-            environments: envs
-                .iter()
-                .map(|e| EnvironmentEnabled {
-                    environment: e.key.clone(),
-                    enabled: states
-                        .iter()
-                        .any(|&(f, env, on)| f == row.id && env == e.id && on),
-                })
-                .collect(),
-            key: row.key,
-            name: row.definition.name,
-            description: row.definition.description,
-            tags: row.definition.tags,
-            kind: row.definition.kind,
-            archived: row.archived_at.is_some(),
-            version: row.version,
-            updated_at: row.updated_at,
-        })
-        .collect();
+    let env_keys: HashMap<i64, &str> = envs.iter().map(|e| (e.id, e.key.as_str())).collect();
+    // Staleness is decided in Rust, not SQL, so filtering by it reads every flag that
+    // matches the other filters, then pages; without that filter only the page is read.
+    // Either way: one query for the flags, one for their configs, two for the lifecycle.
+    let (rows, configs, judge, total) = match query.stale {
+        None => {
+            let (rows, total) = store::list(&mut conn, project.id, &filter).await?;
+            let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
+            let keys: Vec<String> = rows.iter().map(|r| r.key.clone()).collect();
+            let configs = store::configs_of(&mut conn, &ids).await?;
+            let judge = Judge::load(&mut conn, project.id, Some(&keys), now).await?;
+            (rows, configs, judge, total)
+        }
+        Some(_) => {
+            let rows = store::list_all(&mut conn, project.id, &filter).await?;
+            let configs = store::configs_in_project(&mut conn, project.id, filter.archived).await?;
+            let judge = Judge::load(&mut conn, project.id, None, now).await?;
+            (rows, configs, judge, 0)
+        }
+    };
+    let mut by_flag: HashMap<i64, Vec<(&str, &FlagConfig)>> = HashMap::new();
+    for (flag, env, config) in &configs {
+        if let Some(env) = env_keys.get(env) {
+            by_flag.entry(*flag).or_default().push((*env, config));
+        }
+    }
+    let judged = rows.into_iter().map(|row| {
+        let configs = by_flag.remove(&row.id).unwrap_or_default();
+        let lifecycle = judge.judge((&row).into(), configs.iter().copied());
+        (row, configs, lifecycle)
+    });
+    let (items, total) = match query.stale {
+        None => (judged.map(list_item).collect(), total),
+        Some(want) => {
+            let matching: Vec<_> = judged.filter(|(_, _, l)| l.stale == want).collect();
+            let total = matching.len() as i64;
+            let page = matching
+                .into_iter()
+                .skip(usize::try_from(offset).unwrap_or(usize::MAX))
+                .take(usize::try_from(limit).unwrap_or(0))
+                .map(list_item)
+                .collect();
+            (page, total)
+        }
+    };
     Ok(Json(FlagList {
         items,
         total,
@@ -210,11 +271,49 @@ async fn list_flags(
     }))
 }
 
+/// One row of the list: the flag, its configs by environment key (in display order) and
+/// its lifecycle.
+fn list_item(
+    (row, configs, lifecycle): (FlagRow, Vec<(&str, &FlagConfig)>, Lifecycle),
+) -> FlagListItem {
+    FlagListItem {
+        environments: configs
+            .iter()
+            .map(|(env, config)| EnvironmentEnabled {
+                environment: (*env).to_owned(),
+                enabled: config.enabled,
+            })
+            .collect(),
+        key: row.key,
+        name: row.definition.name,
+        description: row.definition.description,
+        tags: row.definition.tags,
+        kind: row.definition.kind,
+        archived: row.archived_at.is_some(),
+        version: row.version,
+        updated_at: row.updated_at,
+        flag_type: row.flag_type,
+        permanent: row.permanent,
+        lifecycle,
+    }
+}
+
+/// A flag view with its lifecycle, as every flag endpoint here answers.
+async fn detail(
+    state: &AppState,
+    project: &Project,
+    flag: FlagView,
+) -> ApiResult<Json<FlagDetail>> {
+    let mut conn = state.db.pool.acquire().await?;
+    let lifecycle = lifecycle::of_view(&mut conn, project.id, &flag).await?;
+    Ok(Json(FlagDetail { flag, lifecycle }))
+}
+
 /// Creates a flag with a config in every environment (writer).
 #[utoipa::path(post, path = "/api/v1/projects/{project}/flags", tag = "flags",
     params(("project" = String, Path, description = "Project key")),
     request_body = CreateFlag,
-    responses((status = 201, body = FlagView), (status = 400, body = ErrorBody),
+    responses((status = 201, body = FlagDetail), (status = 400, body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
         (status = 422, description = "Invalid; `field` is the path in the body", body = ErrorBody)))]
 async fn create_flag(
@@ -222,7 +321,7 @@ async fn create_flag(
     actor: Actor,
     ApiPath(key): ApiPath<String>,
     ApiJson(body): ApiJson<CreateFlag>,
-) -> ApiResult<(StatusCode, Json<FlagView>)> {
+) -> ApiResult<(StatusCode, Json<FlagDetail>)> {
     let project = project(&state, &actor, &key, Role::Writer).await?;
     let input = NewFlag {
         key: body.key,
@@ -232,38 +331,49 @@ async fn create_flag(
         kind: body.kind,
         variants: body.variants,
         salt: body.salt,
+        lifecycle: store::Lifecycle {
+            flag_type: body.flag_type,
+            permanent: body.permanent,
+        },
         environments: body.environments,
         comment: comment(body.comment.as_deref())?,
     };
     let view = domain::create(&state, &actor, &project, input).await?;
-    Ok((StatusCode::CREATED, Json(view)))
+    Ok((StatusCode::CREATED, detail(&state, &project, view).await?))
 }
 
-/// A flag: definition, every environment's config, version and archived state.
+/// A flag: definition, every environment's config, version, archived state, type and
+/// lifecycle.
 #[utoipa::path(get, path = "/api/v1/projects/{project}/flags/{flag}", tag = "flags",
     params(("project" = String, Path, description = "Project key"),
         ("flag" = String, Path, description = "Flag key")),
-    responses((status = 200, body = FlagView), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = FlagDetail), (status = 404, body = ErrorBody)))]
 async fn get_flag(
     State(state): State<AppState>,
     actor: Actor,
     ApiPath((project_key, flag)): ApiPath<(String, String)>,
-) -> ApiResult<Json<FlagView>> {
+) -> ApiResult<Json<FlagDetail>> {
     let project = project(&state, &actor, &project_key, Role::Reader).await?;
     let mut conn = state.db.pool.acquire().await?;
     let row = store::by_key(&mut conn, project.id, &flag)
         .await?
         .ok_or_else(|| ApiError::not_found("flag", &flag))?;
-    Ok(Json(FlagView::load(&mut conn, &row).await?))
+    let view = FlagView::load(&mut conn, &row).await?;
+    let lifecycle = lifecycle::of_view(&mut conn, project.id, &view).await?;
+    Ok(Json(FlagDetail {
+        flag: view,
+        lifecycle,
+    }))
 }
 
-/// Changes a flag's definition (writer); validated against every environment.
+/// Changes a flag's definition, type or permanent mark (writer); a definition is
+/// validated against every environment.
 #[utoipa::path(patch, path = "/api/v1/projects/{project}/flags/{flag}", tag = "flags",
     params(("project" = String, Path, description = "Project key"),
         ("flag" = String, Path, description = "Flag key"),
         ("If-Match" = Option<String>, Header, description = "Expected version")),
     request_body = UpdateFlag,
-    responses((status = 200, body = FlagView), (status = 404, body = ErrorBody),
+    responses((status = 200, body = FlagDetail), (status = 404, body = ErrorBody),
         (status = 409, description = "Stale version or archived; `current` holds the flag", body = ErrorBody),
         (status = 422, body = ErrorBody)))]
 async fn update_flag(
@@ -272,7 +382,7 @@ async fn update_flag(
     ApiPath((project_key, flag)): ApiPath<(String, String)>,
     headers: HeaderMap,
     ApiJson(body): ApiJson<UpdateFlag>,
-) -> ApiResult<Json<FlagView>> {
+) -> ApiResult<Json<FlagDetail>> {
     let project = project(&state, &actor, &project_key, Role::Writer).await?;
     let expected = required_version(&headers, body.version)?;
     let comment = comment(body.comment.as_deref())?;
@@ -282,9 +392,11 @@ async fn update_flag(
         tags: body.tags,
         variants: body.variants,
         salt: body.salt,
+        flag_type: body.flag_type,
+        permanent: body.permanent,
     };
     let view = domain::update(&state, &actor, &project, &flag, expected, patch, &comment).await?;
-    Ok(Json(view))
+    detail(&state, &project, view).await
 }
 
 async fn archive(
@@ -295,7 +407,7 @@ async fn archive(
     headers: HeaderMap,
     body: Option<ArchiveBody>,
     archived: bool,
-) -> ApiResult<Json<FlagView>> {
+) -> ApiResult<Json<FlagDetail>> {
     let project = project(&state, &actor, &project_key, Role::Writer).await?;
     let body = body.unwrap_or_default();
     let expected = expected_version(&headers, body.version)?;
@@ -304,7 +416,7 @@ async fn archive(
         &state, &actor, &project, &flag, expected, archived, &comment,
     )
     .await?;
-    Ok(Json(view))
+    detail(&state, &project, view).await
 }
 
 /// Archives a flag (writer): it stops being served. Refused (409) while a live flag uses it
@@ -313,7 +425,7 @@ async fn archive(
     params(("project" = String, Path, description = "Project key"),
         ("flag" = String, Path, description = "Flag key")),
     request_body(content = Option<ArchiveBody>),
-    responses((status = 200, body = FlagView), (status = 404, body = ErrorBody),
+    responses((status = 200, body = FlagDetail), (status = 404, body = ErrorBody),
         (status = 409, body = ErrorBody)))]
 async fn archive_flag(
     State(state): State<AppState>,
@@ -321,7 +433,7 @@ async fn archive_flag(
     ApiPath((project_key, flag)): ApiPath<(String, String)>,
     headers: HeaderMap,
     MaybeJson(body): MaybeJson<ArchiveBody>,
-) -> ApiResult<Json<FlagView>> {
+) -> ApiResult<Json<FlagDetail>> {
     archive(state, actor, project_key, flag, headers, body, true).await
 }
 
@@ -330,7 +442,7 @@ async fn archive_flag(
     params(("project" = String, Path, description = "Project key"),
         ("flag" = String, Path, description = "Flag key")),
     request_body(content = Option<ArchiveBody>),
-    responses((status = 200, body = FlagView), (status = 404, body = ErrorBody),
+    responses((status = 200, body = FlagDetail), (status = 404, body = ErrorBody),
         (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn unarchive_flag(
     State(state): State<AppState>,
@@ -338,7 +450,7 @@ async fn unarchive_flag(
     ApiPath((project_key, flag)): ApiPath<(String, String)>,
     headers: HeaderMap,
     MaybeJson(body): MaybeJson<ArchiveBody>,
-) -> ApiResult<Json<FlagView>> {
+) -> ApiResult<Json<FlagDetail>> {
     archive(state, actor, project_key, flag, headers, body, false).await
 }
 
@@ -364,7 +476,7 @@ pub(crate) struct RenameVariant {
         ("variant" = String, Path, description = "The variant's current key"),
         ("If-Match" = Option<String>, Header, description = "Expected version")),
     request_body = RenameVariant,
-    responses((status = 200, body = FlagView), (status = 400, body = ErrorBody),
+    responses((status = 200, body = FlagDetail), (status = 400, body = ErrorBody),
         (status = 404, body = ErrorBody),
         (status = 409, description = "Stale version or archived; `current` holds the flag", body = ErrorBody),
         (status = 422, description = "`to` is not a valid key or is taken", body = ErrorBody)))]
@@ -374,7 +486,7 @@ async fn rename_variant(
     ApiPath((project_key, flag, variant)): ApiPath<(String, String, String)>,
     headers: HeaderMap,
     ApiJson(body): ApiJson<RenameVariant>,
-) -> ApiResult<Json<FlagView>> {
+) -> ApiResult<Json<FlagDetail>> {
     let project = project(&state, &actor, &project_key, Role::Writer).await?;
     let input = VariantRename {
         from: variant,
@@ -383,5 +495,5 @@ async fn rename_variant(
         comment: comment(body.comment.as_deref())?,
     };
     let view = variant_rename::rename_variant(&state, &actor, &project, &flag, input).await?;
-    Ok(Json(view))
+    detail(&state, &project, view).await
 }

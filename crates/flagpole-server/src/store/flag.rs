@@ -1,8 +1,9 @@
 //! The `flag`, `flag_config` and `flag_tag` tables.
 
+use flagpole_core::lifecycle::FlagType;
 use flagpole_core::model::{Flag, FlagConfig};
 
-use super::{Conn, StoreResult, from_text, like_contains, placeholders, to_text};
+use super::{Conn, StoreError, StoreResult, from_text, like_contains, placeholders, to_text};
 
 /// A flag row with its definition parsed.
 #[derive(Debug, Clone, PartialEq)]
@@ -23,17 +24,46 @@ pub struct FlagRow {
     pub created_at: i64,
     /// Last change (epoch ms).
     pub updated_at: i64,
+    /// What the flag is for (lifecycle; not part of the definition SDKs receive).
+    pub flag_type: FlagType,
+    /// Marked to stay: never potentially stale.
+    pub permanent: bool,
 }
 
-type RawRow = (i64, i64, String, String, Option<i64>, i64, i64, i64);
+type RawRow = (
+    i64,
+    i64,
+    String,
+    String,
+    Option<i64>,
+    i64,
+    i64,
+    i64,
+    String,
+    i64,
+);
 
-const COLUMNS: &str =
-    "id, project_id, key, definition, archived_at, version, created_at, updated_at";
+const COLUMNS: &str = "id, project_id, key, definition, archived_at, version, created_at, \
+                       updated_at, flag_type, permanent";
 
 fn parse(row: RawRow) -> StoreResult<FlagRow> {
-    let (id, project_id, key, definition, archived_at, version, created_at, updated_at) = row;
+    let (
+        id,
+        project_id,
+        key,
+        definition,
+        archived_at,
+        version,
+        created_at,
+        updated_at,
+        flag_type,
+        permanent,
+    ) = row;
     Ok(FlagRow {
         definition: from_text("flag definition", &definition)?,
+        flag_type: FlagType::parse(&flag_type)
+            .ok_or_else(|| StoreError::corrupt(format!("flag {id} type"), &flag_type))?,
+        permanent: permanent != 0,
         id,
         project_id,
         key,
@@ -86,16 +116,27 @@ pub async fn configs(conn: &mut Conn, flag_id: i64) -> StoreResult<Vec<(i64, Str
         .collect()
 }
 
+/// A flag's lifecycle attributes, as stored next to its definition.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Lifecycle {
+    /// What the flag is for.
+    pub flag_type: FlagType,
+    /// Never potentially stale.
+    pub permanent: bool,
+}
+
 /// Inserts a flag (version 1) and its tags.
 pub async fn insert(
     conn: &mut Conn,
     project_id: i64,
     definition: &Flag,
+    lifecycle: Lifecycle,
     now: i64,
 ) -> StoreResult<FlagRow> {
     let row: RawRow = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "insert into flag (project_id, key, definition, name, description, version, created_at, \
-         updated_at) values ($1, $2, $3, $4, $5, 1, $6, $6) returning {COLUMNS}"
+         updated_at, flag_type, permanent) values ($1, $2, $3, $4, $5, 1, $6, $6, $7, $8) \
+         returning {COLUMNS}"
     )))
     .bind(project_id)
     .bind(&definition.key)
@@ -103,6 +144,8 @@ pub async fn insert(
     .bind(&definition.name)
     .bind(&definition.description)
     .bind(now)
+    .bind(lifecycle.flag_type.as_str())
+    .bind(i64::from(lifecycle.permanent))
     .fetch_one(&mut *conn)
     .await?;
     let row = parse(row)?;
@@ -147,6 +190,18 @@ pub async fn update(
     .await?;
     set_tags(conn, id, &definition.tags).await?;
     Ok(version)
+}
+
+/// Sets a flag's type and permanent mark, as part of an update that bumped its version with
+/// [`update`].
+pub async fn set_lifecycle(conn: &mut Conn, id: i64, lifecycle: Lifecycle) -> StoreResult<()> {
+    sqlx::query("update flag set flag_type = $1, permanent = $2 where id = $3")
+        .bind(lifecycle.flag_type.as_str())
+        .bind(i64::from(lifecycle.permanent))
+        .bind(id)
+        .execute(conn)
+        .await?;
+    Ok(())
 }
 
 async fn set_tags(conn: &mut Conn, flag_id: i64, tags: &[String]) -> StoreResult<()> {
@@ -199,14 +254,10 @@ pub struct ListFilter {
     pub offset: i64,
 }
 
-/// One page of flags matching `filter` (by key) and the total number that match.
-pub async fn list(
-    conn: &mut Conn,
-    project_id: i64,
-    filter: &ListFilter,
-) -> StoreResult<(Vec<FlagRow>, i64)> {
-    // The where clause is assembled from fixed fragments; user input only ever goes
-    // through bind parameters.
+/// The where clause of a list query and its bind values after the project id (`$1`).
+/// It is assembled from fixed fragments; user input only ever goes through bind
+/// parameters.
+fn list_where(filter: &ListFilter) -> (String, Vec<String>) {
     let mut clauses = vec![
         "f.project_id = $1".to_owned(),
         if filter.archived {
@@ -231,8 +282,16 @@ pub async fn list(
             "exists (select 1 from flag_tag t where t.flag_id = f.id and t.tag = ${n})"
         ));
     }
-    let where_sql = clauses.join(" and ");
+    (clauses.join(" and "), binds)
+}
 
+/// One page of flags matching `filter` (by key) and the total number that match.
+pub async fn list(
+    conn: &mut Conn,
+    project_id: i64,
+    filter: &ListFilter,
+) -> StoreResult<(Vec<FlagRow>, i64)> {
+    let (where_sql, binds) = list_where(filter);
     let count_sql = format!("select count(*) from flag f where {where_sql}");
     let mut count = sqlx::query_scalar(sqlx::AssertSqlSafe(count_sql)).bind(project_id);
     for b in &binds {
@@ -242,8 +301,7 @@ pub async fn list(
 
     let n = binds.len() + 2;
     let page_sql = format!(
-        "select f.id, f.project_id, f.key, f.definition, f.archived_at, f.version, f.created_at, \
-         f.updated_at from flag f where {where_sql} order by f.key limit ${n} offset ${}",
+        "select {COLUMNS} from flag f where {where_sql} order by f.key limit ${n} offset ${}",
         n + 1
     );
     let mut page = sqlx::query_as::<_, RawRow>(sqlx::AssertSqlSafe(page_sql)).bind(project_id);
@@ -262,16 +320,35 @@ pub async fn list(
     Ok((rows, total))
 }
 
-/// `enabled` of every config of the given flags: (flag id, environment id, enabled).
-pub async fn enabled_states(
+/// Every flag matching `filter` (by key), ignoring its limit and offset: for a filter
+/// decided outside SQL (lifecycle), which must see every candidate before it can page.
+pub async fn list_all(
+    conn: &mut Conn,
+    project_id: i64,
+    filter: &ListFilter,
+) -> StoreResult<Vec<FlagRow>> {
+    let (where_sql, binds) = list_where(filter);
+    let sql = format!("select {COLUMNS} from flag f where {where_sql} order by f.key");
+    let mut query = sqlx::query_as::<_, RawRow>(sqlx::AssertSqlSafe(sql)).bind(project_id);
+    for b in &binds {
+        query = query.bind(b.clone());
+    }
+    let rows = query.fetch_all(&mut *conn).await?;
+    rows.into_iter().map(parse).collect()
+}
+
+/// Every config of the given flags: (flag id, environment id, config), in environment
+/// display order.
+pub async fn configs_of(
     conn: &mut Conn,
     flag_ids: &[i64],
-) -> StoreResult<Vec<(i64, i64, bool)>> {
+) -> StoreResult<Vec<(i64, i64, FlagConfig)>> {
     if flag_ids.is_empty() {
         return Ok(Vec::new());
     }
     let sql = format!(
-        "select flag_id, environment_id, config from flag_config where flag_id in ({})",
+        "select c.flag_id, c.environment_id, c.config from flag_config c join environment e \
+         on e.id = c.environment_id where c.flag_id in ({}) order by e.sort_order, e.key, c.flag_id",
         placeholders(1, flag_ids.len())
     );
     let mut query = sqlx::query_as::<_, (i64, i64, String)>(sqlx::AssertSqlSafe(sql));
@@ -280,9 +357,34 @@ pub async fn enabled_states(
     }
     let rows = query.fetch_all(conn).await?;
     rows.into_iter()
-        .map(|(flag, env, text)| {
-            let config: FlagConfig = from_text("flag config", &text)?;
-            Ok((flag, env, config.enabled))
-        })
+        .map(|(flag, env, text)| Ok((flag, env, from_text("flag config", &text)?)))
+        .collect()
+}
+
+/// Every config of the project's live flags (archived ones with `archived`): (flag id,
+/// environment id, config), in environment display order. [`configs_of`] for a whole
+/// project, which an `in` list of every flag id could not bind (SQLite allows 32,766
+/// parameters).
+pub async fn configs_in_project(
+    conn: &mut Conn,
+    project_id: i64,
+    archived: bool,
+) -> StoreResult<Vec<(i64, i64, FlagConfig)>> {
+    let archived_sql = if archived {
+        "f.archived_at is not null"
+    } else {
+        "f.archived_at is null"
+    };
+    let sql = format!(
+        "select c.flag_id, c.environment_id, c.config from flag_config c \
+         join flag f on f.id = c.flag_id join environment e on e.id = c.environment_id \
+         where f.project_id = $1 and {archived_sql} order by e.sort_order, e.key, c.flag_id"
+    );
+    let rows: Vec<(i64, i64, String)> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(project_id)
+        .fetch_all(conn)
+        .await?;
+    rows.into_iter()
+        .map(|(flag, env, text)| Ok((flag, env, from_text("flag config", &text)?)))
         .collect()
 }

@@ -3,8 +3,10 @@
 
 use serde::Serialize;
 
+use flagpole_core::wire::{MAX_AGE_MS, MAX_SKEW_MS};
+
 use super::ingest::{DAY_MS, HOUR_MS};
-use super::{Conn, StoreResult};
+use super::{Conn, StoreResult, placeholders};
 
 /// Bucket size of a time series.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema)]
@@ -97,22 +99,48 @@ pub async fn last_evaluated(
     Ok(last)
 }
 
-/// When each flag key was last evaluated in environment `environment_id`, for flag
-/// lifecycle ("nothing evaluated it for 7 days"). Keys never reported are absent.
-pub async fn last_evaluated_per_flag(
+/// When each flag was last evaluated in each environment of project `project_id`, for
+/// flag lifecycle ("nothing evaluated it for 7 days"): (environment key, flag key, end of
+/// the latest window counted, epoch ms), only where that is at or after `since`; with
+/// `keys`, only those flags. One query for a page of flags or a whole project.
+///
+/// Only counts since `since` are read, so the scan follows the window the rule asks
+/// about, not the 90 days of hours kept. A counter's hour (or day) is where its window
+/// starts, and windows start at most [`MAX_AGE_MS`] before the batch reached the server,
+/// which was at most [`MAX_SKEW_MS`] before `last_at`: rows whose bucket starts before
+/// `since` minus those two and one bucket cannot hold a `last_at` at or after `since`.
+pub async fn last_evaluated_in_project(
     conn: &mut Conn,
-    environment_id: i64,
-) -> StoreResult<Vec<(String, i64)>> {
-    let rows: Vec<(String, i64)> = sqlx::query_as(
-        "select flag_key, max(last_at) from (\
-           select flag_key, last_at from eval_count_hour where environment_id = $1 \
-           union all select flag_key, last_at from eval_count_day where environment_id = $1\
-         ) as t group by flag_key order by flag_key",
-    )
-    .bind(environment_id)
-    .fetch_all(conn)
-    .await?;
-    Ok(rows)
+    project_id: i64,
+    since: i64,
+    keys: Option<&[String]>,
+) -> StoreResult<Vec<(String, String, i64)>> {
+    let earliest = since - MAX_AGE_MS - MAX_SKEW_MS;
+    let keys_sql = match keys {
+        Some([]) => return Ok(Vec::new()),
+        Some(keys) => format!("and flag_key in ({})", placeholders(5, keys.len())),
+        None => String::new(),
+    };
+    let sql = format!(
+        "select e.key, t.flag_key, max(t.last_at) from (\
+           select environment_id, flag_key, last_at from eval_count_hour \
+             where environment_id in (select id from environment where project_id = $1) \
+             and hour >= $2 and last_at >= $4 {keys_sql} \
+           union all select environment_id, flag_key, last_at from eval_count_day \
+             where environment_id in (select id from environment where project_id = $1) \
+             and day >= $3 and last_at >= $4 {keys_sql}\
+         ) as t join environment e on e.id = t.environment_id \
+         group by e.key, t.flag_key order by e.key, t.flag_key"
+    );
+    let mut query = sqlx::query_as::<_, (String, String, i64)>(sqlx::AssertSqlSafe(sql))
+        .bind(project_id)
+        .bind(earliest - HOUR_MS)
+        .bind(earliest - DAY_MS)
+        .bind(since);
+    for key in keys.unwrap_or_default() {
+        query = query.bind(key.clone());
+    }
+    Ok(query.fetch_all(conn).await?)
 }
 
 /// An application that reported to an environment.

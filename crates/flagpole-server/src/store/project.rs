@@ -1,10 +1,13 @@
 //! The `project` table.
 
+use std::collections::BTreeMap;
+
+use flagpole_core::lifecycle::FlagType;
 use serde::Serialize;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use super::{Conn, StoreResult};
+use super::{Conn, StoreResult, from_text, to_text};
 
 /// A project as stored and as the API shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
@@ -140,4 +143,48 @@ pub async fn delete(conn: &mut Conn, id: i64) -> StoreResult<()> {
         .execute(conn)
         .await?;
     Ok(())
+}
+
+/// A project's overrides of the expected flag lifetimes (migration 0009): days per type,
+/// `None` for "never expires"; a type absent keeps its default.
+pub type LifetimeOverrides = BTreeMap<FlagType, Option<u32>>;
+
+/// The project's lifetime overrides (empty when it never set any).
+pub async fn lifetimes(conn: &mut Conn, id: i64) -> StoreResult<LifetimeOverrides> {
+    let text: Option<String> =
+        sqlx::query_scalar("select flag_lifetimes from project where id = $1")
+            .bind(id)
+            .fetch_one(conn)
+            .await?;
+    match text {
+        Some(text) => from_text("project flag_lifetimes", &text),
+        None => Ok(LifetimeOverrides::new()),
+    }
+}
+
+/// Replaces the project's lifetime overrides if the version still is `expected`, bumping
+/// it; the new version, `None` on a mismatch.
+pub async fn set_lifetimes(
+    conn: &mut Conn,
+    id: i64,
+    expected: i64,
+    overrides: &LifetimeOverrides,
+    now: i64,
+) -> StoreResult<Option<i64>> {
+    // An empty map is stored as null: "the defaults", as for a project that never chose.
+    let text = if overrides.is_empty() {
+        None
+    } else {
+        Some(to_text(overrides)?)
+    };
+    Ok(sqlx::query_scalar(
+        "update project set flag_lifetimes = $1, version = version + 1, updated_at = $2 \
+         where id = $3 and version = $4 returning version",
+    )
+    .bind(text)
+    .bind(now)
+    .bind(id)
+    .bind(expected)
+    .fetch_optional(conn)
+    .await?)
 }

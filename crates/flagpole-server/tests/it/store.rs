@@ -166,6 +166,7 @@ async fn flags_search_history_and_project_data(backend: Backend) {
         &mut tx,
         p.id,
         &boolean_flag("a", "Alpha", "100% of_users", &["x", "x", "y"]),
+        Default::default(),
         now,
     )
     .await
@@ -174,6 +175,7 @@ async fn flags_search_history_and_project_data(backend: Backend) {
         &mut tx,
         p.id,
         &boolean_flag("b", "Beta", "plain", &["y"]),
+        Default::default(),
         now,
     )
     .await
@@ -223,10 +225,18 @@ async fn flags_search_history_and_project_data(backend: Backend) {
         (keys(rows), total),
         (vec!["a".to_owned(), "b".to_owned()], 2)
     );
-    let states = flag::enabled_states(&mut conn, &[a.id, b.id])
-        .await
-        .unwrap();
+    let configs = flag::configs_of(&mut conn, &[a.id, b.id]).await.unwrap();
+    let states: Vec<(i64, i64, bool)> = configs
+        .iter()
+        .map(|(f, e, c)| (*f, *e, c.enabled))
+        .collect();
     assert!(states.contains(&(a.id, env.id, true)) && states.contains(&(b.id, env.id, false)));
+    assert_eq!(
+        flag::configs_in_project(&mut conn, p.id, false)
+            .await
+            .unwrap(),
+        configs
+    );
 
     let data = ProjectData::load(&mut conn, p.id).await.unwrap();
     assert_eq!(data.live_dependents("a"), ["b"]);

@@ -218,11 +218,26 @@ async fn counts_from_many_connections_add_up_exactly(backend: Backend) {
     assert_eq!(apps[0]["batches"], 150);
     assert_eq!(insights["dropped"], 0);
 
-    let last = insights::last_evaluated_per_flag(&mut conn, seeded.env_id)
+    // Lifecycle reads the same counters for every flag of the project at once.
+    let project_id: i64 = sqlx::query_scalar("select project_id from environment where id = $1")
+        .bind(seeded.env_id)
+        .fetch_one(&mut *conn)
+        .await
+        .unwrap();
+    let since = now_ms() - DAY_MS;
+    let last = insights::last_evaluated_in_project(&mut conn, project_id, since, None)
         .await
         .unwrap();
     assert_eq!(last.len(), 1);
-    assert_eq!(last[0].0, "switch");
+    assert_eq!(
+        (last[0].0.as_str(), last[0].1.as_str()),
+        ("production", "switch")
+    );
+    let keys = ["other".to_owned()];
+    let none = insights::last_evaluated_in_project(&mut conn, project_id, since, Some(&keys))
+        .await
+        .unwrap();
+    assert!(none.is_empty(), "{none:?}");
 }
 
 /// The same batch on the stream twice and over HTTP once: acknowledged three times,

@@ -5,6 +5,7 @@ mod audit_filters;
 mod concurrency;
 mod critical;
 mod dashboard;
+mod flag_lifecycle;
 mod flag_lists;
 mod flags;
 mod history;
