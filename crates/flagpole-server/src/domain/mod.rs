@@ -18,6 +18,7 @@ pub(crate) mod flag_write;
 pub(crate) mod flags;
 pub(crate) mod history;
 pub(crate) mod lifecycle;
+pub(crate) mod lifetimes;
 pub(crate) mod projects;
 pub(crate) mod sdk_keys;
 pub(crate) mod segments;

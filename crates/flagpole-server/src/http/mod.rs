@@ -23,6 +23,7 @@ mod flags;
 mod health;
 mod history;
 mod insights;
+mod lifecycle;
 mod ofrep;
 mod ops;
 mod projects;
@@ -55,6 +56,7 @@ pub(crate) fn api() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(health::router())
         .merge(projects::router())
+        .merge(lifecycle::router())
         .merge(environments::router())
         .merge(flags::router())
         .merge(flag_configs::router())

@@ -1,5 +1,5 @@
 //! Flag lifecycle through the API: type and permanent mark on flags, "potentially stale"
-//! and why on every flag and list row, the list's stale filter.
+//! and why on every flag and list row, the list's stale filter, a project's lifetimes.
 //!
 //! The server reads the clock, so the tests move the flags instead: creation and last
 //! change are backdated with SQL, and evaluations are stored counters written with SQL at
@@ -17,6 +17,7 @@ backends! {
     off_everywhere_and_unchanged_for_14_days_is_settled => settled_postgres, settled_sqlite;
     unevaluated_for_7_days_everywhere_is_stale => not_evaluated_postgres, not_evaluated_sqlite;
     the_list_filters_by_staleness_and_pages => stale_filter_postgres, stale_filter_sqlite;
+    project_lifetimes_are_validated_and_apply => project_lifetimes_postgres, project_lifetimes_sqlite;
     unknown_types_are_refused_naming_the_field => bad_type_postgres, bad_type_sqlite;
 }
 
@@ -287,6 +288,89 @@ async fn the_list_filters_by_staleness_and_pages(backend: Backend) {
         .call(Method::GET, &format!("{FLAGS}?stale=maybe"), None)
         .await;
     assert_error(s, &b, StatusCode::BAD_REQUEST, None);
+}
+
+async fn project_lifetimes_are_validated_and_apply(backend: Backend) {
+    let t = app_with(backend, &[json!({"key": "ops", "type": "operational"})]).await;
+    let url = "/api/v1/projects/p/lifecycle";
+    let defaults = json!({"release": 40, "experiment": 40, "operational": 7,
+        "kill_switch": null, "permission": null});
+    let (s, b) = t.call(Method::GET, url, None).await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    assert_eq!((&b["lifetimes"], &b["defaults"]), (&defaults, &defaults));
+    let version = b["version"].as_i64().unwrap();
+
+    backdate(&t, "ops", 10, 1).await;
+    evaluated(&t, "production", "ops", 0).await;
+    let flag = get(&t, "ops").await;
+    assert_eq!(
+        flag["lifecycle"]["reasons"][0]["message"],
+        "lifetime of 7 days for operational flags exceeded (created 10 days ago)"
+    );
+
+    for (bad, field) in [
+        (json!({"operational": 0}), "lifetimes.operational"),
+        (json!({"release": -1}), "lifetimes.release"),
+        (json!({"release": 2.5}), "lifetimes.release"),
+        (json!({"kill_switch": "never"}), "lifetimes.kill_switch"),
+        (json!({"permission": 100_000}), "lifetimes.permission"),
+    ] {
+        let (s, b) = t
+            .call(Method::PUT, url, Some(json!({"lifetimes": bad})))
+            .await;
+        assert_error(s, &b, StatusCode::UNPROCESSABLE_ENTITY, Some(field));
+    }
+    let (s, b) = t
+        .call(Method::PUT, url, Some(json!({"lifetimes": {"flag": 3}})))
+        .await;
+    assert_error(s, &b, StatusCode::UNPROCESSABLE_ENTITY, None);
+
+    // Operational flags may live 14 days here; releases forever; the rest keep defaults.
+    let audits = t.audit_count().await;
+    let (s, b) = t
+        .call(
+            Method::PUT,
+            url,
+            Some(
+                json!({"lifetimes": {"operational": 14, "release": null}, "version": version,
+                "comment": "migrations take two weeks"}),
+            ),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    assert_eq!(
+        b["lifetimes"],
+        json!({"release": null, "experiment": 40, "operational": 14,
+            "kill_switch": null, "permission": null})
+    );
+    assert_eq!(b["version"], version + 1);
+    assert_eq!(t.audit_count().await, audits + 1);
+    assert_eq!(
+        count(
+            t.db(),
+            "select count(*) from audit_event where action = 'project.lifetimes_update' \
+             and comment = 'migrations take two weeks'"
+        )
+        .await,
+        1
+    );
+    assert_eq!(get(&t, "ops").await["lifecycle"]["stale"], false);
+    // A stale version is a conflict.
+    let (s, b) = t
+        .call(
+            Method::PUT,
+            url,
+            Some(json!({"lifetimes": {}, "version": version})),
+        )
+        .await;
+    assert_error(s, &b, StatusCode::CONFLICT, None);
+    // An empty object goes back to the defaults.
+    let (s, b) = t
+        .call(Method::PUT, url, Some(json!({"lifetimes": {}})))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    assert_eq!(b["lifetimes"], defaults);
+    assert_eq!(get(&t, "ops").await["lifecycle"]["stale"], true);
 }
 
 async fn unknown_types_are_refused_naming_the_field(backend: Backend) {

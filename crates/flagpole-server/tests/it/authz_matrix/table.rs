@@ -96,6 +96,18 @@ pub(crate) fn table() -> Vec<Op> {
         op("post", "/api/v1/projects", Global(Admin)).body(json!({"key": "created"})),
         op("get", "/api/v1/projects/{project}", Project(Reader)),
         op("patch", "/api/v1/projects/{project}", Project(Admin)).body(json!({"name": "Main"})),
+        // Expected flag lifetimes: a project setting.
+        op(
+            "get",
+            "/api/v1/projects/{project}/lifecycle",
+            Project(Reader),
+        ),
+        op(
+            "put",
+            "/api/v1/projects/{project}/lifecycle",
+            Project(Admin),
+        )
+        .body(json!({"lifetimes": {"operational": 14}})),
         // Environments.
         op(
             "get",
