@@ -268,7 +268,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Flags of a project: search, tag filter and pagination. */
+        /**
+         * Flags of a project: search, tag and lifecycle filters, pagination. Each item says
+         *     whether the flag is potentially stale and why.
+         */
         get: operations["list_flags"];
         put?: never;
         /** Creates a flag with a config in every environment (writer). */
@@ -286,14 +289,20 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** A flag: definition, every environment's config, version and archived state. */
+        /**
+         * A flag: definition, every environment's config, version, archived state, type and
+         *     lifecycle.
+         */
         get: operations["get_flag"];
         put?: never;
         post?: never;
         delete?: never;
         options?: never;
         head?: never;
-        /** Changes a flag's definition (writer); validated against every environment. */
+        /**
+         * Changes a flag's definition, type or permanent mark (writer); a definition is
+         *     validated against every environment.
+         */
         patch: operations["update_flag"];
         trace?: never;
     };
@@ -501,6 +510,27 @@ export interface paths {
         /** One version with the flag's full state at that version. */
         get: operations["get_version"];
         put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/projects/{project}/lifecycle": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The project's expected flag lifetimes per type, and the defaults. */
+        get: operations["get_lifecycle"];
+        /**
+         * Sets the project's expected flag lifetimes (admin). Flags older than their type's
+         *     lifetime are potentially stale.
+         */
+        put: operations["update_lifecycle"];
         post?: never;
         delete?: never;
         options?: never;
@@ -978,9 +1008,16 @@ export interface components {
             kind?: string;
             /** @description Display name; defaults to the key. */
             name?: string;
+            /** @description Never potentially stale (default false). */
+            permanent?: boolean;
             /** @description Bucketing salt (default: the key). */
             salt?: string;
             tags?: string[];
+            /**
+             * @description What the flag is for, which sets its expected lifetime: `release` (default),
+             *     `experiment`, `operational`, `kill_switch` or `permission`.
+             */
+            type?: string;
             /** @description Values; a boolean flag without variants gets `on` (true) and `off` (false). */
             variants?: Record<string, never>[] | null;
         };
@@ -1250,6 +1287,14 @@ export interface components {
             /** @description What is wrong with it. */
             message: string;
         };
+        /** @description A flag with its lifecycle state: what the flag endpoints answer. */
+        FlagDetail: components["schemas"]["FlagView"] & {
+            /**
+             * @description Whether the flag is potentially stale, and why (decided when answering: it moves
+             *     with the clock and with what SDKs report).
+             */
+            lifecycle: components["schemas"]["Lifecycle"];
+        };
         /** @description A flag's insights in one environment. */
         FlagInsights: {
             /** @description Applications reporting to the environment, latest first. */
@@ -1313,8 +1358,14 @@ export interface components {
             environments: components["schemas"]["EnvironmentEnabled"][];
             key: string;
             kind: string;
+            /** @description Whether the flag is potentially stale, and why. */
+            lifecycle: components["schemas"]["Lifecycle"];
             name: string;
+            /** @description Marked to stay: never potentially stale. */
+            permanent: boolean;
             tags: string[];
+            /** @description `release`, `experiment`, `operational`, `kill_switch` or `permission`. */
+            type: string;
             /** Format: int64 */
             updated_at: number;
             /** Format: int64 */
@@ -1375,10 +1426,17 @@ export interface components {
             kind: string;
             /** @description Human-readable name. */
             name: string;
+            /** @description Marked to stay: never potentially stale. */
+            permanent: boolean;
             /** @description Bucketing salt (empty: the flag key). */
             salt: string;
             /** @description Labels. */
             tags: string[];
+            /**
+             * @description What the flag is for, which sets its expected lifetime: `release`, `experiment`,
+             *     `operational`, `kill_switch` or `permission`.
+             */
+            type: string;
             /**
              * Format: int64
              * @description Last change (epoch ms).
@@ -1413,6 +1471,73 @@ export interface components {
              *     version, every environment the flag was created in).
              */
             environments: string[];
+        };
+        /** @description A flag's lifecycle state as the API shows it. */
+        Lifecycle: {
+            /** @description Every reason that applies, in a fixed order. */
+            reasons: components["schemas"]["StaleReason"][];
+            /**
+             * @description "Potentially stale": at least one reason applies. Never for a permanent or an
+             *     archived flag.
+             */
+            stale: boolean;
+        };
+        /** @description A project's flag lifetimes as the API shows them. */
+        LifecycleSettings: {
+            /** @description What a type gets when the project does not choose. */
+            defaults: components["schemas"]["LifetimesDoc"];
+            /** @description Expected lifetime per flag type in days; null: never expires. */
+            lifetimes: components["schemas"]["LifetimesDoc"];
+            /**
+             * Format: int64
+             * @description The project's version (these settings are part of the project).
+             */
+            version: number;
+        };
+        /**
+         * @description Expected lifetime per flag type: days (1 to 36,500) or null for "never expires". A type
+         *     left out gets its default (release 40, experiment 40, operational 7, kill switch and
+         *     permission never).
+         */
+        LifetimesBody: {
+            /** Format: int32 */
+            experiment?: number | null;
+            /** Format: int32 */
+            kill_switch?: number | null;
+            /** Format: int32 */
+            operational?: number | null;
+            /** Format: int32 */
+            permission?: number | null;
+            /** Format: int32 */
+            release?: number | null;
+        };
+        /** @description Days per flag type; null: never expires. */
+        LifetimesDoc: {
+            /**
+             * Format: int32
+             * @description Experiments.
+             */
+            experiment?: number | null;
+            /**
+             * Format: int32
+             * @description Kill switches.
+             */
+            kill_switch?: number | null;
+            /**
+             * Format: int32
+             * @description Operational flags.
+             */
+            operational?: number | null;
+            /**
+             * Format: int32
+             * @description Permission flags.
+             */
+            permission?: number | null;
+            /**
+             * Format: int32
+             * @description Release flags.
+             */
+            release?: number | null;
         };
         /** @description Sign-in request. */
         LoginRequest: {
@@ -1666,6 +1791,18 @@ export interface components {
             /** @description The signed-in user. */
             user: components["schemas"]["User"];
         };
+        /** @description Why a flag is potentially stale. */
+        StaleReason: {
+            /**
+             * @description `lifetime_exceeded` (older than its type's expected lifetime), `settled`
+             *     (unchanged for 14 days and off, or serving one variant to everyone, in every
+             *     environment) or `not_evaluated` (no SDK evaluated it for 7 days in any
+             *     environment).
+             */
+            code: string;
+            /** @description The reason in words, with its figures. */
+            message: string;
+        };
         /** @description The telemetry batch schema, for the document (flagpole-core's `TelemetryBatch`). */
         TelemetryBatch: {
             /** @description Application name. */
@@ -1728,12 +1865,28 @@ export interface components {
             comment?: string | null;
             description?: string | null;
             name?: string | null;
+            /** @description Never potentially stale. */
+            permanent?: boolean | null;
             salt?: string | null;
             tags?: string[] | null;
+            /** @description `release`, `experiment`, `operational`, `kill_switch` or `permission`. */
+            type?: string | null;
             variants?: Record<string, never>[] | null;
             /**
              * Format: int64
              * @description The version being edited (or send `If-Match`).
+             */
+            version?: number | null;
+        };
+        /** @description Body of `PUT .../lifecycle`. */
+        UpdateLifecycle: {
+            /** @description Recorded in the audit log. */
+            comment?: string | null;
+            /** @description The project's lifetimes; replaces what it set before. */
+            lifetimes: components["schemas"]["LifetimesBody"];
+            /**
+             * Format: int64
+             * @description The project version being edited (or send `If-Match`; optional).
              */
             version?: number | null;
         };
@@ -2821,6 +2974,8 @@ export interface operations {
                 tag?: string;
                 /** @description List archived flags instead of live ones (default false). */
                 archived?: boolean;
+                /** @description Only potentially stale flags (`true`) or only the others (`false`); see `lifecycle`. */
+                stale?: boolean;
                 /** @description Page size (default 50, at most 200). */
                 limit?: number;
                 /** @description Flags skipped (default 0). */
@@ -2890,7 +3045,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["FlagView"];
+                    "application/json": components["schemas"]["FlagDetail"];
                 };
             };
             400: {
@@ -2947,7 +3102,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["FlagView"];
+                    "application/json": components["schemas"]["FlagDetail"];
                 };
             };
             404: {
@@ -2986,7 +3141,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["FlagView"];
+                    "application/json": components["schemas"]["FlagDetail"];
                 };
             };
             404: {
@@ -3039,7 +3194,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["FlagView"];
+                    "application/json": components["schemas"]["FlagDetail"];
                 };
             };
             404: {
@@ -3410,7 +3565,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["FlagView"];
+                    "application/json": components["schemas"]["FlagDetail"];
                 };
             };
             404: {
@@ -3467,7 +3622,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["FlagView"];
+                    "application/json": components["schemas"]["FlagDetail"];
                 };
             };
             400: {
@@ -3576,6 +3731,99 @@ export interface operations {
                 };
             };
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    get_lifecycle: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Project key */
+                project: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LifecycleSettings"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    update_lifecycle: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Expected project version */
+                "If-Match"?: string | null;
+            };
+            path: {
+                /** @description Project key */
+                project: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["UpdateLifecycle"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LifecycleSettings"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Stale version; `current` holds the stored settings */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `field` names the lifetime that is not valid */
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };
