@@ -26,6 +26,7 @@ const WORDS: Record<string, string> = {
   'environment.rename': 'renamed environment',
   'project.create': 'created project',
   'project.update': 'changed project',
+  'project.lifetimes_update': 'changed the flag lifetimes of project',
   'project.delete': 'deleted project',
   'project.rename': 'renamed project',
   'api_token.create': 'created API token',

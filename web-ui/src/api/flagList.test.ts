@@ -25,7 +25,21 @@ describe('the flag count', () => {
 
 describe('list parameters', () => {
   it('sends only the filters in use', () => {
-    expect(listParams(EMPTY_QUERY)).toEqual({ q: undefined, tag: undefined, archived: undefined, limit: PAGE_SIZE, offset: 0 })
-    expect(listParams({ q: 'x', tag: 'web', archived: true, offset: 200 })).toMatchObject({ q: 'x', tag: 'web', archived: true, offset: 200 })
+    expect(listParams(EMPTY_QUERY)).toEqual({
+      q: undefined,
+      tag: undefined,
+      archived: undefined,
+      stale: undefined,
+      limit: PAGE_SIZE,
+      offset: 0,
+    })
+    expect(listParams({ q: 'x', tag: 'web', archived: true, lifecycle: 'all', offset: 200 })).toMatchObject({
+      q: 'x',
+      tag: 'web',
+      archived: true,
+      offset: 200,
+    })
+    expect(listParams({ ...EMPTY_QUERY, lifecycle: 'stale' }).stale).toBe(true)
+    expect(listParams({ ...EMPTY_QUERY, lifecycle: 'active' }).stale).toBe(false)
   })
 })

@@ -1,16 +1,19 @@
 // The flags list's query and paging, apart from the page so vitest checks it: the server
 // answers at most 200 flags a page, and the list must say how many there are in all.
 import { api, call, type FlagListItem } from './client'
+import { staleParam, type LifecycleFilter } from './lifecycle'
 
-/** What the list shows. A new filter (type, lifecycle) is one more field here. */
+/** What the list shows. A new filter (say, type) is one more field here. */
 export interface FlagQuery {
   q: string
   tag: string
   archived: boolean
+  /** Potentially stale flags, the others, or all. */
+  lifecycle: LifecycleFilter
   offset: number
 }
 
-export const EMPTY_QUERY: FlagQuery = { q: '', tag: '', archived: false, offset: 0 }
+export const EMPTY_QUERY: FlagQuery = { q: '', tag: '', archived: false, lifecycle: 'all', offset: 0 }
 
 /** Flags per page. */
 export const PAGE_SIZE = 100
@@ -28,6 +31,7 @@ export function listParams(q: FlagQuery) {
     q: q.q || undefined,
     tag: q.tag || undefined,
     archived: q.archived || undefined,
+    stale: staleParam(q.lifecycle),
     limit: PAGE_SIZE,
     offset: q.offset,
   }

@@ -1,5 +1,5 @@
 // Environments of a project, whether each is critical (changes there go through a review
-// with a comment), the project's comment requirement, SDK keys (created keys are shown
+// with a comment), the project's comment requirement and flag lifetimes, SDK keys (created keys are shown
 // once, with the connect guide filled in with them; revoke; when each was last seen), and
 // "Connect an application" per environment.
 import { useState } from 'react'
@@ -8,6 +8,7 @@ import { useParams } from 'react-router'
 import { api, call, fieldErrors, messageOf, type Environment } from '../api/client'
 import { ConfirmDialog, Empty, ErrorState, FieldError, Loading, formatTime } from '../components/common'
 import { ConnectGuide } from '../components/ConnectGuide'
+import { LifetimesSetting } from '../components/LifetimesSetting'
 import { ReviewDialog } from '../components/ReviewDialog'
 import { useSession } from '../stores/session'
 import { useAsync } from '../stores/useAsync'
@@ -55,6 +56,12 @@ export function Environments() {
           onSaved={() => void settings.reload()}
         />
       )}
+      <LifetimesSetting
+        project={project}
+        admin={admin}
+        version={settings.data?.version}
+        onSaved={() => void settings.reload()}
+      />
       {envs.error ? (
         <ErrorState error={envs.error} retry={envs.reload} />
       ) : !envs.data ? (

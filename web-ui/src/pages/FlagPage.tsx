@@ -13,12 +13,14 @@ import {
   fieldErrors,
   messageOf,
   type Environment,
+  type FlagDetail,
   type FlagView,
 } from '../api/client'
 import { diffJson } from '../api/diff'
 import { allFlags } from '../api/flagList'
 import { normalizeConfig, rolloutProblem, type FlagConfig, type Json, type Serve, type Variant } from '../api/model'
 import { ConfigEditor } from '../components/ConfigEditor'
+import { FlagLifecycle } from '../components/FlagLifecycle'
 import { ConfirmDialog, ErrorState, Loading, Switch } from '../components/common'
 import { humanPath, placeOf, type ErrorPlace } from '../api/errorPlaces'
 import { useLeavePrompt } from '../stores/leavePrompt'
@@ -134,6 +136,9 @@ export function FlagPage() {
   if (view.error) return <ErrorState error={view.error} retry={view.reload} />
   if (!view.data || !envs.data) return <Loading what="flag" />
   const f = view.data
+  // Config writes, reverts and conflicts answer the flag without its lifecycle (it is
+  // decided when a flag is read): keep the one shown until the live update refetches it.
+  const withLifecycle = (v: FlagView): FlagDetail => ({ ...v, lifecycle: f.lifecycle })
   // The environment used last; else a critical one (the one people come to change).
   const activeEnv =
     (envKey && envList.some((e) => e.key === envKey) ? envKey : undefined) ??
@@ -191,7 +196,7 @@ export function FlagPage() {
           body: { config: d as never, version: bases[key]?.version ?? f.version, comment: comment || 'Edited in the dashboard' },
         }),
       )
-      view.setData(saved)
+      view.setData(withLifecycle(saved))
       discard(key)
       // Other environments' drafts stay; they now save against this version.
       setBases((b) => Object.fromEntries(Object.keys(b).filter((k) => k !== key).map((k) => [k, saved])))
@@ -201,7 +206,7 @@ export function FlagPage() {
     } catch (e) {
       if (e instanceof ApiFailure && e.status === 409 && e.body?.current) {
         const theirs = e.body.current as FlagView
-        const mine = { ...f, environments: { ...(f.environments as object), [key]: d } } as FlagView
+        const mine: FlagView = { ...f, environments: { ...f.environments, [key]: d as never } }
         setConflict({ mine, theirs, env: key })
         return
       }
@@ -229,7 +234,7 @@ export function FlagPage() {
           body: { enabled, comment: comment || `${enabled ? 'Turned on' : 'Turned off'} from the dashboard` },
         }),
       )
-      view.setData(saved)
+      view.setData(withLifecycle(saved))
       if (draft) setDrafts((d) => ({ ...d, [activeEnv]: { ...draft, enabled } }))
       void history.reload()
     } catch (e) {
@@ -261,6 +266,8 @@ export function FlagPage() {
           onDone={(v) => view.setData(v)}
         />
       )}
+
+      <FlagLifecycle project={project} flag={f} writable={writable} onSaved={(v) => view.setData(v)} />
 
       <Variants
         flag={f}
@@ -378,7 +385,7 @@ export function FlagPage() {
         error={history.error}
         writable={writable}
         onReverted={(v) => {
-          view.setData(v)
+          view.setData(withLifecycle(v))
           setDrafts({})
           setBases({})
           void history.reload()
@@ -418,7 +425,7 @@ export function FlagPage() {
           confirmLabel="Reload their version"
           onCancel={() => setConflict(undefined)}
           onConfirm={() => {
-            view.setData(conflict.theirs)
+            view.setData(withLifecycle(conflict.theirs))
             discard(conflict.env)
             setConflict(undefined)
             setMessage('Reloaded the current version; your edits were discarded.')
@@ -530,13 +537,13 @@ function Variants({
   onSaved,
   onErrors,
 }: {
-  flag: FlagView
+  flag: FlagDetail
   project: string
   writable: boolean
   /** Names of the critical environments: variants change what each of them serves. */
   critical: string[]
   requireComment: boolean
-  onSaved: (v: FlagView) => void
+  onSaved: (v: FlagDetail) => void
   /** Errors the server found elsewhere (in environments, in other flags), for the page. */
   onErrors: (fields: Record<string, string>) => void
 }) {
@@ -656,7 +663,7 @@ function ArchiveButton({
   flag: FlagView
   envs: Environment[]
   requireComment: boolean
-  onDone: (v: FlagView) => void
+  onDone: (v: FlagDetail) => void
 }) {
   const [confirm, setConfirm] = useState(false)
   const [error, setError] = useState<string>()

@@ -1,5 +1,6 @@
-// Flags of a project: search, tag filter, live or archived (with restore), every
-// environment's switch side by side, a page at a time with the total always shown. Flipping
+// Flags of a project: search, tag and lifecycle filters, live or archived (with restore), a
+// "Potentially stale" badge saying why, every environment's switch side by side, a page at
+// a time with the total always shown. Flipping
 // a switch in a critical environment goes through the review (one click plus a confirm: the
 // kill switch), with a comment.
 import { useState } from 'react'
@@ -7,6 +8,15 @@ import type { FormEvent, ReactNode } from 'react'
 import { Link, useNavigate, useParams } from 'react-router'
 import { api, call, fieldErrors, messageOf, type Environment, type FlagListItem } from '../api/client'
 import { EMPTY_QUERY, allFlags, countText, listParams, pageCount, type FlagQuery, type Page } from '../api/flagList'
+import {
+  FLAG_TYPES,
+  LIFECYCLE_FILTERS,
+  lifetimeText,
+  staleTitle,
+  typeLabel,
+  type FlagType,
+  type LifecycleFilter,
+} from '../api/lifecycle'
 import { keyFromName, planVariantEdit, starterRows, type FlagKind, type VariantRow } from '../api/variants'
 import { Empty, ErrorState, Field, Loading, Switch } from '../components/common'
 import { VariantTable } from '../components/VariantTable'
@@ -113,7 +123,9 @@ export function FlagsList() {
       ) : flags.data.items.length === 0 && query.offset === 0 ? (
         query.archived ? (
           <Empty>No archived flags.</Empty>
-        ) : query.q || query.tag ? (
+        ) : query.lifecycle === 'stale' && !query.q && !query.tag ? (
+          <Empty>No potentially stale flags.</Empty>
+        ) : query.q || query.tag || query.lifecycle !== 'all' ? (
           <Empty>No flag matches this search.</Empty>
         ) : (
           <Empty>
@@ -198,7 +210,8 @@ export function FlagsList() {
   )
 }
 
-/** The list's filters: text, tag, live or archived. New filters go here and in `FlagQuery`. */
+/** The list's filters: text, tag, lifecycle, live or archived. New filters go here and in
+ * `FlagQuery`. */
 function FlagFilters({
   query,
   tags,
@@ -224,6 +237,18 @@ function FlagFilters({
         {tags.map((t) => (
           <option key={t} value={t}>
             {t}
+          </option>
+        ))}
+      </select>
+      <label htmlFor="flag-lifecycle">Lifecycle</label>
+      <select
+        id="flag-lifecycle"
+        value={query.lifecycle}
+        onChange={(e) => onChange({ lifecycle: e.target.value as LifecycleFilter })}
+      >
+        {LIFECYCLE_FILTERS.map((f) => (
+          <option key={f.value} value={f.value}>
+            {f.label}
           </option>
         ))}
       </select>
@@ -277,8 +302,8 @@ function Pager({ page, onOffset }: { page: Page; onOffset: (offset: number) => v
   )
 }
 
-/** One column of the flags table: the list's rows are made of these, so a new column (a
- * type or lifecycle badge) is one more entry. */
+/** One column of the flags table: the list's rows are made of these, so a new column is one
+ * more entry. */
 interface FlagColumn {
   id: string
   title: string
@@ -305,8 +330,17 @@ function flagColumns({
       cell: (f) => (
         <>
           <Link to={`/p/${project}/flags/${f.key}`}>{f.name || f.key}</Link>
+          {f.lifecycle.stale && (
+            <>
+              {' '}
+              <span className="badge stale" title={staleTitle(f.lifecycle)} data-testid="stale-badge">
+                Potentially stale
+              </span>
+            </>
+          )}
           <div className="sub">
-            <code>{f.key}</code> · {f.kind}
+            <code>{f.key}</code> · {f.kind} · {typeLabel(f.type)}
+            {f.permanent && ' · permanent'}
             {f.tags.map((t) => (
               <span key={t} className="tag">
                 {t}
@@ -361,12 +395,19 @@ function flagColumns({
 
 function CreateFlag({ project }: { project: string }) {
   const navigate = useNavigate()
+  const settings = useAsync(
+    () => call(api.GET('/api/v1/projects/{project}/lifecycle', { params: { path: { project } } })),
+    [project],
+  )
+  const lifetimes = settings.data?.lifetimes
   const [open, setOpen] = useState(false)
   const [name, setName] = useState('')
   // The key follows the name until someone edits it.
   const [keyEdited, setKeyEdited] = useState<string>()
   const [description, setDescription] = useState('')
   const [kind, setKind] = useState<FlagKind>('boolean')
+  const [type, setType] = useState<FlagType>('release')
+  const [permanent, setPermanent] = useState(false)
   const [rows, setRows] = useState<VariantRow[]>([])
   const [tags, setTags] = useState('')
   const [errors, setErrors] = useState<Record<string, string>>({})
@@ -393,6 +434,8 @@ function CreateFlag({ project }: { project: string }) {
             name,
             description,
             kind,
+            type,
+            permanent,
             tags: tags.split(',').map((t) => t.trim()).filter(Boolean),
             ...(kind !== 'boolean' ? { variants: (plan.variants ?? []) as never } : {}),
           },
@@ -441,6 +484,25 @@ function CreateFlag({ project }: { project: string }) {
           <option value="number">number</option>
           <option value="json">json</option>
         </select>
+      </Field>
+      <Field label="Type" htmlFor="new-type" error={errors.type}>
+        <select id="new-type" value={type} onChange={(e) => setType(e.target.value as FlagType)} aria-describedby="new-type-hint">
+          {FLAG_TYPES.map((t) => (
+            <option key={t.value} value={t.value}>
+              {t.label}
+            </option>
+          ))}
+        </select>
+        <span id="new-type-hint" className="hint">
+          {FLAG_TYPES.find((t) => t.value === type)?.hint}; expected to live{' '}
+          {lifetimes ? lifetimeText(lifetimes[type]) : '…'}, then listed as potentially stale.
+        </span>
+      </Field>
+      <Field label="Permanent" htmlFor="new-permanent" error={errors.permanent}>
+        <label className="check">
+          <input id="new-permanent" type="checkbox" checked={permanent} onChange={(e) => setPermanent(e.target.checked)} />{' '}
+          Meant to stay: never listed as potentially stale
+        </label>
       </Field>
       <Field label="Tags" htmlFor="new-tags" error={errors.tags ?? Object.entries(errors).find(([k]) => k.startsWith('tags'))?.[1]}>
         <input id="new-tags" value={tags} placeholder="web, checkout" onChange={(e) => setTags(e.target.value)} />
