@@ -2,6 +2,8 @@
 // `flagpole serve` on a fresh Postgres database. Started by `cargo xtask test` (see
 // xtask/src/web_ui.rs), which passes the server's address and admin credentials:
 //   FLAGPOLE_URL, FLAGPOLE_ADMIN_TOKEN, FLAGPOLE_ADMIN_EMAIL, FLAGPOLE_ADMIN_PASSWORD
+// and the server's throwaway database, FLAGPOLE_E2E_DATABASE_URL, which the lifecycle step
+// writes with psql to make a flag 10 days old (the server decides staleness by its clock).
 // Screenshots of the main pages go to e2e/screenshots/ (ignored by git).
 import { execFileSync } from 'node:child_process'
 import { mkdirSync, rmSync } from 'node:fs'
@@ -13,6 +15,7 @@ const URL_ = process.env.FLAGPOLE_URL ?? 'http://127.0.0.1:8080'
 const TOKEN = process.env.FLAGPOLE_ADMIN_TOKEN
 const EMAIL = process.env.FLAGPOLE_ADMIN_EMAIL ?? 'admin@flagpole.local'
 const PASSWORD = process.env.FLAGPOLE_ADMIN_PASSWORD
+const DATABASE_URL = process.env.FLAGPOLE_E2E_DATABASE_URL
 const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium'
 const SHOTS = join(dirname(fileURLToPath(import.meta.url)), 'screenshots')
 const PROJECT = 'shop'
@@ -20,6 +23,7 @@ const FLAG = 'checkout-v2'
 const READER = { email: 'reader@example.com', password: 'reader-password-1' }
 
 if (!TOKEN || !PASSWORD) throw new Error('FLAGPOLE_ADMIN_TOKEN and FLAGPOLE_ADMIN_PASSWORD are required')
+if (!DATABASE_URL) throw new Error('FLAGPOLE_E2E_DATABASE_URL is required (the server database, for the lifecycle step)')
 // Only this run's screenshots remain.
 rmSync(SHOTS, { recursive: true, force: true })
 mkdirSync(SHOTS, { recursive: true })
@@ -51,6 +55,11 @@ const shots = []
 async function nav(page, link, heading) {
   await page.getByRole('link', { name: link, exact: true }).first().click()
   await page.getByRole('heading', { level: 1, name: heading, exact: true }).waitFor()
+}
+
+/** One SQL statement on the server's throwaway database. */
+function psql(sql) {
+  return execFileSync('psql', [DATABASE_URL, '-v', 'ON_ERROR_STOP=1', '-tAqc', sql], { encoding: 'utf8', timeout: 10_000 })
 }
 
 async function shot(page, name) {
@@ -782,6 +791,85 @@ try {
     await page.getByRole('tab', { name: 'Staging' }).click()
     await page.getByText('No evaluations reported in this range.').waitFor()
     await page.getByText('No SDK has reported to this environment yet.').waitFor()
+  }
+
+  log('flag lifecycle: an operational flag past its lifetime is potentially stale, and the list filters by it')
+  {
+    const NIGHTLY = 'nightly-reindex'
+    await nav(page, 'Flags', 'Flags')
+    await page.getByRole('button', { name: 'New flag' }).click()
+    const form = page.getByRole('form', { name: 'New flag' })
+    await form.getByLabel('Name', { exact: true }).fill('Nightly reindex')
+    await form.getByLabel('Type', { exact: true }).selectOption('operational')
+    await form.getByText(/expected to live 7 days/).waitFor()
+    await form.getByRole('button', { name: 'Create flag' }).click()
+    await page.getByRole('heading', { level: 1, name: 'Nightly reindex' }).waitFor()
+    const created = await rest('GET', `/api/v1/projects/${PROJECT}/flags/${NIGHTLY}`)
+    assert(created.type === 'operational' && created.lifecycle.stale === false, `new flag: ${JSON.stringify(created)}`)
+    // Ten days pass: the flag was created 10 days before now, on the server's clock.
+    psql(`update flag set created_at = created_at - 10 * 86400000 where key = '${NIGHTLY}'`)
+    await nav(page, 'Flags', 'Flags')
+    const row = page.locator(`tr[data-flag="${NIGHTLY}"]`)
+    const badge = row.getByTestId('stale-badge')
+    await badge.waitFor()
+    const title = await badge.getAttribute('title')
+    assert(
+      title.includes('lifetime of 7 days for operational flags exceeded (created 10 days ago)') &&
+        title.includes('not evaluated in any environment for the last 7 days'),
+      `badge tooltip: ${title}`,
+    )
+    // Checkout v2 is recent and SDKs evaluated it (the insights step): no badge.
+    assert((await page.locator(`tr[data-flag="${FLAG}"]`).getByTestId('stale-badge').count()) === 0, 'fresh flag has no badge')
+    await row.getByText('Operational').waitFor()
+    const lifecycleFilter = page.getByLabel('Lifecycle', { exact: true })
+    await lifecycleFilter.selectOption('stale')
+    await page.getByTestId('flag-count').getByText(/^1 flag$/).waitFor()
+    assert((await page.locator('tr[data-flag]').count()) === 1, 'only the stale flag listed')
+    await row.waitFor()
+    await shot(page, '36-flags-potentially-stale')
+    await lifecycleFilter.selectOption('active')
+    await page.locator(`tr[data-flag="${FLAG}"]`).waitFor()
+    await row.waitFor({ state: 'detached' })
+    await lifecycleFilter.selectOption('all')
+    await row.waitFor()
+
+    // The project lets operational flags live 14 days: past that no more, but still unused.
+    await nav(page, 'Environments', 'Environments')
+    const lifetimes = page.getByRole('form', { name: 'Flag lifetimes' })
+    await lifetimes.getByLabel('Operational').fill('0')
+    await lifetimes.getByRole('button', { name: 'Save lifetimes' }).click()
+    await lifetimes.getByText(/from 1 to 36,500 days/).waitFor()
+    await lifetimes.getByLabel('Operational').fill('14')
+    await lifetimes.getByRole('button', { name: 'Save lifetimes' }).click()
+    await lifetimes.getByText('Lifetimes saved.').waitFor()
+    const settings = await rest('GET', `/api/v1/projects/${PROJECT}/lifecycle`)
+    assert(settings.lifetimes.operational === 14 && settings.lifetimes.release === 40, `lifetimes: ${JSON.stringify(settings)}`)
+    await shot(page, '37-project-flag-lifetimes')
+    // The comment requirement saves against the project version the lifetimes bumped.
+    const requireComment = page.getByRole('checkbox', { name: /Require a comment/ })
+    await requireComment.click()
+    await confirmReview(page, 'Stop requiring', 'lifecycle step: off and on again')
+    await requireComment.and(page.locator(':not(:checked)')).waitFor()
+    await requireComment.click()
+    await requireComment.and(page.locator(':checked')).waitFor()
+
+    await nav(page, 'Flags', 'Flags')
+    await page.getByRole('link', { name: 'Nightly reindex' }).click()
+    const section = page.getByRole('region', { name: /^Lifecycle/ })
+    const reasons = section.getByRole('list', { name: 'Why it is potentially stale' })
+    await reasons.getByText('not evaluated in any environment for the last 7 days').waitFor()
+    assert((await reasons.getByRole('listitem').count()) === 1, 'the lifetime no longer applies')
+    // Marked permanent: nothing is stale about it any more.
+    await section.getByRole('checkbox', { name: /^Permanent/ }).check()
+    await section.getByRole('button', { name: 'Save lifecycle' }).click()
+    await section.getByText('Lifecycle saved.').waitFor()
+    await section.getByText('permanent', { exact: true }).waitFor()
+    assert((await section.getByTestId('stale-badge').count()) === 0, 'permanent flag has no badge')
+    await shot(page, '38-flag-lifecycle-permanent')
+    await nav(page, 'Flags', 'Flags')
+    await page.getByLabel('Lifecycle', { exact: true }).selectOption('stale')
+    await page.getByText('No potentially stale flags.').waitFor()
+    await page.getByLabel('Lifecycle', { exact: true }).selectOption('all')
   }
 
   log('narrow screen')

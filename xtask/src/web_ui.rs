@@ -122,6 +122,9 @@ pub(crate) fn e2e(pg_admin_url: &str) -> Result<()> {
         .env("FLAGPOLE_ADMIN_TOKEN", ADMIN_TOKEN)
         .env("FLAGPOLE_ADMIN_EMAIL", "admin@flagpole.local")
         .env("FLAGPOLE_ADMIN_PASSWORD", ADMIN_PASSWORD)
+        // The throwaway database, for the steps that must move a flag back in time (the
+        // lifecycle's rules count days on the server's clock).
+        .env("FLAGPOLE_E2E_DATABASE_URL", &db.url)
         .env("CHROMIUM", &chromium)
         .status()
         .context("starting node")?;
