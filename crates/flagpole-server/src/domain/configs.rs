@@ -13,6 +13,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::push::Push;
 use crate::push::local::LocalWrite;
 use crate::state::{AppState, EnvChanged};
+use crate::store::Conn;
 use crate::store::environment::{self, Environment};
 use crate::store::flag::{self, FlagRow};
 use crate::store::flag_version::FlagVersionState;
@@ -42,24 +43,101 @@ pub(crate) async fn write(
     change: ConfigChange,
     comment: &str,
 ) -> ApiResult<FlagView> {
-    super::critical::require_comment(project, [env], comment)?;
     let mut tx = state.db.begin_write().await?;
-    let bumped = environment::bump_data_versions(&mut tx, project.id, Some(env.id)).await?;
+    let applied = apply(
+        &mut tx,
+        &state.push,
+        actor,
+        project,
+        flag_key,
+        env,
+        expected,
+        change,
+        comment,
+    )
+    .await?;
+    if !applied.changed() {
+        // Dropping the transaction undoes the data-version bump.
+        return Ok(applied.view);
+    }
+    tx.commit().await?;
+    Ok(applied.publish(state))
+}
+
+/// A config write done in the caller's transaction, to be published once it commits.
+pub(crate) struct Applied {
+    /// The flag after the write.
+    pub(crate) view: FlagView,
+    /// What to announce after the commit; `None` if nothing changed.
+    publication: Option<Publication>,
+}
+
+struct Publication {
+    bumped: Vec<EnvChanged>,
+    local: Option<(LocalWrite, Patch)>,
+}
+
+impl Applied {
+    /// False when a toggle found the flag already in the requested state: nothing was
+    /// written but the data-version bump, which the caller must roll back (drop the
+    /// transaction or savepoint) so no version without a change reaches SDKs.
+    pub(crate) fn changed(&self) -> bool {
+        self.publication.is_some()
+    }
+
+    /// Announces the write. Call only after the commit succeeded.
+    pub(crate) fn publish(self, state: &AppState) -> FlagView {
+        if let Some(Publication { bumped, local }) = self.publication {
+            // On a task of its own: the response goes out first (the fan-out to this
+            // replica's SDKs would otherwise run ahead of it on the same threads), then
+            // this replica's SDKs get the patch, then everyone else hears of the version.
+            let changes = state.changes.clone();
+            state.tasks.spawn(async move {
+                if let Some((local, patch)) = local {
+                    local.publish(patch);
+                }
+                for change in bumped {
+                    changes.publish(change);
+                }
+            });
+        }
+        self.view
+    }
+}
+
+/// [`write`] inside the caller's transaction `tx`, which the caller commits and then
+/// publishes ([`Applied::publish`]): the one place a config write is made, whether a
+/// person or an alert (`domain::alert_receive`) makes it. Checks the comment a critical
+/// environment may require.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn apply(
+    tx: &mut Conn,
+    push: &Push,
+    actor: &Actor,
+    project: &Project,
+    flag_key: &str,
+    env: &Environment,
+    expected: Option<i64>,
+    change: ConfigChange,
+    comment: &str,
+) -> ApiResult<Applied> {
+    super::critical::require_comment(project, [env], comment)?;
+    let bumped = environment::bump_data_versions(&mut *tx, project.id, Some(env.id)).await?;
     if bumped.is_empty() {
         // Deleted since the handler looked it up.
         return Err(ApiError::not_found("environment", &env.key));
     }
-    let row = lock_row_for_write(&mut tx, project.id, flag_key, expected, false).await?;
+    let row = lock_row_for_write(&mut *tx, project.id, flag_key, expected, false).await?;
     let (before, after, action, history) = match change {
         ConfigChange::Replace(config) => {
-            let mut data = flag_scope(&mut tx, project.id, flag_key, Some(env.id)).await?;
+            let mut data = flag_scope(&mut *tx, project.id, flag_key, Some(env.id)).await?;
             let flag = data
                 .flag_mut(flag_key)
                 .ok_or_else(|| ApiError::not_found("flag", flag_key))?;
             let before = config_in(flag.configs.get(&env.id), flag_key, env)?.clone();
             flag.configs.insert(env.id, config.clone());
             validate_scope(
-                &mut tx,
+                &mut *tx,
                 project.id,
                 &mut data,
                 Some(&[env.id]),
@@ -79,7 +157,7 @@ pub(crate) async fn write(
         // are read, and pressing it costs the same in a project of ten flags or of ten
         // thousand.
         ConfigChange::Toggle(enabled) => {
-            let configs = flag::configs(&mut tx, row.id).await?;
+            let configs = flag::configs(&mut *tx, row.id).await?;
             let before = config_in(
                 configs
                     .iter()
@@ -90,10 +168,13 @@ pub(crate) async fn write(
             )?
             .clone();
             if before.enabled == enabled {
-                // Already in that state: nothing to write, no new version. Dropping the
-                // transaction undoes the data-version bump.
+                // Already in that state: nothing to write, no new version (the caller
+                // rolls the data-version bump back, see `Applied::changed`).
                 let environments = configs.into_iter().map(|(_, k, c)| (k, c)).collect();
-                return Ok(FlagView::new(&row, environments));
+                return Ok(Applied {
+                    view: FlagView::new(&row, environments),
+                    publication: None,
+                });
             }
             let after = FlagConfig {
                 enabled,
@@ -113,7 +194,7 @@ pub(crate) async fn write(
         }
     };
     let now = now_ms();
-    let version = flag::bump_version(&mut tx, row.id, now).await?;
+    let version = flag::bump_version(&mut *tx, row.id, now).await?;
     // This environment at its new version differs from the previous one in this flag
     // alone (see `local_patch`), which SDKs now count against its new version.
     let changed = FlagState {
@@ -134,7 +215,7 @@ pub(crate) async fn write(
         comment,
     };
     let view = record(
-        &mut tx,
+        &mut *tx,
         &row,
         &[(env.id, &after)],
         history,
@@ -143,21 +224,11 @@ pub(crate) async fn write(
         now,
     )
     .await?;
-    let local = local_patch(&state.push, &bumped, changed);
-    tx.commit().await?;
-    // On a task of its own: the response goes out first (the fan-out to this replica's
-    // SDKs would otherwise run ahead of it on the same threads), then this replica's
-    // SDKs get the patch, then everyone else hears of the version.
-    let changes = state.changes.clone();
-    state.tasks.spawn(async move {
-        if let Some((local, patch)) = local {
-            local.publish(patch);
-        }
-        for change in bumped {
-            changes.publish(change);
-        }
-    });
-    Ok(view)
+    let local = local_patch(push, &bumped, changed);
+    Ok(Applied {
+        view,
+        publication: Some(Publication { bumped, local }),
+    })
 }
 
 /// The flag's config in `env`: every flag has one in every environment of its project.
