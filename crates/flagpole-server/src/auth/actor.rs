@@ -4,7 +4,7 @@
 
 use super::session::{self, SessionRow};
 use super::{
-    API_TOKEN_PREFIX, Actor, ActorKind, AuthError, AuthState, Role, SDK_KEY_PREFIX,
+    API_TOKEN_PREFIX, Actor, ActorKind, AuthError, AuthState, Role, SDK_KEY_PREFIX, Scope,
     constant_time_eq, hash_secret,
 };
 use crate::db::{Db, now_ms};
@@ -79,9 +79,14 @@ async fn authenticate_token(db: &Db, auth: &AuthState, token: &str) -> Result<Ac
     if token.starts_with(SDK_KEY_PREFIX) {
         return Err(AuthError::Unauthenticated(SDK_KEY_REJECTED));
     }
-    if !token.starts_with(API_TOKEN_PREFIX) {
+    // The prefix says which scope the token was issued with; the stored scope must agree.
+    let scope = if token.starts_with(API_TOKEN_PREFIX) {
+        None
+    } else if token.starts_with(Scope::AlertsTrigger.token_prefix()) {
+        Some(Scope::AlertsTrigger)
+    } else {
         return Err(AuthError::Unauthenticated("invalid API token"));
-    }
+    };
     let found = {
         let mut conn = db.pool.acquire().await?;
         api_token::by_hash(&mut conn, &hash_secret(token)).await?
@@ -91,11 +96,15 @@ async fn authenticate_token(db: &Db, auth: &AuthState, token: &str) -> Result<Ac
         name,
         role,
         project_id,
+        scope: stored_scope,
         revoked,
     }) = found
     else {
         return Err(AuthError::Unauthenticated("invalid API token"));
     };
+    if stored_scope.as_deref() != scope.map(Scope::as_str) {
+        return Err(AuthError::Unauthenticated("invalid API token"));
+    }
     if revoked {
         return Err(AuthError::Unauthenticated("this API token was revoked"));
     }
@@ -108,6 +117,7 @@ async fn authenticate_token(db: &Db, auth: &AuthState, token: &str) -> Result<Ac
         name: format!("token:{name}"),
         role,
         project_id,
+        scope,
     })
 }
 
@@ -175,6 +185,7 @@ pub(crate) async fn session_actor(db: &Db, cookie: &str) -> Result<(Actor, Sessi
         name: format!("user:{}", session.email),
         role,
         project_id: session.project_id,
+        scope: None,
     };
     Ok((actor, session))
 }

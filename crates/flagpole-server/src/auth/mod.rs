@@ -2,7 +2,8 @@
 //!
 //! Three kinds of credentials:
 //! - API tokens (`Authorization: Bearer fp_api_…`) for automation, with a role and an
-//!   optional project scope;
+//!   optional project; a token with a [`Scope`] (`fp_alert_…`) may call only the one
+//!   endpoint its scope names;
 //! - dashboard users, signed in with a password, carried by the `fp_session` cookie (writes
 //!   made with a cookie also need the `X-CSRF-Token` header, see `http::session_cookie`);
 //! - SDK keys (`fp_sdk_…`), read-only and valid for one environment's stream and
@@ -31,7 +32,7 @@ use sha2::{Digest, Sha256};
 use crate::error::{ApiError, ApiResult};
 use crate::store::StoreError;
 
-pub use crate::role::Role;
+pub use crate::role::{Role, Scope};
 pub use last_seen::SdkSeen;
 pub use rate_limit::LoginLimiter;
 pub(crate) use sdk_keys::authenticate_sdk;
@@ -68,6 +69,9 @@ pub struct Actor {
     pub role: Role,
     /// `Some(project)` if restricted to one project; `None` for all projects.
     pub project_id: Option<i64>,
+    /// `Some` for a token limited to one action: the HTTP edge refuses it everywhere else
+    /// (`http::credentials`), so [`Actor::require`] never sees one outside its endpoint.
+    pub scope: Option<Scope>,
 }
 
 impl Actor {
@@ -195,7 +199,9 @@ pub fn generate_secret(prefix: &str) -> String {
 /// The part of a secret shown in lists so people can tell credentials apart: the
 /// `fp_xxx_` prefix and four characters (24 bits, far too few to help guess the rest).
 pub(crate) fn display_prefix(secret: &str) -> String {
-    secret.chars().take(API_TOKEN_PREFIX.len() + 4).collect()
+    // The random part has no `_`, so the prefix ends at the second one.
+    let prefix = secret.match_indices('_').nth(1).map_or(0, |(i, _)| i + 1);
+    secret.chars().take(prefix + 4).collect()
 }
 
 /// True if `email` looks like an address: one `@` with something on both sides, a dot in

@@ -3,26 +3,29 @@
 
 use super::users::project_scope;
 use super::{AuditedAccount, audit_account, state_of};
-use crate::auth::{API_TOKEN_PREFIX, Actor, Role, display_prefix, generate_secret, hash_secret};
+use crate::auth::{
+    API_TOKEN_PREFIX, Actor, Role, Scope, display_prefix, generate_secret, hash_secret,
+};
 use crate::db::now_ms;
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 use crate::store::api_token::{self, ApiToken, NewApiToken};
 
-/// Creates a token named `name` with `role`, limited to project `project` if given.
-/// Returns the token itself (shown once) and its description.
+/// Creates a token named `name` with `role`, limited to project `project` and to the
+/// action `scope` if given. Returns the token itself (shown once) and its description.
 pub(crate) async fn create(
     state: &AppState,
     actor: &Actor,
     name: &str,
     role: Role,
     project: Option<&str>,
+    scope: Option<Scope>,
 ) -> ApiResult<(String, ApiToken)> {
     let name = name.trim();
     if name.is_empty() || name.chars().count() > 100 {
         return Err(ApiError::invalid("name", "must be 1 to 100 characters"));
     }
-    let token = generate_secret(API_TOKEN_PREFIX);
+    let token = generate_secret(scope.map_or(API_TOKEN_PREFIX, Scope::token_prefix));
     let now = now_ms();
     let mut tx = state.db.begin_write().await?;
     let project_id = project_scope(&mut tx, project, "project").await?;
@@ -32,6 +35,7 @@ pub(crate) async fn create(
         prefix: &display_prefix(&token),
         role,
         project_id,
+        scope,
         created_by: &actor.name,
     };
     let id = api_token::insert(&mut tx, &new, now).await?;

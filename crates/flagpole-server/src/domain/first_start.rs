@@ -53,6 +53,7 @@ pub(crate) async fn create_admin(db: &Db, admin: &FirstAdmin<'_>) -> ApiResult<b
         prefix: &display_prefix(admin.token),
         role: Role::Admin,
         project_id: None,
+        scope: None,
         created_by: ACTOR,
     };
     let token_id = api_token::insert(&mut tx, &new_token, now).await?;

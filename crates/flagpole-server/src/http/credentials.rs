@@ -1,7 +1,8 @@
 //! The credential extractors, at the HTTP edge: [`Actor`] for the management API,
-//! [`SdkClient`] for SDK endpoints, and the client address sign-in limits by. They read
-//! the credentials from the request's headers and hand them to [`crate::auth`], which
-//! checks them; an [`AuthError`] becomes its response here.
+//! [`AlertsTrigger`] for the one endpoint `alerts:trigger` tokens may call, [`SdkClient`]
+//! for SDK endpoints, and the client address sign-in limits by. They read the credentials
+//! from the request's headers and hand them to [`crate::auth`], which checks them; an
+//! [`AuthError`] becomes its response here.
 
 use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};
@@ -14,10 +15,26 @@ use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 
 use super::session_cookie;
-use crate::auth::{self, Actor, AuthError, Authorization, Presented, SdkClient};
-use crate::error::{ErrorBody, ErrorDetail};
+use crate::auth::{self, Actor, AuthError, Authorization, Presented, Scope, SdkClient};
+use crate::error::{ApiError, ErrorBody, ErrorDetail};
 use crate::state::AppState;
 
+/// Whoever the request's credentials name, scoped tokens included.
+async fn any_actor(parts: &Parts, state: &AppState) -> Result<Actor, AuthError> {
+    let headers = &parts.headers;
+    let presented = Presented {
+        authorization: authorization(headers),
+        session_cookie: session_cookie::cookie_value(headers),
+        csrf_token: session_cookie::csrf_token(headers),
+        api_key: header_text(headers, X_API_KEY),
+        safe_method: matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS),
+    };
+    auth::authenticate(&state.db, &state.auth, &presented).await
+}
+
+/// The caller of the management API. A token limited to one action is refused here, for
+/// every endpoint at once: refusing it in each handler (or in `Actor::require`) would let
+/// one forgotten check open the API to it.
 impl FromRequestParts<AppState> for Actor {
     type Rejection = AuthError;
 
@@ -25,15 +42,51 @@ impl FromRequestParts<AppState> for Actor {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let headers = &parts.headers;
-        let presented = Presented {
-            authorization: authorization(headers),
-            session_cookie: session_cookie::cookie_value(headers),
-            csrf_token: session_cookie::csrf_token(headers),
-            api_key: header_text(headers, X_API_KEY),
-            safe_method: matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS),
-        };
-        auth::authenticate(&state.db, &state.auth, &presented).await
+        let actor = any_actor(parts, state).await?;
+        if let Some(scope) = actor.scope {
+            return Err(ApiError::Forbidden(format!(
+                "this token is limited to `{}`: {}",
+                scope.as_str(),
+                scope_allows(scope)
+            ))
+            .into());
+        }
+        Ok(actor)
+    }
+}
+
+/// What a scoped token may call, in words for its 403.
+fn scope_allows(scope: Scope) -> &'static str {
+    match scope {
+        Scope::AlertsTrigger => {
+            "it may only call POST /api/v1/projects/{project}/alerts/alertmanager"
+        }
+    }
+}
+
+/// The caller of the Alertmanager webhook: only a token with the `alerts:trigger` scope.
+/// Anything else, an admin's token or session included, is 403: the webhook acts without
+/// a person, so what may call it is one credential kept for that, and revoking it stops
+/// exactly that.
+pub(crate) struct AlertsTrigger(pub(crate) Actor);
+
+impl FromRequestParts<AppState> for AlertsTrigger {
+    type Rejection = AuthError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let actor = any_actor(parts, state).await?;
+        if actor.scope != Some(Scope::AlertsTrigger) {
+            return Err(ApiError::Forbidden(
+                "this endpoint takes only an API token with the `alerts:trigger` scope \
+                 (`fp_alert_…`, created under API tokens)"
+                    .into(),
+            )
+            .into());
+        }
+        Ok(AlertsTrigger(actor))
     }
 }
 

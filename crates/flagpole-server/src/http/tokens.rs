@@ -9,7 +9,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::extract::{ApiJson, ApiPath};
-use crate::auth::{Actor, Role};
+use crate::auth::{Actor, Role, Scope};
 use crate::domain::api_tokens;
 use crate::error::{ApiResult, ErrorBody};
 use crate::state::AppState;
@@ -59,6 +59,11 @@ pub(crate) struct CreateApiToken {
     /// Key of the project to limit it to; absent or `null` for all projects.
     #[serde(default)]
     project: Option<String>,
+    /// The one action to limit it to; absent or `null` for the whole API as its role
+    /// allows. An `alerts:trigger` token (`fp_alert_…`) may only call the Alertmanager
+    /// webhook, which needs the writer role in the project.
+    #[serde(default)]
+    scope: Option<Scope>,
 }
 
 /// Creates a token and returns it, once.
@@ -77,6 +82,7 @@ async fn create_token(
         &body.name,
         body.role,
         body.project.as_deref(),
+        body.scope,
     )
     .await?;
     Ok((StatusCode::CREATED, Json(CreatedApiToken { token, info })))

@@ -3,7 +3,7 @@
 use serde::Serialize;
 
 use super::{Conn, StoreError, StoreResult};
-use crate::role::Role;
+use crate::role::{Role, Scope};
 
 /// An API token as listed (never the token itself: only its hash is stored).
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -18,6 +18,8 @@ pub(crate) struct ApiToken {
     pub(crate) role: Role,
     /// Key of the one project it is limited to; `null` for all projects.
     pub(crate) project: Option<String>,
+    /// The one action it is limited to; `null` for the whole API as its role allows.
+    pub(crate) scope: Option<Scope>,
     /// Who created it (`user:…`, `token:…`, `system:bootstrap`).
     pub(crate) created_by: String,
     /// Creation time (epoch ms).
@@ -34,29 +36,43 @@ type TokenRow = (
     String,
     String,
     Option<String>,
+    Option<String>,
     String,
     i64,
     Option<i64>,
     Option<i64>,
 );
 
-const SELECT_TOKEN: &str = "select t.id, t.name, t.prefix, t.role, p.key, t.created_by, t.created_at, \
-     t.last_used_at, t.revoked_at from api_token t left join project p on p.id = t.project_id";
+const SELECT_TOKEN: &str = "select t.id, t.name, t.prefix, t.role, p.key, t.scope, t.created_by, \
+     t.created_at, t.last_used_at, t.revoked_at from api_token t \
+     left join project p on p.id = t.project_id";
 
 fn to_token(row: TokenRow) -> StoreResult<ApiToken> {
-    let (id, name, prefix, role, project, created_by, created_at, last_used_at, revoked_at) = row;
+    let (id, name, prefix, role, project, scope, created_by, created_at, last_used_at, revoked_at) =
+        row;
     let role = Role::parse(&role).ok_or_else(|| {
         StoreError::corrupt(
             format!("api_token {id} role"),
             format!("unknown role {role}"),
         )
     })?;
+    let scope = scope
+        .map(|s| {
+            Scope::parse(&s).ok_or_else(|| {
+                StoreError::corrupt(
+                    format!("api_token {id} scope"),
+                    format!("unknown scope {s}"),
+                )
+            })
+        })
+        .transpose()?;
     Ok(ApiToken {
         id,
         name,
         prefix,
         role,
         project,
+        scope,
         created_by,
         created_at,
         last_used_at,
@@ -95,6 +111,7 @@ pub(crate) struct NewApiToken<'a> {
     pub(crate) prefix: &'a str,
     pub(crate) role: Role,
     pub(crate) project_id: Option<i64>,
+    pub(crate) scope: Option<Scope>,
     /// `Actor::name` of the creator.
     pub(crate) created_by: &'a str,
 }
@@ -102,14 +119,15 @@ pub(crate) struct NewApiToken<'a> {
 /// Inserts a token and returns its id.
 pub(crate) async fn insert(conn: &mut Conn, new: &NewApiToken<'_>, now: i64) -> StoreResult<i64> {
     let id: i64 = sqlx::query_scalar(
-        "insert into api_token (name, token_hash, prefix, role, project_id, created_by, created_at) \
-         values ($1, $2, $3, $4, $5, $6, $7) returning id",
+        "insert into api_token (name, token_hash, prefix, role, project_id, scope, created_by, \
+         created_at) values ($1, $2, $3, $4, $5, $6, $7, $8) returning id",
     )
     .bind(new.name)
     .bind(new.token_hash)
     .bind(new.prefix)
     .bind(new.role.as_str())
     .bind(new.project_id)
+    .bind(new.scope.map(Scope::as_str))
     .bind(new.created_by)
     .bind(now)
     .fetch_one(conn)
@@ -135,6 +153,8 @@ pub(crate) struct TokenCredential {
     /// The role's database name (the caller decides what an unknown one means).
     pub(crate) role: String,
     pub(crate) project_id: Option<i64>,
+    /// The scope's database name, if it has one.
+    pub(crate) scope: Option<String>,
     pub(crate) revoked: bool,
 }
 
@@ -143,22 +163,31 @@ pub(crate) async fn by_hash(
     conn: &mut Conn,
     token_hash: &str,
 ) -> Result<Option<TokenCredential>, sqlx::Error> {
-    type Row = (i64, String, String, Option<i64>, Option<i64>);
+    type Row = (
+        i64,
+        String,
+        String,
+        Option<i64>,
+        Option<String>,
+        Option<i64>,
+    );
     let row: Option<Row> = sqlx::query_as(
-        "select id, name, role, project_id, revoked_at from api_token where token_hash = $1",
+        "select id, name, role, project_id, scope, revoked_at from api_token \
+         where token_hash = $1",
     )
     .bind(token_hash)
     .fetch_optional(conn)
     .await?;
-    Ok(
-        row.map(|(id, name, role, project_id, revoked_at)| TokenCredential {
+    Ok(row.map(
+        |(id, name, role, project_id, scope, revoked_at)| TokenCredential {
             id,
             name,
             role,
             project_id,
+            scope,
             revoked: revoked_at.is_some(),
-        }),
-    )
+        },
+    ))
 }
 
 /// Records that token `id` was used at `now`.
