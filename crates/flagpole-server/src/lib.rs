@@ -5,6 +5,7 @@
 // Public: what the binary (config, run, bind, probe, the OpenAPI document), the benchmarks
 // in flagpole-bench (databases, `testing::seed_flags`) and the integration tests (the
 // store, databases, credentials helpers, bootstrap, pruning, state) use. Everything else is crate-private, so the compiler can point at dead code.
+pub(crate) mod alerts;
 pub mod auth;
 pub mod bootstrap;
 pub(crate) mod changes;

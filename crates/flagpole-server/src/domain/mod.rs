@@ -8,6 +8,8 @@
 //! HTTP handlers (in `crate::http`) authenticate, authorise and parse; everything that
 //! must hold regardless of the caller lives here.
 
+pub(crate) mod alert_mappings;
+pub(crate) mod alert_receive;
 pub(crate) mod api_tokens;
 pub(crate) mod configs;
 pub(crate) mod critical;

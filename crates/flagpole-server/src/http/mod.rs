@@ -8,6 +8,7 @@ use utoipa_axum::router::OpenApiRouter;
 
 use crate::state::AppState;
 
+mod alerts;
 mod audit;
 mod auth;
 mod credentials;
@@ -74,6 +75,7 @@ pub(crate) fn api() -> OpenApiRouter<AppState> {
         .merge(insights::router())
         .merge(evaluate::router())
         .merge(events::router())
+        .merge(alerts::router())
 }
 
 /// The OpenAPI document (what `cargo xtask codegen` writes to openapi/openapi.json).

@@ -7,6 +7,7 @@
 //! corrupted database ([`StoreError::Corrupt`]), so the HTTP edge answers it as an internal
 //! error, never as a client error.
 
+pub(crate) mod alert_mapping;
 pub(crate) mod api_token;
 pub mod audit;
 pub(crate) mod change_log;
