@@ -4,6 +4,7 @@
 
 mod support;
 
+mod alerts;
 mod api_domain;
 mod auth;
 mod authz_matrix;

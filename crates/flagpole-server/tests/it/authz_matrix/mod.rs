@@ -12,6 +12,9 @@
 //!   keys are not secrets, and "404 before 403" is the API's rule: a missing project is
 //!   404 for everyone, an existing one the caller may not touch is 403;
 //! - scoped credentials on global endpoints (users, tokens, creating projects): 403;
+//! - an `alerts:trigger` token: its project's Alertmanager webhook and nothing else (403
+//!   everywhere, public endpoints aside; 401 where only a session or an SDK key counts);
+//!   the webhook takes no other credential (403);
 //! - enough rights: reads and evaluations succeed (2xx); writes get anything but 401/403
 //!   (and no 5xx). Bodies are well-formed, so a
 //!   role check is never masked by a 422 from the body extractor; the "enough rights" calls
@@ -54,9 +57,11 @@ enum Cred {
     OtherAdmin,
     /// The bootstrap admin signed in on the dashboard (cookie + CSRF header).
     AdminSession,
+    /// An `alerts:trigger` token (writer role) scoped to `main`.
+    Alerts,
 }
 
-const CREDS: [Cred; 10] = [
+const CREDS: [Cred; 11] = [
     Cred::None,
     Cred::Wrong,
     Cred::SdkKey,
@@ -67,6 +72,7 @@ const CREDS: [Cred; 10] = [
     Cred::OtherWriter,
     Cred::OtherAdmin,
     Cred::AdminSession,
+    Cred::Alerts,
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -86,7 +92,7 @@ enum Scope {
 /// Role, scope and whether it is a session, for management credentials.
 fn identity(cred: Cred) -> Option<(Role, Scope, bool)> {
     Some(match cred {
-        Cred::None | Cred::Wrong | Cred::SdkKey => return None,
+        Cred::None | Cred::Wrong | Cred::SdkKey | Cred::Alerts => return None,
         Cred::Reader => (Reader, Scope::All, false),
         Cred::Writer => (Writer, Scope::All, false),
         Cred::Admin => (Admin, Scope::All, false),
@@ -105,6 +111,13 @@ fn expect(access: Access, cred: Cred) -> Expect {
             Expect::Forbidden
         }
     };
+    if cred == Cred::Alerts {
+        return match access {
+            Public | AlertsTrigger => Expect::Allowed,
+            Session | Sdk => Expect::Unauthenticated,
+            _ => Expect::Forbidden,
+        };
+    }
     let Some((role, scope, session)) = identity(cred) else {
         return match access {
             Public => Expect::Allowed,
@@ -114,6 +127,7 @@ fn expect(access: Access, cred: Cred) -> Expect {
     };
     match access {
         Public => Expect::Allowed,
+        AlertsTrigger => Expect::Forbidden,
         Session | OwnAccount if session => Expect::Allowed,
         Session | Sdk => Expect::Unauthenticated,
         OwnAccount => Expect::Forbidden,
@@ -132,6 +146,7 @@ struct World {
     victim_user: i64,
     victim_token: i64,
     victim_sdk_key: i64,
+    mapping: i64,
 }
 
 async fn call(
@@ -220,6 +235,17 @@ async fn seed(backend: Backend) -> World {
         let created = admin_post(&router, "/api/v1/tokens", body).await;
         tokens.push((cred, created["token"].as_str().unwrap().to_owned()));
     }
+    let alerts = json!({"name": "alerts", "role": "writer", "project": "main",
+        "scope": "alerts:trigger"});
+    let created = admin_post(&router, "/api/v1/tokens", alerts).await;
+    tokens.push((Cred::Alerts, created["token"].as_str().unwrap().to_owned()));
+    let mapping = admin_post(
+        &router,
+        "/api/v1/projects/main/alert-mappings",
+        json!({"alert": "A", "action": {"kind": "flag_off", "flag": "f1",
+            "environment": "production"}}),
+    )
+    .await;
     let victim_token = admin_post(
         &router,
         "/api/v1/tokens",
@@ -258,6 +284,7 @@ async fn seed(backend: Backend) -> World {
         victim_user: victim_user["id"].as_i64().unwrap(),
         victim_token: victim_token["id"].as_i64().unwrap(),
         victim_sdk_key: victim_sdk_key["id"].as_i64().unwrap(),
+        mapping: mapping["id"].as_i64().unwrap(),
     }
 }
 
@@ -277,6 +304,7 @@ fn fill(path: &str, w: &World) -> String {
         .replace("{segment}", "s1")
         .replace("{variant}", "on")
         .replace("{version}", "1")
+        .replace("{mapping}", &w.mapping.to_string())
         .replace("{id}", &id.to_string())
 }
 

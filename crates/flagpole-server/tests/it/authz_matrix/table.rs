@@ -24,6 +24,9 @@ pub(crate) enum Access {
     Project(Role),
     /// The SDK key of an environment (OFREP).
     Sdk,
+    /// Only an `alerts:trigger` token for the project in the URL (the Alertmanager
+    /// webhook).
+    AlertsTrigger,
 }
 
 pub(crate) use Access::*;
@@ -261,6 +264,39 @@ pub(crate) fn table() -> Vec<Op> {
             "/api/v1/projects/{project}/segments/{segment}",
             Project(Writer),
         ),
+        // Alert mappings, and the Alertmanager webhook (a notification no mapping matches).
+        op(
+            "get",
+            "/api/v1/projects/{project}/alert-mappings",
+            Project(Reader),
+        ),
+        op(
+            "post",
+            "/api/v1/projects/{project}/alert-mappings",
+            Project(Writer),
+        )
+        .body(json!({"alert": "B", "action": {"kind": "flag_off", "flag": "f1",
+            "environment": "production"}})),
+        op(
+            "get",
+            "/api/v1/projects/{project}/alert-mappings/{mapping}",
+            Project(Reader),
+        ),
+        op(
+            "put",
+            "/api/v1/projects/{project}/alert-mappings/{mapping}",
+            Project(Writer),
+        )
+        .body(json!({"alert": "C", "version": 1, "action": {"kind": "flag_off",
+            "flag": "f1", "environment": "production"}})),
+        op(
+            "post",
+            "/api/v1/projects/{project}/alerts/alertmanager",
+            AlertsTrigger,
+        )
+        .body(json!({"version": "4", "status": "firing", "receiver": "matrix", "alerts": [
+            {"status": "firing", "labels": {"alertname": "Unmapped"},
+             "startsAt": "2026-12-07T21:14:03Z", "fingerprint": "0123456789abcdef"}]})),
         // Audit: without filters, scoped callers see their project's entries.
         op("get", "/api/v1/audit", Filtered(Reader)),
         // OFREP: SDK keys only.
@@ -274,6 +310,11 @@ pub(crate) fn table() -> Vec<Op> {
         op("post", "/sdk/v1/events", Sdk)
             .body(json!({"id": "01890a5d-ac96-774b-bcce-b302099a8057", "sdk": "matrix/1"})),
         // Deletions and revocations of seeded victims (not of the credentials under test).
+        op(
+            "delete",
+            "/api/v1/projects/{project}/alert-mappings/{mapping}",
+            Project(Writer),
+        ),
         op("delete", "/api/v1/users/{id}", Global(Admin)),
         op("delete", "/api/v1/tokens/{id}", Global(Admin)),
         op(
