@@ -145,6 +145,69 @@ export interface paths {
         patch: operations["update_project"];
         trace?: never;
     };
+    "/api/v1/projects/{project}/alert-mappings": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The project's alert mappings, oldest first, each with the last firing it acted on. */
+        get: operations["list_alert_mappings"];
+        put?: never;
+        /**
+         * Creates an alert mapping (writer). The flag and environment must exist in the project
+         *     (422 naming `action.flag` or `action.environment`); regexes must compile.
+         */
+        post: operations["create_alert_mapping"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/projects/{project}/alert-mappings/{mapping}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** One alert mapping. */
+        get: operations["get_alert_mapping"];
+        /** Replaces an alert mapping's alert, matchers and action (writer); needs the version. */
+        put: operations["update_alert_mapping"];
+        post?: never;
+        /** Deletes an alert mapping (writer). */
+        delete: operations["delete_alert_mapping"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/projects/{project}/alerts/alertmanager": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Prometheus Alertmanager's webhook (`webhook_configs`, notification version 4). Each
+         *     firing alert that a mapping of the project matches is acted on once per fingerprint
+         *     and `startsAt`; resolved alerts do nothing. Only an `alerts:trigger` token with the
+         *     writer role in the project may call it (`http_config.authorization` in Alertmanager's
+         *     configuration). A notification that is not Alertmanager's is 400, naming the field.
+         */
+        post: operations["alertmanager_webhook"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/projects/{project}/environments": {
         parameters: {
             query?: never;
@@ -794,6 +857,190 @@ export interface components {
             /** @description The batch's id. */
             id: string;
         };
+        /**
+         * @description What a mapping does. One kind so far; the rollback of a release plan (issue 17) will be
+         *     the second, with its own fields.
+         */
+        AlertAction: {
+            /** @description The environment's key. */
+            environment: string;
+            /** @description The flag's key. */
+            flag: string;
+            /** @enum {string} */
+            kind: "flag_off";
+        };
+        /**
+         * @description One firing a mapping acted on: kept as the mapping's `last_fired`, and recorded in the
+         *     audit log (`alert_mapping.fire`).
+         */
+        AlertFiring: {
+            /** @description The alert's name. */
+            alert: string;
+            /**
+             * Format: int64
+             * @description When Flagpole acted (epoch ms).
+             */
+            at: number;
+            /** @description Alertmanager's fingerprint of the alert. */
+            fingerprint: string;
+            /** @description The alert's labels. */
+            labels: {
+                [key: string]: string;
+            };
+            /** @description The same in words: "turned `new-checkout` off in `production`". */
+            message: string;
+            /** @description What came of it. */
+            outcome: components["schemas"]["AlertOutcome"];
+            /** @description The Alertmanager receiver that sent it. */
+            receiver: string;
+            /**
+             * Format: int64
+             * @description When the alert started firing (epoch ms, its `startsAt`).
+             */
+            starts_at: number;
+        };
+        /** @description What became of one firing alert for one mapping that matched it. */
+        AlertHandled: {
+            /** @description The alert's name. */
+            alert: string;
+            /** @description Its fingerprint. */
+            fingerprint: string;
+            /**
+             * Format: int64
+             * @description The mapping's id.
+             */
+            mapping: number;
+            /** @description The same in words. */
+            message: string;
+            /** @description What came of it. */
+            outcome: components["schemas"]["AlertHandling"];
+        };
+        /**
+         * @description What came of a firing: an [`Outcome`], or nothing because it was acted on before.
+         * @enum {string}
+         */
+        AlertHandling: "turned_off" | "already_off" | "failed" | "duplicate";
+        /** @description A mapping as stored and as the API shows it. */
+        AlertMapping: {
+            /** @description What it does. */
+            action: components["schemas"]["AlertAction"];
+            /** @description The name (`alertname` label) of the alerts it acts on. */
+            alert: string;
+            /**
+             * Format: int64
+             * @description Creation time (epoch ms).
+             */
+            created_at: number;
+            /** @description Who created it. */
+            created_by: string;
+            /**
+             * Format: int64
+             * @description Id, used in URLs.
+             */
+            id: number;
+            last_fired?: components["schemas"]["AlertFiring"] | null;
+            /** @description Label matchers that must all hold too. */
+            matchers: components["schemas"]["LabelMatcher"][];
+            /**
+             * Format: int64
+             * @description Last change of the mapping itself (epoch ms).
+             */
+            updated_at: number;
+            /**
+             * Format: int64
+             * @description Optimistic-concurrency version; an update must name it.
+             */
+            version: number;
+        };
+        /** @description Body of create and update. */
+        AlertMappingBody: {
+            /** @description What to do when a matching alert fires. */
+            action: components["schemas"]["AlertAction"];
+            /** @description The alert's name: its `alertname` label, the name of the Prometheus alerting rule. */
+            alert: string;
+            /** @description Further label matchers that must all hold, as in Alertmanager's routes. */
+            matchers?: components["schemas"]["LabelMatcher"][];
+            /**
+             * Format: int64
+             * @description Update only: the version being replaced (or send `If-Match`).
+             */
+            version?: number | null;
+        };
+        /**
+         * @description What acting on a firing came to.
+         * @enum {string}
+         */
+        AlertOutcome: "turned_off" | "already_off" | "failed";
+        /** @description One alert of a notification (all fields declared, as for [`Notification`]). */
+        AlertmanagerAlert: {
+            /** @description Its annotations (summary, description...). */
+            annotations?: {
+                [key: string]: string;
+            };
+            /** @description When it stopped; `0001-01-01T00:00:00Z` while it fires. */
+            endsAt?: string;
+            /** @description Identifies the alert (a hash of its labels). */
+            fingerprint: string;
+            /** @description The Prometheus expression browser link for it. */
+            generatorURL?: string;
+            /** @description Its labels, `alertname` among them. */
+            labels: {
+                [key: string]: string;
+            };
+            /** @description When it started firing (RFC 3339). */
+            startsAt: string;
+            /** @description This alert's own status. */
+            status: components["schemas"]["AlertmanagerStatus"];
+        };
+        /**
+         * @description A notification as Alertmanager posts it. Every field of the format is declared, so the
+         *     OpenAPI document describes what Alertmanager sends; Flagpole reads only some of them.
+         */
+        AlertmanagerNotification: {
+            /** @description The group's alerts, firing and resolved. */
+            alerts: components["schemas"]["AlertmanagerAlert"][];
+            /** @description Annotations every alert of the group has. */
+            commonAnnotations?: {
+                [key: string]: string;
+            };
+            /** @description Labels every alert of the group has. */
+            commonLabels?: {
+                [key: string]: string;
+            };
+            /** @description Alertmanager's address. */
+            externalURL?: string;
+            /** @description Identifies the alert group. */
+            groupKey?: string;
+            /** @description Labels the group is grouped by. */
+            groupLabels?: {
+                [key: string]: string;
+            };
+            /** @description The receiver's name in Alertmanager's configuration; audit entries name it. */
+            receiver: string;
+            /** @description `firing` if any alert of the group fires. */
+            status: components["schemas"]["AlertmanagerStatus"];
+            /**
+             * Format: int64
+             * @description Alerts left out because of the receiver's `max_alerts`.
+             */
+            truncatedAlerts?: number;
+            /** @description `"4"`. */
+            version: string;
+        };
+        /** @description What the webhook did with a notification. */
+        AlertmanagerReceipt: {
+            /** @description Firing alerts in the notification. */
+            firing: number;
+            /** @description One entry per firing alert and mapping that matched it. */
+            handled: components["schemas"]["AlertHandled"][];
+            /** @description Resolved alerts in it (they do nothing). */
+            resolved: number;
+        };
+        /**
+         * @description Whether an alert (or a group) fires.
+         * @enum {string}
+         */
+        AlertmanagerStatus: "firing" | "resolved";
         /** @description An API token as listed (never the token itself: only its hash is stored). */
         ApiToken: {
             /**
@@ -826,6 +1073,7 @@ export interface components {
             revoked_at?: number | null;
             /** @description What it may do. */
             role: components["schemas"]["Role"];
+            scope?: components["schemas"]["TokenScope"] | null;
         };
         /** @description A list of tokens. */
         ApiTokenList: {
@@ -970,6 +1218,7 @@ export interface components {
             project?: string | null;
             /** @description `reader`, `writer` or `admin`. */
             role: components["schemas"]["Role"];
+            scope?: components["schemas"]["TokenScope"] | null;
         };
         /** @description Body of `POST .../environments`. */
         CreateEnvironment: {
@@ -1472,6 +1721,23 @@ export interface components {
              */
             environments: string[];
         };
+        /**
+         * @description Alertmanager's matcher operators.
+         * @enum {string}
+         */
+        LabelMatchOp: "=" | "!=" | "=~" | "!~";
+        /** @description One label matcher. */
+        LabelMatcher: {
+            /** @description A label name (`[a-zA-Z_][a-zA-Z0-9_]*`, as Prometheus allows). */
+            label: string;
+            /** @description How the value is compared. */
+            op: components["schemas"]["LabelMatchOp"];
+            /**
+             * @description The value, or for `=~` and `!~` a regular expression that must match the whole
+             *     label value.
+             */
+            value: string;
+        };
         /** @description A flag's lifecycle state as the API shows it. */
         Lifecycle: {
             /** @description Every reason that applies, in a fixed order. */
@@ -1836,6 +2102,12 @@ export interface components {
              */
             version?: number | null;
         };
+        /**
+         * @description What an API token is limited to, beyond its role and project: one action, and nothing
+         *     else of the API. A token without a scope uses the API as its role allows.
+         * @enum {string}
+         */
+        TokenScope: "alerts:trigger";
         /** @description Body of `PATCH .../environments/{env}`: absent fields are kept. */
         UpdateEnvironment: {
             /**
@@ -2471,6 +2743,257 @@ export interface operations {
                 };
             };
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    list_alert_mappings: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Project key */
+                project: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AlertMapping"][];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    create_alert_mapping: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Project key */
+                project: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["AlertMappingBody"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AlertMapping"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid; `field` is e.g. `action.flag` or `matchers[0].value` */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    get_alert_mapping: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Project key */
+                project: string;
+                /** @description Mapping id */
+                mapping: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AlertMapping"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    update_alert_mapping: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Expected version */
+                "If-Match"?: string | null;
+            };
+            path: {
+                /** @description Project key */
+                project: string;
+                /** @description Mapping id */
+                mapping: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["AlertMappingBody"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AlertMapping"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    delete_alert_mapping: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Project key */
+                project: string;
+                /** @description Mapping id */
+                mapping: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Deleted */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    alertmanager_webhook: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Project key */
+                project: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["AlertmanagerNotification"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AlertmanagerReceipt"];
+                };
+            };
+            /** @description Not an Alertmanager notification; `field` says where */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not an `alerts:trigger` token, or not for this project */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };
