@@ -4,7 +4,9 @@
 //! Two layers. In Rust, what a schema cannot say: the rollout rules (maxUnavailable 0,
 //! probes, preStop, grace period longer than preStop plus the shutdown timeout), that
 //! selectors, Secret keys and the autoscaler's target agree, and that every manifest is
-//! listed in kustomization.yaml. Then the Kubernetes manifests against the API's own
+//! listed in kustomization.yaml; that the Alertmanager example reaches Flagpole's webhook
+//! with a token from a file, for every project the example rules name. Then the Kubernetes
+//! manifests against the API's own
 //! schemas with `kubernetes-validate` (PyPI; it ships the schemas, so it validates
 //! offline once installed) in strict mode, which rejects misspelt fields. Rejected:
 //! kubeconform/kubeval, Go binaries downloaded from GitHub, which CI cannot reach.
@@ -50,6 +52,7 @@ fn check(schemas: bool) -> Result<()> {
     }
     check_dockerfile(&deploy.join("Dockerfile"), &mut problems);
     check_nginx(&deploy.join("nginx/flagpole.conf"), &mut problems);
+    check_alerting(&deploy, &docs, &mut problems);
     if problems.0.is_empty() {
         if schemas {
             validate_schemas(&k8s)?;
@@ -526,6 +529,78 @@ fn check_nginx(path: &Path, problems: &mut Problems) {
         problems.require(path, text.contains(needle), || {
             format!("must contain `{needle}`")
         });
+    }
+}
+
+/// deploy/alertmanager/alertmanager.yml and deploy/prometheus/flagpole-alerts.yml: each
+/// Flagpole webhook names a project's `/alerts/alertmanager` path and sends a Bearer token
+/// read from a file; its route continues to the next receiver (people are still told);
+/// and every `flagpole_project` a rule labels is routed to that project's webhook. The
+/// programs' own checks (promtool, amtool) and a real run are in tests/cluster/alerts.rs.
+fn check_alerting(deploy: &Path, docs: &[(PathBuf, Value)], problems: &mut Problems) {
+    let am_path = deploy.join("alertmanager/alertmanager.yml");
+    let rules_path = deploy.join("prometheus/flagpole-alerts.yml");
+    let find = |path: &Path| docs.iter().find(|(p, _)| p == path).map(|(_, d)| d);
+    let (Some(am), Some(rules)) = (find(&am_path), find(&rules_path)) else {
+        problems.add(
+            deploy,
+            "alertmanager/alertmanager.yml or prometheus/flagpole-alerts.yml is missing".into(),
+        );
+        return;
+    };
+    // Receiver name -> project key of its Flagpole webhook.
+    let mut webhooks = std::collections::BTreeMap::new();
+    for receiver in am["receivers"].as_array().into_iter().flatten() {
+        let name = receiver["name"].as_str().unwrap_or_default();
+        for hook in receiver["webhook_configs"].as_array().into_iter().flatten() {
+            let url = hook["url"].as_str().unwrap_or_default();
+            let project = url
+                .split_once("/api/v1/projects/")
+                .and_then(|(_, rest)| rest.strip_suffix("/alerts/alertmanager"));
+            let Some(project) = project.filter(|p| !p.is_empty() && !p.contains('/')) else {
+                problems.add(
+                    &am_path,
+                    format!("{name}: {url} is not a project's /alerts/alertmanager webhook"),
+                );
+                continue;
+            };
+            let auth = &hook["http_config"]["authorization"];
+            problems.require(&am_path, auth["type"] == "Bearer" && auth["credentials_file"].is_string() && auth.get("credentials").is_none(), || {
+                format!("{name}: send the alerts:trigger token as a Bearer credentials_file, not inline")
+            });
+            webhooks.insert(name.to_owned(), project.to_owned());
+        }
+    }
+    // Project key -> whether a route with `flagpole_project="<key>"` reaches its webhook
+    // and continues.
+    let mut routed = BTreeSet::new();
+    for route in am["route"]["routes"].as_array().into_iter().flatten() {
+        let Some(project) = route["receiver"].as_str().and_then(|r| webhooks.get(r)) else {
+            continue;
+        };
+        let matches = route["matchers"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|m| m.as_str() == Some(&format!("flagpole_project=\"{project}\"")));
+        problems.require(&am_path, matches, || {
+            format!("the route to {project}'s webhook must match flagpole_project=\"{project}\"")
+        });
+        problems.require(&am_path, route["continue"] == true, || {
+            format!("the route to {project}'s webhook must `continue: true` to the usual receiver")
+        });
+        routed.insert(project.clone());
+    }
+    for group in rules["groups"].as_array().into_iter().flatten() {
+        for rule in group["rules"].as_array().into_iter().flatten() {
+            let alert = rule["alert"].as_str().unwrap_or("a rule");
+            match rule["labels"]["flagpole_project"].as_str() {
+                Some(project) => problems.require(&rules_path, routed.contains(project), || {
+                    format!("{alert}: no route sends flagpole_project=\"{project}\" to its webhook")
+                }),
+                None => problems.add(&rules_path, format!("{alert}: no flagpole_project label")),
+            }
+        }
     }
 }
 

@@ -46,8 +46,9 @@ pub(crate) fn run(args: Args) -> Result<()> {
     let pg = postgres::ensure()?;
     postgres::drop_stale_test_databases(&pg)?;
     eprintln!("postgres: using {pg}");
-    // tests/cluster runs real nginx in front of the servers.
-    ensure_nginx()?;
+    // tests/cluster runs real nginx in front of the servers, and real Prometheus and
+    // Alertmanager pulling a kill switch.
+    ensure_packages()?;
 
     if have("cargo-nextest") {
         sh(cargo()
@@ -73,16 +74,36 @@ pub(crate) fn run(args: Args) -> Result<()> {
     Ok(())
 }
 
-/// nginx from the Debian package, for tests/cluster. The package's own service is not
-/// used: the tests run nginx in the foreground with a generated configuration.
-fn ensure_nginx() -> Result<()> {
-    if std::path::Path::new("/usr/sbin/nginx").exists() {
+/// Programs tests/cluster runs, with the Debian package that provides each.
+const PACKAGES: &[(&str, &str)] = &[
+    ("/usr/sbin/nginx", "nginx"),
+    ("/usr/bin/prometheus", "prometheus"),
+    (
+        "/usr/bin/prometheus-alertmanager",
+        "prometheus-alertmanager",
+    ),
+];
+
+/// The Debian packages of [`PACKAGES`] that are missing, installed in one go. Their own
+/// services are not used (and do not start in a container): the tests run each program
+/// in the foreground with a generated configuration.
+fn ensure_packages() -> Result<()> {
+    let missing: Vec<&str> = PACKAGES
+        .iter()
+        .filter(|(program, _)| !std::path::Path::new(program).exists())
+        .map(|(_, package)| *package)
+        .collect();
+    if missing.is_empty() {
         return Ok(());
     }
-    eprintln!("nginx: not installed; installing the Debian package");
+    eprintln!(
+        "not installed: {}; installing the Debian packages",
+        missing.join(", ")
+    );
     let install = || {
         sh(std::process::Command::new("apt-get")
-            .args(["install", "-y", "--no-install-recommends", "nginx"])
+            .args(["install", "-y", "--no-install-recommends"])
+            .args(&missing)
             .env("DEBIAN_FRONTEND", "noninteractive"))
     };
     if install().is_err() {
