@@ -106,7 +106,8 @@ pub(crate) struct Replica {
 }
 
 impl Replica {
-    fn new(name: String, db_url: String, dir: &Path) -> Replica {
+    /// A replica on `db_url` logging into `dir`, not started yet.
+    pub(crate) fn new(name: String, db_url: String, dir: &Path) -> Replica {
         Replica {
             log: dir.join(format!("{name}.log")),
             addr: SocketAddr::from(([127, 0, 0, 1], free_port())),

@@ -1,6 +1,7 @@
 //! Process-level tests of a Flagpole deployment: real `flagpole serve` replicas (the
 //! binary, started and signalled like an orchestrator would), real nginx in front with
-//! `deploy/nginx/flagpole.conf`, real Postgres, real SDK clients.
+//! `deploy/nginx/flagpole.conf`, real Postgres, real SDK clients, and real Prometheus and
+//! Alertmanager pulling a kill switch (`alerts.rs`).
 //!
 //! Each scenario prints its measured figures (`--no-capture` shows them); the numbers
 //! quoted in docs/operations.md come from `cargo build --workspace --all-targets` (which
@@ -9,10 +10,13 @@
 //! The scenarios run one at a time (test group `cluster` in .config/nextest.toml): each
 //! starts several processes and measures timings on a 2-core machine.
 
+mod alerts;
+mod checkout;
 mod crash;
 mod harness;
 mod http;
 mod load;
+mod monitoring;
 mod outage;
 mod rolling;
 
