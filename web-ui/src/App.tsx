@@ -20,6 +20,7 @@ import { api, call, fieldErrors, messageOf } from './api/client'
 import { keyFromName, projectPath } from './api/projectKey'
 import { ErrorState, FieldError, Loading } from './components/common'
 import { Account } from './pages/Account'
+import { Alerts } from './pages/Alerts'
 import { AuditLog } from './pages/AuditLog'
 import { Debugger } from './pages/Debugger'
 import { Environments } from './pages/Environments'
@@ -176,6 +177,7 @@ function Frame({ children }: { children: ReactNode }) {
               <NavLink to={projectPath(project, 'segments')}>Segments</NavLink>
               <NavLink to={projectPath(project, 'environments')}>Environments</NavLink>
               <NavLink to={projectPath(project, 'debugger')}>Debugger</NavLink>
+              <NavLink to={projectPath(project, 'alerts')}>Alerts</NavLink>
               <NavLink to={projectPath(project, 'audit')}>Audit log</NavLink>
             </>
           )}
@@ -230,6 +232,7 @@ const routes: RouteObject[] = [
       { path: '/p/:project/segments', element: <Segments /> },
       { path: '/p/:project/environments', element: <Environments /> },
       { path: '/p/:project/debugger', element: <Debugger /> },
+      { path: '/p/:project/alerts', element: <Alerts /> },
       { path: '/p/:project/audit', element: <AuditLog /> },
       { path: '/tokens', element: <Tokens /> },
       { path: '/users', element: <Users /> },

@@ -36,6 +36,10 @@ const WORDS: Record<string, string> = {
   'user.create': 'created user',
   'user.update': 'changed user',
   'user.delete': 'deleted user',
+  'alert_mapping.create': 'created alert mapping',
+  'alert_mapping.update': 'changed alert mapping',
+  'alert_mapping.delete': 'deleted alert mapping',
+  'alert_mapping.fire': 'acted on an alert with mapping',
 }
 
 /** What an entry did, in words: "turned off flag", "created segment". */
@@ -66,6 +70,7 @@ export const ACTION_CHOICES: { value: string; label: string }[] = [
   { value: 'segment', label: 'Any segment change' },
   { value: 'environment', label: 'Any environment change' },
   { value: 'project', label: 'Any project change' },
+  { value: 'alert_mapping', label: 'Alert mappings and what they did' },
   { value: 'sdk_key', label: 'SDK keys' },
   { value: 'api_token', label: 'API tokens' },
   { value: 'user', label: 'Users' },

@@ -10,13 +10,15 @@ export function Tokens() {
   const [name, setName] = useState('')
   const [role, setRole] = useState<Role>('reader')
   const [project, setProject] = useState('')
+  // Empty: the whole API as the role allows; `alerts:trigger`: only the Alertmanager webhook.
+  const [scope, setScope] = useState('')
   const [created, setCreated] = useState<string>()
   const [errors, setErrors] = useState<Record<string, string>>({})
   const [revoke, setRevoke] = useState<number>()
   const create = async (e: FormEvent) => {
     e.preventDefault()
     try {
-      const t = await call(api.POST('/api/v1/tokens', { body: { name, role, project: project || null } }))
+      const t = await call(api.POST('/api/v1/tokens', { body: { name, role, project: project || null, scope: scope ? 'alerts:trigger' : null } }))
       setCreated(t.token)
       setName('')
       setErrors({})
@@ -45,7 +47,7 @@ export function Tokens() {
       ) : (
         <table>
           <thead>
-            <tr><th scope="col">Name</th><th scope="col">Role</th><th scope="col">Project</th><th scope="col">Last used</th><th scope="col"><span className="sr-only">Actions</span></th></tr>
+            <tr><th scope="col">Name</th><th scope="col">Role</th><th scope="col">Project</th><th scope="col">Limited to</th><th scope="col">Last used</th><th scope="col"><span className="sr-only">Actions</span></th></tr>
           </thead>
           <tbody>
             {list.data.items.map((t) => (
@@ -53,6 +55,7 @@ export function Tokens() {
                 <th scope="row">{t.name} <code>{t.prefix}…</code></th>
                 <td>{t.role}</td>
                 <td>{t.project ?? 'all'}</td>
+                <td>{t.scope ? <code>{t.scope}</code> : 'the whole API'}</td>
                 <td>{t.last_used_at ? formatTime(t.last_used_at) : 'never'}</td>
                 <td>{t.revoked_at ? <span className="badge off">revoked</span> : <button type="button" className="danger" onClick={() => setRevoke(t.id)}>Revoke</button>}</td>
               </tr>
@@ -72,6 +75,15 @@ export function Tokens() {
         <label htmlFor="tok-project">Limit to project (optional)</label>
         <input id="tok-project" value={project} onChange={(e) => setProject(e.target.value)} />
         <FieldError message={errors.project} />
+        <label htmlFor="tok-scope">May call</label>
+        <select id="tok-scope" value={scope} onChange={(e) => setScope(e.target.value)} aria-describedby="tok-scope-hint">
+          <option value="">the whole API, as its role allows</option>
+          <option value="alerts:trigger">only the Alertmanager webhook (alerts:trigger)</option>
+        </select>
+        <span id="tok-scope-hint" className="hint">
+          An <code>alerts:trigger</code> token (<code>fp_alert_…</code>) lets Alertmanager turn flags off as the project's
+          alert mappings say, and nothing else; give it the writer role and the project.
+        </span>
         <button type="submit" className="primary">Create token</button>
       </form>
       {revoke !== undefined && (
