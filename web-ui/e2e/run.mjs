@@ -970,6 +970,96 @@ try {
   const storedAfter = await rest('GET', `/api/v1/projects/${PROJECT}/flags/${BUTTON}`)
   assert(storedAfter.version === storedBefore.version, 'nothing discarded was saved')
 
+  log('alerts: a mapping made in the browser, Alertmanager firing it, the page showing what it did')
+  {
+    const alertsContext = await browser.newContext({ viewport: { width: 1280, height: 900 } })
+    const ap = await alertsContext.newPage()
+    ap.on('requestfailed', (r) => {
+      if (!r.url().endsWith('/events')) failedRequests.push(`${r.method()} ${r.url()} ${r.failure()?.errorText}`)
+    })
+    ap.on('pageerror', (e) => failedRequests.push(`page error: ${e.message}`))
+    await signIn(ap, { email: EMAIL, password: NEW_PASSWORD })
+    await ap.getByLabel('Project', { exact: true }).selectOption(PROJECT)
+    await ap.getByRole('link', { name: 'Checkout v2' }).waitFor()
+    await nav(ap, 'Alerts', 'Alerts')
+    await ap.getByText('No alert mappings yet.').waitFor()
+    const webhook = await ap.getByTestId('webhook-url').textContent()
+    assert(webhook === `${URL_}/api/v1/projects/${PROJECT}/alerts/alertmanager`, `webhook shown: ${webhook}`)
+    const form = ap.getByRole('form', { name: 'New alert mapping' })
+    await form.getByLabel('Alert name').fill('CheckoutErrors')
+    await form.getByRole('button', { name: 'Add matcher' }).click()
+    const matcher = form.getByRole('group', { name: 'Matcher 1' })
+    await matcher.getByLabel('Label').fill('service')
+    await matcher.getByLabel('Value').fill('checkout')
+    await form.getByLabel('In environment').selectOption('production')
+    // A flag that does not exist: the server names the field, the form shows it there.
+    await form.getByLabel('Turn off flag').fill('no-such-flag')
+    await form.getByRole('button', { name: 'Create mapping' }).click()
+    await form.getByText('no flag `no-such-flag` in project `shop`').waitFor()
+    await form.getByLabel('Turn off flag').fill(FLAG)
+    await form.getByRole('button', { name: 'Create mapping' }).click()
+    const row = ap.getByRole('row', { name: /CheckoutErrors/ })
+    await row.waitFor()
+    assert((await row.textContent()).includes('service="checkout"'), 'matcher shown as Alertmanager writes it')
+    assert((await row.getByTestId('last-fired').textContent()) === 'never', 'not fired yet')
+
+    // Alertmanager's side, through the REST API: an alerts:trigger token and its
+    // notification (version 4), with the flag on in production first.
+    const alertsToken = await rest('POST', '/api/v1/tokens', {
+      name: 'alertmanager',
+      role: 'writer',
+      project: PROJECT,
+      scope: 'alerts:trigger',
+    })
+    assert(alertsToken.token.startsWith('fp_alert_'), 'an alerts:trigger token')
+    await rest('POST', `/api/v1/projects/${PROJECT}/flags/${FLAG}/environments/production/toggle`, {
+      enabled: true,
+      comment: 'e2e: on before the alert',
+    })
+    const notification = {
+      version: '4',
+      status: 'firing',
+      receiver: 'flagpole-shop',
+      groupKey: '{}:{alertname="CheckoutErrors"}',
+      groupLabels: { alertname: 'CheckoutErrors' },
+      commonLabels: { alertname: 'CheckoutErrors', service: 'checkout' },
+      commonAnnotations: {},
+      externalURL: 'http://alertmanager.local:9093',
+      truncatedAlerts: 0,
+      alerts: [
+        {
+          status: 'firing',
+          labels: { alertname: 'CheckoutErrors', service: 'checkout', severity: 'page' },
+          annotations: { summary: 'checkout errors' },
+          startsAt: new Date().toISOString(),
+          endsAt: '0001-01-01T00:00:00Z',
+          generatorURL: '',
+          fingerprint: 'e2e0000000000001',
+        },
+      ],
+    }
+    const fired = await fetch(`${URL_}/api/v1/projects/${PROJECT}/alerts/alertmanager`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${alertsToken.token}`, 'content-type': 'application/json' },
+      body: JSON.stringify(notification),
+    })
+    const receipt = await fired.json()
+    assert(fired.ok && receipt.handled[0]?.outcome === 'turned_off', `webhook: ${fired.status} ${JSON.stringify(receipt)}`)
+    // The page follows live: the flag's environment moved to a new version.
+    await row.getByText('turned off', { exact: true }).waitFor()
+    const last = await row.getByTestId('last-fired').textContent()
+    assert(last.includes(`turned \`${FLAG}\` off in \`production\``), `last fired: ${last}`)
+    await shot(ap, '37-alerts')
+    // And the audit log names Alertmanager and the token.
+    const audit = await rest('GET', `/api/v1/audit?project=${PROJECT}&action=flag.toggle&limit=1`)
+    assert(audit.items[0].actor === 'alertmanager:flagpole-shop via token:alertmanager', `audit actor ${audit.items[0].actor}`)
+
+    await row.getByRole('button', { name: 'Delete' }).click()
+    await ap.getByRole('dialog').getByRole('button', { name: 'Delete', exact: true }).click()
+    await ap.getByText('No alert mappings yet.').waitFor()
+    await alertsContext.close()
+  }
+
   assert(failedRequests.length === 0, `failed requests or page errors: ${failedRequests.join('; ')}`)
   console.log(`e2e: passed; screenshots:\n${shots.map((s) => '  ' + s).join('\n')}`)
 } catch (err) {
