@@ -122,6 +122,7 @@ pub(crate) async fn run<C: Connect>(
         let delay = match attempt {
             Ok(Ok(ws)) => {
                 shared.set_connection(ConnectionState::Connected);
+                shared.telemetry.connections.send_modify(|n| *n += 1);
                 let end = session::run(ws, &shared, options.heartbeat, &shutdown).await;
                 if end != SessionEnd::Rejected {
                     shared.set_connection(ConnectionState::Disconnected);

@@ -53,6 +53,9 @@ pub(crate) struct Hooks {
     pub(crate) uplink: Uplink,
     /// Replaced snapshots whose counts are not yet collected.
     pub(crate) retired: Retired,
+    /// How many times the stream has connected: a key refused during one connection
+    /// may work again on a later one.
+    pub(crate) connections: tokio::sync::watch::Sender<u64>,
 }
 
 /// The builder's telemetry settings.
@@ -216,7 +219,7 @@ impl Telemetry {
             shared,
             http,
             window_start_ms: now_ms(),
-            paused: false,
+            paused: None,
             not_before: None,
             unsupported_until: None,
             warned_unsupported: false,

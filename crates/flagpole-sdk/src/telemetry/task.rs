@@ -18,7 +18,7 @@ use super::http::EventsEndpoint;
 use super::uplink::{Frame, Reply};
 use super::{Outcome, Recorder, Settings, now_ms};
 use crate::backoff;
-use crate::shared::{ConnectionState, Shared};
+use crate::shared::Shared;
 
 /// How long a delivery may take outside of `close()`: connect, send, answer.
 const SEND_TIMEOUT: Duration = Duration::from_secs(10);
@@ -55,8 +55,11 @@ pub(crate) struct Task<C> {
     pub(crate) outbox: super::batch::Outbox,
     /// Start of the counting window not yet collected.
     pub(crate) window_start_ms: i64,
-    /// The server said 401: nothing is sent until the stream connects again.
-    pub(crate) paused: bool,
+    /// The server said 401 to a delivery sent during stream connection N (the count in
+    /// [`super::Hooks::connections`]): nothing is sent until connection N + 1. Counting
+    /// connections, rather than watching the status go down and up, holds however late
+    /// the 401's answer is handled relative to the reconnection.
+    pub(crate) paused: Option<u64>,
     /// The server said busy: nothing is sent before this.
     pub(crate) not_before: Option<Instant>,
     /// The server has no telemetry endpoint: nothing is posted before this.
@@ -69,12 +72,9 @@ impl<C: CountSource> Task<C> {
     /// Runs until `stop` (close) or `shutdown` (the last handle dropped), then flushes once
     /// more within the close deadline.
     pub(crate) async fn run(mut self, stop: CancellationToken, shutdown: CancellationToken) {
-        let mut status = self.shared.watch_status();
+        let mut connections = self.shared.telemetry.connections.subscribe();
         let interval = self.settings.flush_interval;
         let close_deadline = self.settings.close_deadline;
-        // While paused by a 401: whether the stream went down since (a flag update also
-        // changes the status; only a new connection says the key may work again).
-        let mut down_since_pause = false;
         loop {
             let delay = backoff::jitter(interval * 4 / 5, interval * 2 / 5);
             tokio::select! {
@@ -83,14 +83,11 @@ impl<C: CountSource> Task<C> {
                 () = shutdown.cancelled() => break,
                 () = tokio::time::sleep(delay) => {}
                 () = self.recorder.flush.notified() => {}
-                Ok(()) = status.changed(), if self.paused => {
-                    let connected = status.borrow_and_update().connection == ConnectionState::Connected;
-                    if !connected {
-                        down_since_pause = true;
-                    } else if down_since_pause {
+                Ok(()) = connections.changed(), if self.paused.is_some() => {
+                    let now = *connections.borrow_and_update();
+                    if self.paused.is_some_and(|refused_in| now > refused_in) {
                         tracing::info!("flagpole: the stream reconnected; sending telemetry again");
-                        self.paused = false;
-                        down_since_pause = false;
+                        self.paused = None;
                     }
                     continue;
                 }
@@ -100,11 +97,7 @@ impl<C: CountSource> Task<C> {
                 tokio::pin!(flush);
                 let deadline = tokio::select! {
                     biased;
-                    () = &mut flush => {
-                        // Changes before a pause do not count as a reconnection.
-                        status.borrow_and_update();
-                        continue;
-                    }
+                    () = &mut flush => continue,
                     () = stop.cancelled() => Instant::now() + close_deadline,
                     () = shutdown.cancelled() => Instant::now() + close_deadline,
                 };
@@ -149,8 +142,11 @@ impl<C: CountSource> Task<C> {
             MAX_BATCH_BYTES
         };
         self.outbox.fill(counts, taken, max_bytes);
-        if self.paused {
-            return;
+        if let Some(refused_in) = self.paused {
+            if *self.shared.telemetry.connections.borrow() <= refused_in {
+                return;
+            }
+            self.paused = None;
         }
         if !closing && self.not_before.is_some_and(|t| Instant::now() < t) {
             return;
@@ -168,6 +164,7 @@ impl<C: CountSource> Task<C> {
             // Sealed before sending: if this future is dropped mid-delivery (close), the
             // batch may have been stored and must not change.
             let was_sealed = std::mem::replace(&mut front.sealed, true);
+            let connection = *self.shared.telemetry.connections.borrow();
             let outcome = deliver(&self.shared, &self.http, &front.batch).await;
             match outcome {
                 Outcome::Stored => {
@@ -211,7 +208,7 @@ impl<C: CountSource> Task<C> {
                     tracing::warn!(
                         "flagpole: the server rejected the SDK key for telemetry; paused until the stream reconnects"
                     );
-                    self.paused = true;
+                    self.paused = Some(connection);
                     return;
                 }
                 Outcome::Unsupported(status) => {

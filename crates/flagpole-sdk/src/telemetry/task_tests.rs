@@ -59,9 +59,11 @@ impl CountSource for Scripted {
 }
 
 /// `POST /sdk/v1/events` answered with the scripted statuses in turn (the last one
-/// repeated); every batch posted is sent to the receiver.
+/// repeated); every batch posted is sent to the receiver. `before_answer` runs with each
+/// status just before it is sent.
 async fn events_stub(
     statuses: &[u16],
+    before_answer: impl Fn(u16) + Clone + Send + Sync + 'static,
 ) -> (EventsEndpoint, mpsc::UnboundedReceiver<TelemetryBatch>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/sdk/v1/events", listener.local_addr().unwrap());
@@ -72,8 +74,10 @@ async fn events_stub(
     tokio::spawn(async move {
         while let Ok((stream, _)) = listener.accept().await {
             let (statuses, posted) = (statuses.clone(), posted.clone());
+            let before_answer = before_answer.clone();
             let service = service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
                 let (statuses, posted) = (statuses.clone(), posted.clone());
+                let before_answer = before_answer.clone();
                 async move {
                     let body = request.into_body().collect().await.unwrap().to_bytes();
                     let _ = posted.send(serde_json::from_slice(&body).unwrap());
@@ -85,6 +89,7 @@ async fn events_stub(
                             statuses[0]
                         }
                     };
+                    before_answer(status);
                     let mut response = Response::new(Full::new(bytes::Bytes::from_static(
                         br#"{"error":{"code":"not_found","message":"no route"}}"#,
                     )));
@@ -117,7 +122,7 @@ fn task(counts: Scripted, http: EventsEndpoint) -> Task<Scripted> {
         shared: Arc::new(Shared::new(ConnectionState::Connected)),
         http,
         window_start_ms: 0,
-        paused: false,
+        paused: None,
         not_before: None,
         unsupported_until: None,
         warned_unsupported: false,
@@ -135,7 +140,7 @@ fn total(batch: &TelemetryBatch, variant: &str) -> u64 {
 
 #[tokio::test]
 async fn a_server_without_the_endpoint_is_left_alone_and_the_counts_kept() {
-    let (http, mut posted) = events_stub(&[404, 202]).await;
+    let (http, mut posted) = events_stub(&[404, 202], |_| {}).await;
     let counts = Scripted::default();
     let mut task = task(counts.clone(), http);
 
@@ -167,4 +172,46 @@ async fn a_server_without_the_endpoint_is_left_alone_and_the_counts_kept() {
     assert_eq!((total(&resent, "on"), total(&resent, "off")), (7, 1));
     assert_eq!(task.outbox.len(), 0, "stored");
     assert_eq!(task.unsupported_until, None);
+}
+
+/// A 401 pauses delivery until the stream connects again, and only a connection made
+/// after the refused request counts, however late the 401's answer is handled.
+#[tokio::test]
+async fn a_401_pauses_until_a_later_connection_even_one_made_before_the_answer() {
+    for reconnect_before_answer in [false, true] {
+        let shared = Arc::new(Shared::new(ConnectionState::Connected));
+        let hook = shared.clone();
+        let (http, mut posted) = events_stub(&[401, 202], move |status| {
+            if status == 401 && reconnect_before_answer {
+                // The stream drops and comes back while the 401 is on its way.
+                hook.telemetry.connections.send_modify(|n| *n += 1);
+            }
+        })
+        .await;
+        let counts = Scripted::default();
+        let mut task = task(counts.clone(), http);
+        task.shared = shared.clone();
+
+        counts.push("on", 1);
+        task.flush(false).await;
+        let refused = posted.recv().await.unwrap();
+        assert_eq!(task.paused, Some(0), "refused during connection 0");
+        counts.push("on", 2);
+        task.flush(false).await;
+        if reconnect_before_answer {
+            let resent = posted.recv().await.unwrap();
+            assert_eq!(resent.id, refused.id, "the refused batch, kept");
+            assert_eq!(total(&resent, "on"), 3);
+            assert_eq!(task.paused, None);
+        } else {
+            assert!(
+                posted.try_recv().is_err(),
+                "posted while the key is refused"
+            );
+            shared.telemetry.connections.send_modify(|n| *n += 1);
+            task.flush(false).await;
+            assert_eq!(posted.recv().await.unwrap().id, refused.id);
+        }
+        assert_eq!(task.outbox.len(), 0, "stored");
+    }
 }
