@@ -53,8 +53,21 @@ const shots = []
  * changes, and the page being left often has fields and switches of the same names (the
  * flag page's switch, the environments page's Name), so acting at once acts on it. */
 async function nav(page, link, heading) {
-  await page.getByRole('link', { name: link, exact: true }).first().click()
+  const target = page.getByRole('link', { name: link, exact: true }).first()
+  if (!(await target.isVisible())) await openAccountMenu(page)
+  await target.click()
   await page.getByRole('heading', { level: 1, name: heading, exact: true }).waitFor()
+}
+
+/** The header's account menu holds the account page, tokens, users and sign-out. */
+async function openAccountMenu(page) {
+  await page.locator('header.top .account-menu > summary').click()
+  await page.getByRole('navigation', { name: 'Account' }).waitFor()
+}
+
+async function signOut(page) {
+  await openAccountMenu(page)
+  await page.getByRole('button', { name: 'Sign out' }).click()
 }
 
 /** One SQL statement on the server's throwaway database. */
@@ -542,6 +555,17 @@ try {
     return { spread: Math.max(...tops.map((r) => r.top)) - Math.min(...tops.map((r) => r.top)), height: h.getBoundingClientRect().height }
   })
   assert(rows.spread < 12 && rows.height < 64, `header at 1280 px: ${JSON.stringify(rows)}`)
+  // One row, and no link scrolled or cut out of sight: every page is one click away.
+  const hidden = await page.locator('header.top > nav').evaluate((nav) => {
+    const box = nav.getBoundingClientRect()
+    return [...nav.querySelectorAll('a')]
+      .filter((a) => {
+        const r = a.getBoundingClientRect()
+        return r.left < box.left - 1 || r.right > box.right + 1 || r.right > window.innerWidth
+      })
+      .map((a) => a.textContent)
+  })
+  assert(hidden.length === 0, `header links out of sight at 1280 px: ${hidden.join(', ')}`)
   await page.screenshot({ path: join(SHOTS, '27-header-1280.png') })
   shots.push(join(SHOTS, '27-header-1280.png'))
 
@@ -699,8 +723,7 @@ try {
   await resetDialog.getByRole('button', { name: 'Reset password' }).click()
   await page.getByText(`${READER.email}: password reset`).waitFor()
   READER.password = 'reset-by-the-admin-1'
-  await page.getByRole('link', { name: new RegExp(EMAIL) }).click()
-  await page.getByRole('heading', { level: 1, name: 'Your account' }).waitFor()
+  await nav(page, 'Your account', 'Your account')
   const NEW_PASSWORD = 'changed-in-the-browser-1'
   await page.getByLabel('Current password').fill('not the password at all')
   await page.getByLabel(/^New password/).fill(NEW_PASSWORD)
@@ -880,7 +903,7 @@ try {
 
   log('sign out; only the changed password signs in again')
   await page.setViewportSize({ width: 1280, height: 900 })
-  await page.getByRole('button', { name: 'Sign out' }).click()
+  await signOut(page)
   await page.getByRole('button', { name: 'Sign in' }).waitFor()
   await page.getByLabel('Email').fill(EMAIL)
   await page.getByLabel('Password').fill(PASSWORD)
@@ -889,7 +912,7 @@ try {
   await page.getByLabel('Password').fill(NEW_PASSWORD)
   await page.getByRole('button', { name: 'Sign in' }).click()
   await page.getByRole('heading', { name: 'Flags' }).waitFor()
-  await page.getByRole('button', { name: 'Sign out' }).click()
+  await signOut(page)
   await page.getByRole('button', { name: 'Sign in' }).waitFor()
 
   log('a reader sees no editing controls')

@@ -1,5 +1,5 @@
 // Routes and the frame around every page: header with project picker (keys beside names,
-// "New project…" for admins), navigation, live-connection indicator, account and sign-out.
+// "New project…" for admins), navigation, live-connection indicator, and the account menu (account, tokens, users, sign-out).
 // A data router (createBrowserRouter), not a <BrowserRouter>: only a data router can hold a
 // navigation while a page asks whether to discard unsaved edits (stores/leavePrompt.tsx),
 // Back and the project picker included.
@@ -7,7 +7,6 @@ import { useState } from 'react'
 import type { FormEvent, ReactNode } from 'react'
 import {
   createBrowserRouter,
-  Link,
   Navigate,
   NavLink,
   Outlet,
@@ -18,6 +17,7 @@ import {
 } from 'react-router'
 import { api, call, fieldErrors, messageOf } from './api/client'
 import { keyFromName, projectPath } from './api/projectKey'
+import { AccountMenu } from './components/AccountMenu'
 import { ErrorState, FieldError, Loading } from './components/common'
 import { Account } from './pages/Account'
 import { Alerts } from './pages/Alerts'
@@ -181,12 +181,6 @@ function Frame({ children }: { children: ReactNode }) {
               <NavLink to={projectPath(project, 'audit')}>Audit log</NavLink>
             </>
           )}
-          {isGlobalAdmin && (
-            <>
-              <NavLink to="/tokens">API tokens</NavLink>
-              <NavLink to="/users">Users</NavLink>
-            </>
-          )}
         </nav>
         <span className="who">
           {project && (
@@ -194,12 +188,7 @@ function Frame({ children }: { children: ReactNode }) {
               {live ? '● Live' : '○ Offline'}
             </span>
           )}
-          <Link to="/account" title="Your account: change your password">
-            {user?.email} <span className="badge">{user?.role}</span>
-          </Link>
-          <button type="button" onClick={() => void signOut()}>
-            Sign out
-          </button>
+          <AccountMenu email={user?.email} role={user?.role} isGlobalAdmin={isGlobalAdmin} onSignOut={() => void signOut()} />
         </span>
       </header>
       <main id="main" className="page" tabIndex={-1}>
