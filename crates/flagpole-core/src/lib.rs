@@ -32,6 +32,7 @@
 pub mod bucket;
 pub mod lifecycle;
 pub mod model;
+pub mod release;
 pub mod wire;
 
 mod attribute;
