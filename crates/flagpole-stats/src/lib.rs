@@ -11,6 +11,8 @@
 //! - [`bayesian::effect_test`]: chance to beat control and risk under a Gaussian prior
 //!   (`EffectBayesianABTest`).
 //! - [`srm::p_value`]: sample ratio mismatch (`check_srm`).
+//! - [`guardian::decide`]: a release plan's check (advance, extend, hold, roll back,
+//!   wait) over [`guardrail::check`].
 //!
 //! Pure: no IO, no clock, no randomness; the distributions it needs are in
 //! [`distribution`].
@@ -28,6 +30,7 @@
 pub mod bayesian;
 pub mod distribution;
 pub mod frequentist;
+pub mod guardian;
 pub mod guardrail;
 pub mod sequential;
 pub mod srm;
