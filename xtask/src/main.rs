@@ -11,6 +11,7 @@ mod deploy_check;
 mod gbstats;
 mod ofrep_client;
 mod run;
+mod sim_guard;
 mod test;
 mod web_ui;
 mod workspace_build;
@@ -33,6 +34,9 @@ enum Cmd {
     /// target/gbstats-venv): its answers now, flagpole-stats' conformance test against
     /// them. `--regenerate` rewrites the committed fixtures.
     Gbstats(gbstats::Args),
+    /// The rollout guardian simulated (issue 17): 1,000 A/A plans and 1,000 with errors up
+    /// by half, one JSON line; fails when a threshold is missed.
+    SimGuard(sim_guard::Args),
     /// Only the OpenFeature-client step of `test`: the Node OFREP provider against a
     /// running debug server.
     OfrepClient,
@@ -62,6 +66,7 @@ fn main() -> Result<()> {
         Cmd::Codegen(args) => codegen::run(args),
         Cmd::CheckDeploy => deploy_check::run(),
         Cmd::Gbstats(args) => gbstats::run_args(args),
+        Cmd::SimGuard(args) => sim_guard::run_args(args),
         Cmd::OfrepClient => ofrep_client::run(),
         Cmd::TestWeb => web_ui::test_all(),
         Cmd::BenchEval(_)

@@ -42,6 +42,9 @@ pub(crate) fn run(args: Args) -> Result<()> {
     crate::deploy_check::run()?;
     // Experiment statistics against the real gbstats (a few seconds once its venv exists).
     crate::gbstats::check()?;
+    // The rollout guardian simulated: false rollbacks and regressions caught (about a
+    // second, the debug binary the workspace build made).
+    crate::sim_guard::check()?;
 
     let pg = postgres::ensure()?;
     postgres::drop_stale_test_databases(&pg)?;
