@@ -190,6 +190,11 @@ enum Status<'g> {
 }
 
 /// The guardian's decision at one check. See the module documentation for the rules.
+///
+/// # Panics
+///
+/// If `check.step` is not a step of the plan, or the plan does not pass
+/// [`ReleasePlan::validate`]: the server validates plans when they are written.
 pub fn decide(check: &Check<'_>) -> Decision {
     let step = &check.plan.steps[check.step];
     if check.plan.arm_buckets(check.step).control.is_empty() {

@@ -4,7 +4,8 @@
 use flagpole_core::release::{PlanArm, ReleasePlan, Step};
 use flagpole_stats::Aggregate;
 use flagpole_stats::guardian::{
-    Arms, Check, Decision, GuardrailData, MIN_EVENTS, Reason, decide, plan_guardrail,
+    Arms, Check, Decision, GuardrailData, MIN_EVENTS, Reason, decide, events, plan_guardrail,
+    summaries,
 };
 use flagpole_stats::guardrail::{Guardrail, Worse};
 
@@ -476,4 +477,22 @@ fn roll_back_serialises_with_its_evidence() {
     assert!(v["test"]["p_value"].as_f64().unwrap() <= 0.05);
     let back: Decision = serde_json::from_value(v).unwrap();
     assert_eq!(back, d);
+}
+
+/// Error rates are compared with the pooled rate's variance and counted in errors; a mean
+/// keeps each arm's variance and counts units.
+#[test]
+fn pooled_variance_and_events_for_proportions_only() {
+    let e = errors((9_000, 90.0), (1_000, 30.0));
+    let s = summaries(&e.aggregates);
+    let p = 120.0 / 10_000.0;
+    assert_eq!((s.control.mean, s.new.mean), (0.01, 0.03));
+    assert!((s.control.variance - p * (1.0 - p)).abs() < 1e-15);
+    assert_eq!(s.control.variance, s.new.variance);
+    assert_eq!(events(&e.aggregates.new), 30);
+
+    let l = latency(100.0, 120.0);
+    let s = summaries(&l.aggregates);
+    assert!((s.control.variance - 400.0).abs() < 1e-6 && (s.new.variance - 400.0).abs() < 1e-6);
+    assert_eq!(events(&l.aggregates.new), 5_000);
 }
