@@ -136,7 +136,18 @@ pub fn one_sided(
     settings: &Sequential,
 ) -> Result<OneSidedResult, StatsError> {
     let e = prepare(control, treatment, settings)?;
-    let n = (control.n + treatment.n) as f64;
+    Ok(one_sided_of(
+        e,
+        (control.n + treatment.n) as f64,
+        side,
+        settings,
+    ))
+}
+
+/// [`one_sided`] on an effect already estimated (with its variance) from `n` units in
+/// all: the guardrail's stratified check combines several arms' effects into one.
+/// `settings` must have passed [`prepare`]'s checks.
+pub(crate) fn one_sided_of(e: Effect, n: f64, side: Side, settings: &Sequential) -> OneSidedResult {
     let rho2 = rho(settings.alpha, settings.tuning).powi(2);
     let sign = match side {
         Side::Greater => 1.0,
@@ -149,7 +160,7 @@ pub fn one_sided(
     // S(θ) = S*, i.e. Δ − θ = S*·√(Var/N) towards the side.
     let boundary = half_normal_mixture_boundary(settings.alpha, n, rho2);
     let bound = e.estimate - sign * boundary * (e.variance / n).sqrt();
-    Ok(OneSidedResult {
+    OneSidedResult {
         lift: e.estimate,
         stddev: e.variance.sqrt(),
         bound,
@@ -157,11 +168,11 @@ pub fn one_sided(
         p_value,
         statistic,
         rejects: p_value <= settings.alpha,
-    })
+    }
 }
 
 /// The checks and the effect estimate every sequential test starts from.
-fn prepare(
+pub(crate) fn prepare(
     control: &Summary,
     treatment: &Summary,
     settings: &Sequential,
