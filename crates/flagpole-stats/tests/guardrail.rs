@@ -169,3 +169,31 @@ fn direction() {
             .regression
     );
 }
+
+/// One stratum is the plain check; strata with no information are left out.
+#[test]
+fn one_stratum_is_the_plain_check() {
+    let control = Summary {
+        n: 20_000,
+        mean: 0.10,
+        variance: 0.09,
+    };
+    let new = Summary {
+        n: 5_000,
+        mean: 0.115,
+        variance: 0.115 * 0.885,
+    };
+    let settings = Guardrail::default();
+    let plain = guardrail::check(&control, &new, &settings).unwrap();
+    assert_eq!(
+        guardrail::check_strata(&[(control, new)], &settings).unwrap(),
+        plain
+    );
+    let empty = Summary {
+        n: 0,
+        mean: 0.0,
+        variance: 0.0,
+    };
+    let with_empty = guardrail::check_strata(&[(control, empty), (control, new)], &settings);
+    assert_eq!(with_empty.unwrap().test.lift, plain.test.lift);
+}
