@@ -31,7 +31,7 @@ fn errors(control: (u64, f64), new: (u64, f64)) -> GuardrailData {
     GuardrailData {
         name: "errors".into(),
         settings: plan_guardrail(Worse::Higher),
-        aggregates: Arms {
+        by_step: vec![Arms {
             control: Aggregate::Proportion {
                 n: control.0,
                 sum: control.1,
@@ -40,7 +40,7 @@ fn errors(control: (u64, f64), new: (u64, f64)) -> GuardrailData {
                 n: new.0,
                 sum: new.1,
             },
-        },
+        }],
     }
 }
 
@@ -58,10 +58,10 @@ fn latency(control_mean: f64, new_mean: f64) -> GuardrailData {
     GuardrailData {
         name: "latency_ms".into(),
         settings: plan_guardrail(Worse::Higher),
-        aggregates: Arms {
+        by_step: vec![Arms {
             control: mean(50_000, control_mean, 400.0),
             new: mean(5_000, new_mean, 400.0),
-        },
+        }],
     }
 }
 
@@ -69,7 +69,7 @@ fn conversions(control: f64, new: f64) -> GuardrailData {
     GuardrailData {
         name: "conversions".into(),
         settings: plan_guardrail(Worse::Lower),
-        aggregates: Arms {
+        by_step: vec![Arms {
             control: Aggregate::Proportion {
                 n: 50_000,
                 sum: 50_000.0 * control,
@@ -78,7 +78,7 @@ fn conversions(control: f64, new: f64) -> GuardrailData {
                 n: 5_000,
                 sum: 5_000.0 * new,
             },
-        },
+        }],
     }
 }
 
@@ -153,10 +153,10 @@ fn table() -> Vec<Row> {
     let no_errors_in_control = || errors((50_000, 0.0), (5_000, 25.0));
     // Every latency the same value in each arm, the new one higher: no variance to test.
     let flat_latency = || GuardrailData {
-        aggregates: Arms {
+        by_step: vec![Arms {
             control: mean(50_000, 100.0, 0.0),
             new: mean(5_000, 150.0, 0.0),
-        },
+        }],
         ..latency(0.0, 0.0)
     };
     vec![
@@ -287,10 +287,10 @@ fn table() -> Vec<Row> {
             "no variance but the new variant is faster: advance",
             HOUR,
             vec![GuardrailData {
-                aggregates: Arms {
+                by_step: vec![Arms {
                     control: mean(50_000, 100.0, 0.0),
                     new: mean(5_000, 90.0, 0.0),
-                },
+                }],
                 ..latency(0.0, 0.0)
             }],
             Expect::Is(Decision::Advance),
@@ -438,13 +438,13 @@ fn decisions() {
                 Expect::RollBack(name),
                 Decision::RollBack {
                     guardrail,
-                    aggregates,
+                    by_step,
                     test,
                 },
             ) => {
                 assert_eq!(guardrail, name, "{}", r.name);
                 let g = r.guardrails.iter().find(|g| g.name == *name).unwrap();
-                assert_eq!(aggregates, &g.aggregates, "{}", r.name);
+                assert_eq!(by_step, &g.by_step, "{}", r.name);
                 assert!(test.rejects && test.p_value <= 0.05, "{}: {test:?}", r.name);
                 assert!(test.statistic > 0.0, "{}: {test:?}", r.name);
             }
@@ -472,7 +472,7 @@ fn roll_back_serialises_with_its_evidence() {
     let v = serde_json::to_value(&d).unwrap();
     assert_eq!(v["decision"], "roll_back");
     assert_eq!(v["guardrail"], "errors");
-    assert_eq!(v["aggregates"]["new"]["sum"], 150.0);
+    assert_eq!(v["by_step"][0]["new"]["sum"], 150.0);
     assert!(v["test"]["statistic"].as_f64().unwrap() > 0.0);
     assert!(v["test"]["p_value"].as_f64().unwrap() <= 0.05);
     let back: Decision = serde_json::from_value(v).unwrap();
@@ -484,15 +484,68 @@ fn roll_back_serialises_with_its_evidence() {
 #[test]
 fn pooled_variance_and_events_for_proportions_only() {
     let e = errors((9_000, 90.0), (1_000, 30.0));
-    let s = summaries(&e.aggregates);
+    let s = summaries(&e.by_step[0]);
     let p = 120.0 / 10_000.0;
     assert_eq!((s.control.mean, s.new.mean), (0.01, 0.03));
     assert!((s.control.variance - p * (1.0 - p)).abs() < 1e-15);
     assert_eq!(s.control.variance, s.new.variance);
-    assert_eq!(events(&e.aggregates.new), 30);
+    assert_eq!(events(&e.by_step[0].new), 30);
 
     let l = latency(100.0, 120.0);
-    let s = summaries(&l.aggregates);
+    let s = summaries(&l.by_step[0]);
     assert!((s.control.variance - 400.0).abs() < 1e-6 && (s.new.variance - 400.0).abs() < 1e-6);
-    assert_eq!(events(&l.aggregates.new), 5_000);
+    assert_eq!(events(&l.by_step[0].new), 5_000);
+}
+
+/// The steps are compared one by one: an error rate that doubles between two steps, in
+/// both arms alike, is no regression, although the new arm, bigger at the later step,
+/// has the higher rate over the plan.
+#[test]
+fn steps_are_compared_one_by_one() {
+    let step = |control: (u64, f64), new: (u64, f64)| Arms {
+        control: Aggregate::Proportion {
+            n: control.0,
+            sum: control.1,
+        },
+        new: Aggregate::Proportion {
+            n: new.0,
+            sum: new.1,
+        },
+    };
+    let drifting = GuardrailData {
+        name: "errors".into(),
+        settings: plan_guardrail(Worse::Higher),
+        by_step: vec![
+            step((90_000, 900.0), (10_000, 100.0)),
+            step((50_000, 1_000.0), (50_000, 1_000.0)),
+        ],
+    };
+    let plan = plan();
+    let check = |g: &GuardrailData| {
+        decide(&Check {
+            plan: &plan,
+            step: 1,
+            elapsed_ms: HOUR,
+            extended: false,
+            units: Arms {
+                control: 50_000,
+                new: 50_000,
+            },
+            guardrails: std::slice::from_ref(g),
+        })
+    };
+    assert_eq!(check(&drifting), Decision::Advance);
+    // Summed over the plan the same numbers are 1.83% against 1.36%: a "regression".
+    let summed = GuardrailData {
+        by_step: vec![step((140_000, 1_900.0), (60_000, 1_100.0))],
+        ..drifting.clone()
+    };
+    assert!(matches!(check(&summed), Decision::RollBack { .. }));
+    // A real regression in the last step is still found.
+    let mut regressed = drifting;
+    regressed.by_step[1].new = Aggregate::Proportion {
+        n: 50_000,
+        sum: 1_300.0,
+    };
+    assert!(matches!(check(&regressed), Decision::RollBack { .. }));
 }

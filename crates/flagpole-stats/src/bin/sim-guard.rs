@@ -5,11 +5,13 @@
 //!   control (1% errors). The share rolled back is the false rollback rate (≤ 5%).
 //! - Regression: 1,000 plans whose new variant fails 50% more often (1.5% against 1%). The
 //!   share rolled back before the 25% step (≥ 95%) and the median time to that roll back.
+//! - A/A under drift: 1,000 plans whose error rate rises from 1% to 1.5% over the plan in
+//!   both arms alike. The share rolled back (≤ 5%).
 //!
 //! Traffic is 1,000 requests per minute, split between the arms by the step's percentage
 //! (10 requests a minute reach the new variant at 1%); every request is a unit and an event
 //! of the error guardrail. Steps last one hour with the template's minimum units. The
-//! aggregates are the plan's since it started, as the guardian expects.
+//! aggregates are the plan's, per step, as the guardian expects.
 //!
 //! Prints one JSON line and exits with 1 when a threshold is missed.
 
@@ -24,6 +26,10 @@ const BASE_ERROR_RATE: f64 = 0.01;
 const REGRESSED_ERROR_RATE: f64 = 0.015;
 const MAX_FALSE_ROLLBACK: f64 = 0.05;
 const MIN_CAUGHT_BEFORE_25: f64 = 0.95;
+/// A/A with both arms' error rate rising by half over the plan's five hours (1% to 1.5%),
+/// as traffic does with the time of day: the arms are split differently at each step, so
+/// only a comparison made step by step keeps this from looking like a regression.
+const DRIFT: f64 = 0.5;
 /// Runs longer than this (a day of simulated time) are cut off as stuck.
 const MAX_MINUTES: u64 = 24 * 60;
 
@@ -72,20 +78,26 @@ enum End {
     Stuck,
 }
 
-/// One plan from start to end, the new variant's error rate `new_rate`.
-fn run_plan(rng: &mut Rng, plan: &ReleasePlan, new_rate: f64) -> End {
-    let proportion = |n, sum| Aggregate::Proportion { n, sum };
-    let (mut control, mut new) = ((0u64, 0.0), (0u64, 0.0));
+/// One plan from start to end, the new variant's error rate `new_rate`, both arms' rates
+/// rising by the fraction `drift` every 300 minutes (the default template's five hours).
+fn run_plan(rng: &mut Rng, plan: &ReleasePlan, new_rate: f64, drift: f64) -> End {
+    // Each step's requests and errors per arm, the current step last.
+    let mut by_step = vec![Arms {
+        control: (0u64, 0.0),
+        new: (0u64, 0.0),
+    }];
     let (mut step, mut step_start, mut extended) = (0usize, 0u64, false);
     let mut units = Arms { control: 0, new: 0 };
     for minute in 1..=MAX_MINUTES {
         // A minute of traffic, split by the step's buckets.
         let to_new = REQUESTS_PER_MINUTE * u64::from(plan.new_weight(step)) / 100_000;
         let to_control = REQUESTS_PER_MINUTE - to_new;
-        control.0 += to_control;
-        control.1 += rng.binomial(to_control, BASE_ERROR_RATE);
-        new.0 += to_new;
-        new.1 += rng.binomial(to_new, new_rate);
+        let current = by_step.last_mut().expect("one entry per step");
+        current.control.0 += to_control;
+        let rise = 1.0 + drift * minute as f64 / 300.0;
+        current.control.1 += rng.binomial(to_control, BASE_ERROR_RATE * rise);
+        current.new.0 += to_new;
+        current.new.1 += rng.binomial(to_new, new_rate * rise);
         units.control += to_control;
         units.new += to_new;
 
@@ -93,13 +105,17 @@ fn run_plan(rng: &mut Rng, plan: &ReleasePlan, new_rate: f64) -> End {
         if now_ms % CHECK_EVERY_MS != 0 {
             continue;
         }
+        let proportion = |(n, sum): (u64, f64)| Aggregate::Proportion { n, sum };
         let guardrails = [GuardrailData {
             name: "errors".into(),
             settings: guardian::plan_guardrail(Worse::Higher),
-            aggregates: Arms {
-                control: proportion(control.0, control.1),
-                new: proportion(new.0, new.1),
-            },
+            by_step: by_step
+                .iter()
+                .map(|s| Arms {
+                    control: proportion(s.control),
+                    new: proportion(s.new),
+                })
+                .collect(),
         }];
         let decision = decide(&Check {
             plan,
@@ -116,6 +132,10 @@ fn run_plan(rng: &mut Rng, plan: &ReleasePlan, new_rate: f64) -> End {
                 step_start = now_ms;
                 extended = false;
                 units = Arms { control: 0, new: 0 };
+                by_step.push(Arms {
+                    control: (0, 0.0),
+                    new: (0, 0.0),
+                });
             }
             Decision::Extend { .. } => extended = true,
             Decision::Hold { .. } => return End::Held { step },
@@ -153,10 +173,13 @@ fn main() {
 
     let mut rng = Rng(seed);
     let aa: Vec<End> = (0..runs)
-        .map(|_| run_plan(&mut rng, &plan, BASE_ERROR_RATE))
+        .map(|_| run_plan(&mut rng, &plan, BASE_ERROR_RATE, 0.0))
         .collect();
     let bad: Vec<End> = (0..runs)
-        .map(|_| run_plan(&mut rng, &plan, REGRESSED_ERROR_RATE))
+        .map(|_| run_plan(&mut rng, &plan, REGRESSED_ERROR_RATE, 0.0))
+        .collect();
+    let drifting: Vec<End> = (0..runs)
+        .map(|_| run_plan(&mut rng, &plan, BASE_ERROR_RATE, DRIFT))
         .collect();
 
     let share = |ends: &[End], f: &dyn Fn(&End) -> bool| {
@@ -164,6 +187,7 @@ fn main() {
     };
     let rolled_back = |e: &End| matches!(e, End::RolledBack { .. });
     let false_rollback = share(&aa, &rolled_back);
+    let drift_false_rollback = share(&drifting, &rolled_back);
     let aa_completed = share(&aa, &|e| *e == End::Completed);
     let aa_held = share(&aa, &|e| matches!(e, End::Held { .. }));
     let mut minutes: Vec<u64> = bad
@@ -186,7 +210,9 @@ fn main() {
             (minutes[m / 2 - 1] + minutes[m / 2]) as f64 / 2.0
         })
     };
-    let pass = false_rollback <= MAX_FALSE_ROLLBACK && caught_before_25 >= MIN_CAUGHT_BEFORE_25;
+    let pass = false_rollback <= MAX_FALSE_ROLLBACK
+        && drift_false_rollback <= MAX_FALSE_ROLLBACK
+        && caught_before_25 >= MIN_CAUGHT_BEFORE_25;
     let line = serde_json::json!({
         "seed": seed,
         "runs": runs,
@@ -197,6 +223,8 @@ fn main() {
         "aa_false_rollback_rate": false_rollback,
         "aa_completed_rate": aa_completed,
         "aa_held_rate": aa_held,
+        "aa_drift": DRIFT,
+        "aa_drift_false_rollback_rate": drift_false_rollback,
         "regression": {"control_error_rate": BASE_ERROR_RATE, "new_error_rate": REGRESSED_ERROR_RATE},
         "rolled_back_before_25pct_rate": caught_before_25,
         "rolled_back_at_all_rate": caught_at_all,
