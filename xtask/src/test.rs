@@ -42,8 +42,8 @@ pub(crate) fn run(args: Args) -> Result<()> {
     crate::deploy_check::run()?;
     // Experiment statistics against the real gbstats (a few seconds once its venv exists).
     crate::gbstats::check()?;
-    // The rollout guardian simulated: false rollbacks and regressions caught (about a
-    // second, the debug binary the workspace build made).
+    // The rollout guardian simulated: false rollbacks and regressions caught (about 4 s,
+    // with the debug binary the workspace build made).
     crate::sim_guard::check()?;
 
     let pg = postgres::ensure()?;
