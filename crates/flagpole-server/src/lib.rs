@@ -13,6 +13,7 @@ pub mod config;
 pub mod db;
 pub(crate) mod domain;
 pub mod error;
+pub(crate) mod experiment;
 pub mod http;
 pub mod ingest;
 pub mod probe;

@@ -1,6 +1,7 @@
 //! Writing what SDKs report (migration 0006): one transaction per group of batches, which
-//! claims the batches' ids, upserts the counters, appends exposures and events, and
-//! updates the applications. The caller ([`crate::ingest`]) decides what the rows are;
+//! claims the batches' ids, upserts the counters, appends exposures and events, adds them
+//! to the running experiments' per-unit aggregates (`store::experiment`), and updates the
+//! applications. The caller ([`crate::ingest`]) decides what the rows are;
 //! this module only writes them.
 
 use sqlx::any::AnyArguments;
@@ -133,6 +134,9 @@ where
     upsert_counts(&mut tx, &rows.counts, now).await?;
     insert_exposures(&mut tx, &rows.exposures).await?;
     insert_events(&mut tx, &rows.events).await?;
+    // The running experiments' per-unit aggregates, in the same transaction: an
+    // acknowledged batch is in the results as soon as it is committed.
+    super::experiment::accumulate(&mut tx, &rows.exposures, &rows.events).await?;
     upsert_apps(&mut tx, &rows.apps, now).await?;
     tx.commit().await?;
     Ok(fresh)
@@ -166,7 +170,7 @@ async fn claim(conn: &mut Conn, ids: &[(i64, &str)], now: i64) -> StoreResult<Ve
 }
 
 /// `($1, $2, $3), ($4, $5, $6), ...` for `rows` rows of `cols` columns.
-fn values(rows: usize, cols: usize) -> String {
+pub(crate) fn values(rows: usize, cols: usize) -> String {
     let mut out = String::with_capacity(rows * cols * 5);
     for r in 0..rows {
         if r > 0 {

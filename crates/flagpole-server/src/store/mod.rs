@@ -15,6 +15,7 @@ pub(crate) mod constraint;
 pub mod dependency;
 pub mod environment;
 mod error;
+pub(crate) mod experiment;
 pub mod flag;
 pub mod flag_version;
 pub mod ingest;

@@ -7,6 +7,9 @@
 
 use std::sync::Arc;
 
+use sqlx::AssertSqlSafe;
+
+use super::experiment::EXPOSURES_MARK;
 use crate::db::Db;
 use flagpole_core::model::{EnvironmentSnapshot, Flag, FlagConfig, FlagState, Segment};
 use flagpole_core::wire::Patch;
@@ -33,11 +36,11 @@ pub async fn load_environment(
     };
     // Flags without a config row in this environment are left out: every flag gets one
     // row per environment when it (or the environment) is created.
-    let flag_rows: Vec<FlagRow> = sqlx::query_as(
-        "select f.key, f.definition, c.config, f.version from flag f \
-         join flag_config c on c.flag_id = f.id and c.environment_id = $1 \
-         where f.project_id = $2 and f.archived_at is null order by f.key",
-    )
+    let flag_rows: Vec<FlagRow> = sqlx::query_as(AssertSqlSafe(format!(
+        "select f.key, f.definition, c.config, f.version, {EXPOSURES_MARK} from flag f \
+             join flag_config c on c.flag_id = f.id and c.environment_id = $1 \
+             where f.project_id = $2 and f.archived_at is null order by f.key"
+    )))
     .bind(environment_id)
     .bind(project_id)
     .fetch_all(&mut *tx)
@@ -123,14 +126,14 @@ pub(crate) async fn load_patch(
     .await?;
     // Same filter as [`load_environment`]: live flags with a config row in
     // this environment. Anything else among the changed keys is removed.
-    let flag_rows: Vec<FlagRow> = sqlx::query_as(
-        "select f.key, f.definition, c.config, f.version from flag f \
-         join flag_config c on c.flag_id = f.id and c.environment_id = $1 \
-         where f.project_id = $2 and f.archived_at is null and f.key in \
-           (select key from env_change where environment_id = $1 and kind = 'flag' \
-            and data_version > $3 and data_version <= $4) \
-         order by f.key",
-    )
+    let flag_rows: Vec<FlagRow> = sqlx::query_as(AssertSqlSafe(format!(
+        "select f.key, f.definition, c.config, f.version, {EXPOSURES_MARK} from flag f \
+             join flag_config c on c.flag_id = f.id and c.environment_id = $1 \
+             where f.project_id = $2 and f.archived_at is null and f.key in \
+               (select key from env_change where environment_id = $1 and kind = 'flag' \
+                and data_version > $3 and data_version <= $4) \
+             order by f.key"
+    )))
     .bind(environment_id)
     .bind(project_id)
     .bind(low)
@@ -191,17 +194,19 @@ pub async fn environment_ids(db: &Db) -> Result<Vec<i64>, sqlx::Error> {
         .await
 }
 
-/// A live flag with its config in one environment: key, definition, config, version.
-type FlagRow = (String, String, String, i64);
+/// A live flag with its config in one environment: key, definition, config, version, and
+/// whether SDKs must send exposures for it (0/1: a running experiment).
+type FlagRow = (String, String, String, i64, i64);
 
 /// A stored flag with its config, as SDKs get it; `None` (logged) if either does not parse.
 /// It carries the flag's version, which SDKs report evaluation counts against.
 fn flag_state(environment_id: i64, row: &FlagRow) -> Option<FlagState> {
-    let (key, definition, config, version) = row;
+    let (key, definition, config, version, exposures) = row;
     let flag: Flag = parse_document(environment_id, "flag", key, definition)?;
     let config: FlagConfig = parse_document(environment_id, "flag config", key, config)?;
     Some(FlagState {
         version: u64::try_from(*version).unwrap_or(0),
+        exposures: *exposures != 0,
         ..FlagState::new(flag, config)
     })
 }
