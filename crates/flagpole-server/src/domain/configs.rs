@@ -15,6 +15,7 @@ use crate::push::local::LocalWrite;
 use crate::state::{AppState, EnvChanged};
 use crate::store::Conn;
 use crate::store::environment::{self, Environment};
+use crate::store::experiment;
 use crate::store::flag::{self, FlagRow};
 use crate::store::flag_version::FlagVersionState;
 use crate::store::project::Project;
@@ -26,6 +27,10 @@ pub(crate) enum ConfigChange {
     Replace(FlagConfig),
     /// Only flip the kill switch.
     Toggle(bool),
+    /// Replace the whole config to serve an experiment's split (`domain::experiments`,
+    /// starting or restarting it): the one write allowed to change the default serve of a
+    /// flag whose experiment is running.
+    Experiment(FlagConfig),
 }
 
 /// Writes one environment's config of a flag. `expected` is required for a replace (the
@@ -128,13 +133,32 @@ pub(crate) async fn apply(
         return Err(ApiError::not_found("environment", &env.key));
     }
     let row = lock_row_for_write(&mut *tx, project.id, flag_key, expected, false).await?;
+    // While an experiment runs on the flag here, SDKs send exposures for it, and its
+    // split may change only through the experiment (a restart).
+    let experiment = experiment::running_on(&mut *tx, env.id, row.id).await?;
+    let by_experiment = matches!(change, ConfigChange::Experiment(_));
     let (before, after, action, history) = match change {
-        ConfigChange::Replace(config) => {
+        ConfigChange::Replace(config) | ConfigChange::Experiment(config) => {
             let mut data = flag_scope(&mut *tx, project.id, flag_key, Some(env.id)).await?;
             let flag = data
                 .flag_mut(flag_key)
                 .ok_or_else(|| ApiError::not_found("flag", flag_key))?;
             let before = config_in(flag.configs.get(&env.id), flag_key, env)?.clone();
+            if let Some(id) = experiment
+                && !by_experiment
+                && before.default_serve != config.default_serve
+            {
+                return Err(ApiError::invalid(
+                    "config.default_serve",
+                    format!(
+                        "experiment {id} is running on this flag in `{}` and the default serve \
+                         is its split: changing the split while it runs biases its results \
+                         (units already exposed keep their old share). Restart the experiment \
+                         with the new split, or stop it first",
+                        env.key
+                    ),
+                ));
+            }
             flag.configs.insert(env.id, config.clone());
             validate_scope(
                 &mut *tx,
@@ -199,6 +223,7 @@ pub(crate) async fn apply(
     // alone (see `local_patch`), which SDKs now count against its new version.
     let changed = FlagState {
         version: u64::try_from(version).unwrap_or(0),
+        exposures: experiment.is_some(),
         ..FlagState::new(row.definition.clone(), after.clone())
     };
     let row = FlagRow {

@@ -15,6 +15,7 @@ pub(crate) mod configs;
 pub(crate) mod critical;
 pub(crate) mod diff;
 pub(crate) mod environments;
+pub(crate) mod experiments;
 pub(crate) mod first_start;
 pub(crate) mod flag_write;
 pub(crate) mod flags;

@@ -18,6 +18,7 @@ mod domain_common;
 mod environments;
 mod evaluate;
 mod events;
+mod experiments;
 mod extract;
 mod flag_configs;
 mod flags;
@@ -76,6 +77,7 @@ pub(crate) fn api() -> OpenApiRouter<AppState> {
         .merge(evaluate::router())
         .merge(events::router())
         .merge(alerts::router())
+        .merge(experiments::router())
 }
 
 /// The OpenAPI document (what `cargo xtask codegen` writes to openapi/openapi.json).

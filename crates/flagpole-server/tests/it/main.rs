@@ -9,6 +9,7 @@ mod api_domain;
 mod auth;
 mod authz_matrix;
 mod bad_input;
+mod experiments;
 mod lifecycle;
 mod migrations;
 mod ofrep;

@@ -147,6 +147,7 @@ struct World {
     victim_token: i64,
     victim_sdk_key: i64,
     mapping: i64,
+    experiment: i64,
 }
 
 async fn call(
@@ -246,6 +247,12 @@ async fn seed(backend: Backend) -> World {
             "environment": "production"}}),
     )
     .await;
+    let experiment = admin_post(
+        &router,
+        "/api/v1/projects/main/experiments",
+        table::experiment_body(),
+    )
+    .await;
     let victim_token = admin_post(
         &router,
         "/api/v1/tokens",
@@ -285,6 +292,7 @@ async fn seed(backend: Backend) -> World {
         victim_token: victim_token["id"].as_i64().unwrap(),
         victim_sdk_key: victim_sdk_key["id"].as_i64().unwrap(),
         mapping: mapping["id"].as_i64().unwrap(),
+        experiment: experiment["id"].as_i64().unwrap(),
     }
 }
 
@@ -305,6 +313,7 @@ fn fill(path: &str, w: &World) -> String {
         .replace("{variant}", "on")
         .replace("{version}", "1")
         .replace("{mapping}", &w.mapping.to_string())
+        .replace("{experiment}", &w.experiment.to_string())
         .replace("{id}", &id.to_string())
 }
 

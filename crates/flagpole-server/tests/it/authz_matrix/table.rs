@@ -289,6 +289,44 @@ pub(crate) fn table() -> Vec<Op> {
         )
         .body(json!({"alert": "C", "version": 1, "action": {"kind": "flag_off",
             "flag": "f1", "environment": "production"}})),
+        // Experiments: reads for readers, writes for writers (f1 is off, so a start is a
+        // 422 and a stop of the draft a 409: authorised, refused for its content).
+        op("get", "/api/v1/projects/{project}/experiments", Project(Reader)),
+        op("post", "/api/v1/projects/{project}/experiments", Project(Writer))
+            .body(experiment_body()),
+        op(
+            "get",
+            "/api/v1/projects/{project}/experiments/{experiment}",
+            Project(Reader),
+        ),
+        op(
+            "put",
+            "/api/v1/projects/{project}/experiments/{experiment}",
+            Project(Writer),
+        )
+        .body({
+            let mut b = experiment_body();
+            b.as_object_mut().unwrap().remove("environment");
+            b.as_object_mut().unwrap().remove("flag");
+            b["version"] = json!(1);
+            b
+        }),
+        op(
+            "post",
+            "/api/v1/projects/{project}/experiments/{experiment}/start",
+            Project(Writer),
+        ),
+        op(
+            "post",
+            "/api/v1/projects/{project}/experiments/{experiment}/stop",
+            Project(Writer),
+        )
+        .body(json!({"ship": null})),
+        op(
+            "get",
+            "/api/v1/projects/{project}/experiments/{experiment}/results",
+            Project(Reader),
+        ),
         op(
             "post",
             "/api/v1/projects/{project}/alerts/alertmanager",
@@ -331,4 +369,11 @@ pub(crate) fn table() -> Vec<Op> {
         op("delete", "/api/v1/projects/{project}", Project(Admin)),
         op("post", "/api/v1/auth/logout", Public),
     ]
+}
+
+/// A valid experiment on `f1` in production.
+pub(crate) fn experiment_body() -> Value {
+    json!({"environment": "production", "flag": "f1", "name": "E",
+        "arms": [{"variant": "off", "weight": 50}, {"variant": "on", "weight": 50}],
+        "metrics": {"primary": {"key": "m", "kind": "binomial", "event": "buy"}}})
 }
