@@ -324,6 +324,112 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/projects/{project}/experiments": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The project's experiments, newest first. */
+        get: operations["list_experiments"];
+        put?: never;
+        /**
+         * Creates a draft experiment (writer). 422 naming the field for an unknown environment or
+         *     flag, arms that are not variants of the flag, a split that does not sum to 100%, or a
+         *     metric that names no event.
+         */
+        post: operations["create_experiment"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/projects/{project}/experiments/{experiment}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** One experiment. */
+        get: operations["get_experiment"];
+        /**
+         * Edits an experiment (writer); needs the version. A draft takes any valid change; a
+         *     running one changes its split or metrics only with `restart: true` (422 naming `arms`
+         *     or `metrics` otherwise); a stopped one is not edited (409).
+         */
+        put: operations["update_experiment"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/projects/{project}/experiments/{experiment}/results": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The experiment's results as of now: units per arm, the SRM check, and per metric and
+         *     arm n, mean, variance and the comparison with control (flagpole-stats, gbstats'
+         *     formulas). Includes every batch acknowledged before `as_of`.
+         */
+        get: operations["experiment_results"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/projects/{project}/experiments/{experiment}/start": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Starts a draft (writer): the flag's default serve becomes the split and SDKs send
+         *     exposures for it. 422 naming `flag` when the flag is off in the environment or another
+         *     experiment runs on it there; 409 when the experiment is not a draft.
+         */
+        post: operations["start_experiment"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/projects/{project}/experiments/{experiment}/stop": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Stops a running experiment with a decision (writer): the variant to ship (an arm) or
+         *     none. The flag keeps serving what it serves; SDKs stop sending exposures for it.
+         */
+        post: operations["stop_experiment"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/projects/{project}/flags": {
         parameters: {
             query?: never;
@@ -1089,6 +1195,47 @@ export interface components {
              */
             version?: number | null;
         };
+        /** @description One arm of one metric. */
+        ArmResult: {
+            comparison?: components["schemas"]["Comparison"] | null;
+            /**
+             * Format: double
+             * @description Units that converted (binomial metrics).
+             */
+            conversions?: number | null;
+            /**
+             * Format: double
+             * @description Mean per unit (a ratio of sums for mean and ratio metrics).
+             */
+            mean: number;
+            /**
+             * Format: int64
+             * @description Units.
+             */
+            n: number;
+            /**
+             * Format: double
+             * @description Variance of one unit's value.
+             */
+            variance: number;
+            /** @description The arm's variant. */
+            variant: string;
+        };
+        /** @description Units in one arm. */
+        ArmUnits: {
+            /**
+             * Format: int64
+             * @description Units exposed to it (and to no other arm).
+             */
+            units: number;
+            /** @description The arm's variant. */
+            variant: string;
+            /**
+             * Format: double
+             * @description Its configured share in percent.
+             */
+            weight: number;
+        };
         /** @description An audit entry as the API shows it. */
         AuditEvent: {
             /** @description What. */
@@ -1176,6 +1323,26 @@ export interface components {
             /** @description Whether it passed. */
             ok: boolean;
         };
+        /** @description A treatment against control. */
+        Comparison: {
+            absolute?: components["schemas"]["Lift"] | null;
+            /**
+             * Format: double
+             * @description Posterior probability that treatment beats control (Bayesian).
+             */
+            chance_to_win?: number | null;
+            error?: components["schemas"]["StatsProblem"] | null;
+            /**
+             * Format: double
+             * @description Two-sided p-value of "no effect" (frequentist and sequential), from the relative
+             *     test as gbstats reports it.
+             */
+            p_value?: number | null;
+            relative?: components["schemas"]["Lift"] | null;
+            risk?: components["schemas"]["ExperimentRisk"] | null;
+            /** @description p < alpha. */
+            significant?: boolean | null;
+        };
         /** @description An application that reported to an environment. */
         ConnectedApp: {
             /** @description Application name as configured in its SDK (may be empty). */
@@ -1240,6 +1407,23 @@ export interface components {
              * @description Display order; defaults to after the last environment.
              */
             sort_order?: number | null;
+        };
+        /** @description Body of create. */
+        CreateExperiment: {
+            /** @description How results are tested (default: frequentist, alpha 0.05). */
+            analysis?: components["schemas"]["ExperimentAnalysis"];
+            /** @description Variants compared, control first, with the split in percent (summing to 100). */
+            arms: components["schemas"]["ExperimentArm"][];
+            /** @description The environment's key. */
+            environment: string;
+            /** @description The flag's key. */
+            flag: string;
+            /** @description What is expected to happen, and why. */
+            hypothesis?: string;
+            /** @description One primary metric, any secondary and guardrail metrics. */
+            metrics: components["schemas"]["ExperimentMetrics"];
+            /** @description Short name. */
+            name: string;
         };
         /** @description Body of `POST .../flags`. */
         CreateFlag: {
@@ -1529,6 +1713,166 @@ export interface components {
             /** @description Key of the served variant. */
             variant: string;
         };
+        /** @description An experiment as stored and as the API shows it. */
+        Experiment: {
+            /** @description How results are tested. */
+            analysis: components["schemas"]["ExperimentAnalysis"];
+            /** @description Variants compared, control first, with the split. */
+            arms: components["schemas"]["ExperimentArm"][];
+            /**
+             * Format: int64
+             * @description Creation time (epoch ms).
+             */
+            created_at: number;
+            /** @description Who created it. */
+            created_by: string;
+            decision?: components["schemas"]["ExperimentDecision"] | null;
+            /** @description The environment's key. */
+            environment: string;
+            /** @description The flag's key. */
+            flag: string;
+            /** @description What is expected to happen, and why. */
+            hypothesis: string;
+            /**
+             * Format: int64
+             * @description Id, used in URLs.
+             */
+            id: number;
+            /** @description Primary, secondary and guardrail metrics. */
+            metrics: components["schemas"]["ExperimentMetrics"];
+            /** @description Short name. */
+            name: string;
+            /**
+             * Format: int64
+             * @description When it last started (epoch ms); exposures count from then.
+             */
+            started_at?: number | null;
+            /** @description Draft, running or stopped. */
+            state: components["schemas"]["ExperimentState"];
+            /**
+             * Format: int64
+             * @description When it stopped (epoch ms).
+             */
+            stopped_at?: number | null;
+            /**
+             * Format: int64
+             * @description Last change (epoch ms).
+             */
+            updated_at: number;
+            /**
+             * Format: int64
+             * @description Optimistic-concurrency version; an update must name it.
+             */
+            version: number;
+        };
+        /** @description Analysis settings. */
+        ExperimentAnalysis: {
+            /**
+             * Format: double
+             * @description False-positive rate; intervals cover 1 − alpha.
+             * @default 0.05
+             */
+            alpha: number;
+            /**
+             * @description Which test.
+             * @default frequentist
+             */
+            mode: components["schemas"]["Mode"];
+        };
+        /** @description One arm: a variant of the flag and its share of traffic. The first arm is control. */
+        ExperimentArm: {
+            /** @description A variant key of the flag. */
+            variant: string;
+            /**
+             * Format: double
+             * @description Share of traffic in percent (up to 3 decimals); the arms sum to 100.
+             */
+            weight: number;
+        };
+        /** @description What was decided when the experiment stopped. */
+        ExperimentDecision: {
+            /** @description Why. */
+            comment?: string;
+            /** @description The variant to ship, or none (keep things as they were / inconclusive). */
+            ship?: string | null;
+        };
+        /** @description A metric over tracked events. */
+        ExperimentMetric: {
+            /** @description A ratio's denominator event. */
+            denominator?: string | null;
+            /** @description The tracked event's name (the numerator's, for a ratio). */
+            event: string;
+            /** @description Lower is better (for example latency or errors): chance to win and risk turn round. */
+            inverse?: boolean;
+            /** @description Unique within the experiment; names the metric in results. */
+            key: string;
+            /** @description What is measured. */
+            kind: components["schemas"]["MetricKind"];
+            /**
+             * Format: double
+             * @description Only events within this many hours after the unit's first exposure count. Binomial
+             *     metrics default to 72 hours; the others count every later event when absent.
+             */
+            window_hours?: number | null;
+        };
+        /** @description An experiment's metrics: one primary, any secondary and guardrail ones. */
+        ExperimentMetrics: {
+            /** @description Metrics that must not get worse. */
+            guardrail?: components["schemas"]["ExperimentMetric"][];
+            /** @description The metric the decision is about. */
+            primary: components["schemas"]["ExperimentMetric"];
+            /** @description Further metrics to learn from. */
+            secondary?: components["schemas"]["ExperimentMetric"][];
+        };
+        /** @description The results document. */
+        ExperimentResults: {
+            /**
+             * Format: double
+             * @description Intervals cover 1 − alpha.
+             */
+            alpha: number;
+            /** @description Units per arm (exposed to exactly one arm), in arm order, control first. */
+            arms: components["schemas"]["ArmUnits"][];
+            /**
+             * Format: int64
+             * @description When the aggregates were read (epoch ms): everything stored before is included.
+             */
+            as_of: number;
+            /**
+             * @description True until every arm has 50 units (and 5 conversions on binomial metrics):
+             *     numbers are shown but too early to read.
+             */
+            collecting_data: boolean;
+            /**
+             * Format: int64
+             * @description Units excluded because they were exposed to more than one variant.
+             */
+            excluded_multiple_exposures: number;
+            /** @description Per metric, primary first. */
+            metrics: components["schemas"]["MetricResult"][];
+            /** @description The test used. */
+            mode: components["schemas"]["Mode"];
+            /** @description Sample ratio mismatch against the configured split. */
+            srm: components["schemas"]["Srm"];
+        };
+        /** @description Expected loss of each decision. */
+        ExperimentRisk: {
+            /**
+             * Format: double
+             * @description Of keeping control.
+             */
+            control: number;
+            /**
+             * Format: double
+             * @description Of shipping treatment.
+             */
+            treatment: number;
+        };
+        /**
+         * @description Where an experiment is in its life.
+         * @enum {string}
+         */
+        ExperimentState: "draft" | "running" | "stopped";
         /** @description One invalid field. */
         FieldError: {
             /** @description Path of the field in the request body, e.g. `config.rules[0].serve.rollout.weights`. */
@@ -1805,6 +2149,24 @@ export interface components {
              */
             release?: number | null;
         };
+        /** @description A lift and its interval. */
+        Lift: {
+            /**
+             * Format: double
+             * @description Point estimate.
+             */
+            estimate: number;
+            /**
+             * Format: double
+             * @description Upper bound.
+             */
+            high: number;
+            /**
+             * Format: double
+             * @description Lower bound of the (1 − alpha) interval.
+             */
+            low: number;
+        };
         /** @description Sign-in request. */
         LoginRequest: {
             /** @description The user's email (case-insensitive). */
@@ -1812,6 +2174,30 @@ export interface components {
             /** @description The user's password. */
             password: string;
         };
+        /**
+         * @description What a metric measures of a unit, from the unit's tracked events after its first
+         *     exposure. An event without a value counts as value 1 where a value is read.
+         * @enum {string}
+         */
+        MetricKind: "binomial" | "count" | "sum" | "mean" | "ratio";
+        /** @description One metric's results. */
+        MetricResult: {
+            /** @description Per arm, control first. */
+            arms: components["schemas"]["ArmResult"][];
+            /** @description Too few units (or conversions) in some arm to read yet. */
+            collecting_data: boolean;
+            /** @description The metric's key. */
+            key: string;
+            /** @description What it measures. */
+            kind: components["schemas"]["MetricKind"];
+            /** @description `primary`, `secondary` or `guardrail`. */
+            role: string;
+        };
+        /**
+         * @description How results are tested.
+         * @enum {string}
+         */
+        Mode: "frequentist" | "sequential" | "bayesian";
         /** @description Evaluations in one bucket. */
         Point: {
             /**
@@ -2057,6 +2443,23 @@ export interface components {
             /** @description The signed-in user. */
             user: components["schemas"]["User"];
         };
+        /** @description The SRM check: χ² of units per arm against the split. */
+        Srm: {
+            /** @description False until every arm has 8 units: before that the check says nothing. */
+            checked: boolean;
+            /** @description The warning in words, when there is one. */
+            message?: string | null;
+            /**
+             * Format: double
+             * @description The p-value of "units were assigned in the configured proportions".
+             */
+            p_value: number;
+            /**
+             * @description Checked and p < 0.001: assignment or exposure logging is broken, whatever the
+             *     metrics say.
+             */
+            warning: boolean;
+        };
         /** @description Why a flag is potentially stale. */
         StaleReason: {
             /**
@@ -2067,6 +2470,18 @@ export interface components {
              */
             code: string;
             /** @description The reason in words, with its figures. */
+            message: string;
+        };
+        /** @description Optional body of start. */
+        StartExperiment: {
+            /** @description Recorded with the audit entry and the flag's config change. */
+            comment?: string;
+        };
+        /** @description A comparison flagpole-stats refused. */
+        StatsProblem: {
+            /** @description gbstats' message code (`ZERO_NEGATIVE_VARIANCE`, ...). */
+            code: string;
+            /** @description In words. */
             message: string;
         };
         /** @description The telemetry batch schema, for the document (flagpole-core's `TelemetryBatch`). */
@@ -2129,6 +2544,35 @@ export interface components {
             /**
              * Format: int64
              * @description The version being edited (or send `If-Match`).
+             */
+            version?: number | null;
+        };
+        /** @description Body of update. */
+        UpdateExperiment: {
+            /** @description How results are tested. */
+            analysis?: components["schemas"]["ExperimentAnalysis"];
+            /** @description Variants compared, control first, with the split. */
+            arms: components["schemas"]["ExperimentArm"][];
+            /**
+             * @description Recorded with the audit entry (and required by a critical environment when the
+             *     project says so, for a restart that rewrites the flag's split).
+             */
+            comment?: string;
+            /** @description What is expected to happen, and why. */
+            hypothesis?: string;
+            /** @description Metrics. */
+            metrics: components["schemas"]["ExperimentMetrics"];
+            /** @description Short name. */
+            name: string;
+            /**
+             * @description A running experiment only: start again from now with these arms and metrics,
+             *     discarding the units collected so far. Without it, changing a running
+             *     experiment's split or metrics is refused (it would bias the results).
+             */
+            restart?: boolean;
+            /**
+             * Format: int64
+             * @description The version being replaced (or send `If-Match`).
              */
             version?: number | null;
         };
@@ -3479,6 +3923,302 @@ export interface operations {
                 };
             };
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    list_experiments: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Project key */
+                project: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Experiment"][];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    create_experiment: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Project key */
+                project: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CreateExperiment"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Experiment"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid; `field` is e.g. `arms[1].variant` or `metrics.primary.event` */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    get_experiment: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Project key */
+                project: string;
+                /** @description Experiment id */
+                experiment: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Experiment"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    update_experiment: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Expected version */
+                "If-Match"?: string | null;
+            };
+            path: {
+                /** @description Project key */
+                project: string;
+                /** @description Experiment id */
+                experiment: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["UpdateExperiment"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Experiment"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    experiment_results: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Project key */
+                project: string;
+                /** @description Experiment id */
+                experiment: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ExperimentResults"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    start_experiment: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Project key */
+                project: string;
+                /** @description Experiment id */
+                experiment: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["StartExperiment"] | null;
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Experiment"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    stop_experiment: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Project key */
+                project: string;
+                /** @description Experiment id */
+                experiment: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ExperimentDecision"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Experiment"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };
