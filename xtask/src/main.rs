@@ -47,6 +47,8 @@ enum Cmd {
     BenchEval(bench::Forward),
     /// The kill switch through the API in a project of N flags [flagpole-bench].
     BenchToggle(bench::Forward),
+    /// An experiment's results at 1,000,000 units and 5,000,000 events [flagpole-bench].
+    BenchResults(bench::Forward),
     /// Flag writes in an empty project and at N flags, SQLite and Postgres [flagpole-bench].
     BenchWrites(bench::Forward),
     /// OFREP evaluation under wrk against a trivial axum server [flagpole-bench].
@@ -71,6 +73,7 @@ fn main() -> Result<()> {
         Cmd::TestWeb => web_ui::test_all(),
         Cmd::BenchEval(_)
         | Cmd::BenchToggle(_)
+        | Cmd::BenchResults(_)
         | Cmd::BenchWrites(_)
         | Cmd::LoadOfrep(_)
         | Cmd::LoadPush(_)

@@ -7,6 +7,7 @@ use anyhow::Result;
 use clap::Parser;
 
 mod bench_eval;
+mod bench_results;
 mod bench_writes;
 mod json_child;
 mod load_events;
@@ -21,6 +22,9 @@ mod release;
 enum Tool {
     /// Run the evaluation benchmarks (short) and print one JSON line per case.
     BenchEval(bench_eval::Args),
+    /// Time an experiment's results at 1,000,000 units and 5,000,000 events (release
+    /// server, real Postgres); prints one JSON line.
+    BenchResults(bench_results::Args),
     /// Time the kill switch (toggle) through the API in a project of N flags (release
     /// server, real Postgres); prints one JSON line.
     BenchToggle(bench_writes::ToggleArgs),
@@ -46,6 +50,7 @@ enum Tool {
 fn main() -> Result<()> {
     match Tool::parse() {
         Tool::BenchEval(args) => bench_eval::run(args),
+        Tool::BenchResults(args) => bench_results::run(args),
         Tool::BenchToggle(args) => bench_writes::run_toggle(args),
         Tool::BenchWrites(args) => bench_writes::run(args),
         Tool::LoadOfrep(args) => load_ofrep::run(args),
