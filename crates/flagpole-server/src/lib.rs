@@ -19,6 +19,7 @@ pub mod ingest;
 pub mod probe;
 pub mod push;
 pub(crate) mod role;
+pub mod scheduler;
 pub mod snapshots;
 pub mod state;
 pub mod store;
@@ -105,6 +106,9 @@ impl App {
             &state.shutdown,
             &state.tasks,
         );
+        // After the warm-up's subscriptions: a change applied by the first pass (one that
+        // fell due while no replica ran) reaches the caches like any other write.
+        state.scheduler.start(&state);
         match state.snapshots.warm().await {
             Ok(n) => tracing::info!(environments = n, "snapshot cache warmed"),
             // Not fatal: /readyz reports it and retries; evaluations load on demand.

@@ -46,6 +46,8 @@ pub struct SharedState {
     pub push: crate::push::Push,
     /// The queue of SDK telemetry and its writer.
     pub ingest: crate::ingest::Ingest,
+    /// Wakes this replica's scheduler loop (scheduled changes).
+    pub scheduler: crate::scheduler::Scheduler,
 }
 
 impl AppState {
@@ -72,6 +74,7 @@ impl AppState {
                 tasks.clone(),
             ),
             ingest: crate::ingest::Ingest::new(config.telemetry_queue_bytes),
+            scheduler: crate::scheduler::Scheduler::new(),
             draining: std::sync::atomic::AtomicBool::new(false),
             shutdown,
             tasks,

@@ -56,6 +56,9 @@ pub enum ActorKind {
         /// `api_token.id`.
         id: i64,
     },
+    /// The server itself, acting on what a person asked for earlier (the scheduler
+    /// applying a scheduled change); never the result of authenticating a request.
+    System,
 }
 
 /// An authenticated caller of the management API.

@@ -23,6 +23,7 @@ pub(crate) mod history;
 pub(crate) mod lifecycle;
 pub(crate) mod lifetimes;
 pub(crate) mod projects;
+pub(crate) mod scheduled_changes;
 pub(crate) mod sdk_keys;
 pub(crate) mod segments;
 pub(crate) mod sessions;

@@ -29,6 +29,7 @@ mod lifecycle;
 mod ofrep;
 mod ops;
 mod projects;
+mod scheduled_changes;
 mod sdk_events;
 mod sdk_keys;
 mod segments;
@@ -78,6 +79,7 @@ pub(crate) fn api() -> OpenApiRouter<AppState> {
         .merge(events::router())
         .merge(alerts::router())
         .merge(experiments::router())
+        .merge(scheduled_changes::router())
 }
 
 /// The OpenAPI document (what `cargo xtask codegen` writes to openapi/openapi.json).

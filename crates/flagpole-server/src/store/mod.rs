@@ -23,6 +23,7 @@ pub mod insights;
 pub mod project;
 pub mod project_data;
 pub mod rollup;
+pub(crate) mod scheduled_change;
 pub(crate) mod sdk_key;
 pub mod segment;
 pub(crate) mod session;

@@ -211,9 +211,10 @@ async fn a_killed_listener_reconnects_and_changes_keep_flowing() {
     let mut env = snapshot_of(next_message(&mut ws).await);
 
     // Both replicas' LISTEN connections are cut, as by a network blip or a Postgres restart.
+    // Only push's: each replica's scheduler listens on a channel of its own.
     let killed: Vec<bool> = sqlx::query_scalar(
         "select pg_terminate_backend(pid) from pg_stat_activity \
-         where datname = current_database() and query ilike 'listen%'",
+         where datname = current_database() and query ilike 'listen%flagpole_env%'",
     )
     .fetch_all(&db.pool)
     .await
