@@ -148,6 +148,8 @@ struct World {
     victim_sdk_key: i64,
     mapping: i64,
     experiment: i64,
+    /// A scheduled change of `f1` in production, far in the future.
+    change: i64,
 }
 
 async fn call(
@@ -253,6 +255,12 @@ async fn seed(backend: Backend) -> World {
         table::experiment_body(),
     )
     .await;
+    let change = admin_post(
+        &router,
+        "/api/v1/projects/main/flags/f1/environments/production/scheduled-changes",
+        json!({"at": "2099-01-01T00:00:00Z", "enabled": true}),
+    )
+    .await;
     let victim_token = admin_post(
         &router,
         "/api/v1/tokens",
@@ -293,6 +301,7 @@ async fn seed(backend: Backend) -> World {
         victim_sdk_key: victim_sdk_key["id"].as_i64().unwrap(),
         mapping: mapping["id"].as_i64().unwrap(),
         experiment: experiment["id"].as_i64().unwrap(),
+        change: change["id"].as_i64().unwrap(),
     }
 }
 
@@ -314,6 +323,7 @@ fn fill(path: &str, w: &World) -> String {
         .replace("{version}", "1")
         .replace("{mapping}", &w.mapping.to_string())
         .replace("{experiment}", &w.experiment.to_string())
+        .replace("{change}", &w.change.to_string())
         .replace("{id}", &id.to_string())
 }
 

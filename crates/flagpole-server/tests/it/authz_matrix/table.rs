@@ -335,6 +335,39 @@ pub(crate) fn table() -> Vec<Op> {
         .body(json!({"version": "4", "status": "firing", "receiver": "matrix", "alerts": [
             {"status": "firing", "labels": {"alertname": "Unmapped"},
              "startsAt": "2026-12-07T21:14:03Z", "fingerprint": "0123456789abcdef"}]})),
+        // Scheduled changes: writers schedule, cancel and rebase, as for flag edits.
+        op(
+            "post",
+            "/api/v1/projects/{project}/flags/{flag}/environments/{env}/scheduled-changes",
+            Project(Writer),
+        )
+        .body(json!({"at": "2099-01-01T00:00:00Z", "enabled": true})),
+        op(
+            "get",
+            "/api/v1/projects/{project}/flags/{flag}/scheduled-changes",
+            Project(Reader),
+        ),
+        op(
+            "get",
+            "/api/v1/projects/{project}/scheduled-changes",
+            Project(Reader),
+        )
+        .query("?state=scheduled"),
+        op(
+            "get",
+            "/api/v1/projects/{project}/scheduled-changes/{change}",
+            Project(Reader),
+        ),
+        op(
+            "post",
+            "/api/v1/projects/{project}/scheduled-changes/{change}/rebase",
+            Project(Writer),
+        ),
+        op(
+            "post",
+            "/api/v1/projects/{project}/scheduled-changes/{change}/cancel",
+            Project(Writer),
+        ),
         // Audit: without filters, scoped callers see their project's entries.
         op("get", "/api/v1/audit", Filtered(Reader)),
         // OFREP: SDK keys only.
