@@ -19,6 +19,7 @@ mod load;
 mod monitoring;
 mod outage;
 mod rolling;
+mod scheduler;
 
 use std::time::Duration;
 
