@@ -51,6 +51,7 @@ pub(crate) struct ScheduleBody {
 
 /// Filter of the lists.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ListQuery {
     /// Only changes in this state: `scheduled`, `applied`, `conflict`, `cancelled`,
