@@ -532,6 +532,28 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/projects/{project}/flags/{flag}/environments/{env}/scheduled-changes": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Schedules a change of the flag's config in one environment (writer). Checked now as
+         *     the edit would be (422 naming the field, 409 on a stale `version`); applied at `at` by
+         *     `system:scheduler` if the flag is still at the version it was scheduled on, otherwise
+         *     marked `conflict`.
+         */
+        post: operations["schedule"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/projects/{project}/flags/{flag}/environments/{env}/toggle": {
         parameters: {
             query?: never;
@@ -605,6 +627,23 @@ export interface paths {
          *     problems that would make the revert fail.
          */
         get: operations["revert_preview"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/projects/{project}/flags/{flag}/scheduled-changes": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The flag's scheduled changes in every environment, by due time (reader). */
+        get: operations["flag_list"];
         put?: never;
         post?: never;
         delete?: never;
@@ -701,6 +740,80 @@ export interface paths {
          */
         put: operations["update_lifecycle"];
         post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/projects/{project}/scheduled-changes": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The project's scheduled changes, by due time (reader). */
+        get: operations["project_list"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/projects/{project}/scheduled-changes/{change}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** One scheduled change (reader). */
+        get: operations["get_one"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/projects/{project}/scheduled-changes/{change}/cancel": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Cancels a change that is waiting or in conflict (writer); 409 for one already
+         *     applied, cancelled or failed.
+         */
+        post: operations["cancel"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/projects/{project}/scheduled-changes/{change}/rebase": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Resolves a conflict (or a failure) by re-basing the change on the flag's current
+         *     version (writer): checked again as a new edit, then scheduled again.
+         */
+        post: operations["rebase"];
         delete?: never;
         options?: never;
         head?: never;
@@ -2272,6 +2385,19 @@ export interface components {
             /** @description Reason code. */
             reason: string;
         };
+        /** @description Body of a rebase. */
+        RebaseBody: {
+            /**
+             * @description A new due time (RFC 3339, in the future); without it the change keeps its time,
+             *     and one already past is applied at once.
+             */
+            at?: string | null;
+            /**
+             * Format: int64
+             * @description The flag version the person reviewed; checked if given.
+             */
+            version?: number | null;
+        };
         /** @description Body of `POST .../flags/{flag}/variants/{variant}/rename`. */
         RenameVariant: {
             comment?: string | null;
@@ -2341,6 +2467,81 @@ export interface components {
          * @enum {string}
          */
         Role: "reader" | "writer" | "admin";
+        /**
+         * @description Body of a scheduled change: when, and the body of the edit it stands for (`config`, as
+         *     `PUT .../environments/{env}` takes it, or `enabled`, as `.../toggle` takes it).
+         */
+        ScheduleBody: {
+            /** @description When to apply it: RFC 3339 with an offset, in the future. Stored in UTC. */
+            at: string;
+            /** @description Recorded with the change and with the write. */
+            comment?: string | null;
+            /** @description The whole config to write then. Error paths point into it, as for the edit. */
+            config?: Record<string, never> | null;
+            /** @description Or: turn the flag on or off then. */
+            enabled?: boolean | null;
+            /**
+             * Format: int64
+             * @description The flag version being edited (or send `If-Match`); checked if given. The change
+             *     is based on the current version either way, and not applied if the flag changes
+             *     before it is due.
+             */
+            version?: number | null;
+        };
+        /** @description A scheduled change as the API shows it. */
+        ScheduledChangeView: {
+            /** @description When it was applied (RFC 3339). */
+            applied_at?: string | null;
+            /** @description Who applied it (`system:scheduler`). */
+            applied_by?: string | null;
+            /**
+             * Format: int64
+             * @description The flag version the write made.
+             */
+            applied_version?: number | null;
+            /** @description When it is due (RFC 3339, UTC). */
+            at: string;
+            /**
+             * Format: int64
+             * @description The flag version it applies to; a flag at another version is a conflict.
+             */
+            base_version: number;
+            /** @description Who cancelled it. */
+            cancelled_by?: string | null;
+            /**
+             * @description The change: `{"config": FlagConfig}` or `{"enabled": bool}`, as the REST edit
+             *     takes it.
+             */
+            change: Record<string, never>;
+            /** @description Recorded with the write. */
+            comment: string;
+            /** @description When it was scheduled (RFC 3339). */
+            created_at: string;
+            /** @description Environment key. */
+            environment: string;
+            /** @description Why it was not applied (conflict, failed). */
+            error?: string | null;
+            /** @description Flag key. */
+            flag: string;
+            /**
+             * Format: int64
+             * @description Id, used in URLs.
+             */
+            id: number;
+            /** @description Project key. */
+            project: string;
+            /** @description Who scheduled it. */
+            scheduled_by: string;
+            /** @description `scheduled`, `applied`, `conflict`, `cancelled` or `failed`. */
+            state: components["schemas"]["ScheduledState"];
+            /** @description Last change of its state (RFC 3339). */
+            updated_at: string;
+        };
+        /**
+         * @description Where a scheduled change is in its life.
+         * @enum {string}
+         */
+        ScheduledState: "scheduled" | "applied" | "conflict" | "cancelled" | "failed";
         /** @description An SDK key as listed (never the key itself: only its hash is stored). */
         SdkKey: {
             /**
@@ -4582,6 +4783,65 @@ export interface operations {
             };
         };
     };
+    schedule: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Expected flag version */
+                "If-Match"?: string | null;
+            };
+            path: {
+                /** @description Project key */
+                project: string;
+                /** @description Flag key */
+                flag: string;
+                /** @description Environment key */
+                env: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ScheduleBody"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ScheduledChangeView"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Stale version */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid: `at` in the past, or the change (`config.…`, `enabled`) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     toggle: {
         parameters: {
             query?: never;
@@ -4785,6 +5045,54 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    flag_list: {
+        parameters: {
+            query?: {
+                /**
+                 * @description Only changes in this state: `scheduled`, `applied`, `conflict`, `cancelled`,
+                 *     `failed`.
+                 */
+                state?: string;
+                /** @description At most this many (1 to 1000; default 200). */
+                limit?: number;
+            };
+            header?: never;
+            path: {
+                /** @description Project key */
+                project: string;
+                /** @description Flag key */
+                flag: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ScheduledChangeView"][];
                 };
             };
             404: {
@@ -5086,6 +5394,178 @@ export interface operations {
                 };
             };
             /** @description `field` names the lifetime that is not valid */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    project_list: {
+        parameters: {
+            query?: {
+                /**
+                 * @description Only changes in this state: `scheduled`, `applied`, `conflict`, `cancelled`,
+                 *     `failed`.
+                 */
+                state?: string;
+                /** @description At most this many (1 to 1000; default 200). */
+                limit?: number;
+            };
+            header?: never;
+            path: {
+                /** @description Project key */
+                project: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ScheduledChangeView"][];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    get_one: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Project key */
+                project: string;
+                /** @description Scheduled change id */
+                change: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ScheduledChangeView"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    cancel: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Project key */
+                project: string;
+                /** @description Scheduled change id */
+                change: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ScheduledChangeView"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not waiting or in conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    rebase: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Project key */
+                project: string;
+                /** @description Scheduled change id */
+                change: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["RebaseBody"] | null;
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ScheduledChangeView"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not in conflict or failed, or a stale version */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             422: {
                 headers: {
                     [name: string]: unknown;
