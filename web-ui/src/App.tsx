@@ -28,6 +28,7 @@ import { FlagInsights } from './pages/FlagInsights'
 import { FlagPage } from './pages/FlagPage'
 import { FlagsList } from './pages/FlagsList'
 import { Login } from './pages/Login'
+import { Scheduled } from './pages/Scheduled'
 import { Segments } from './pages/Segments'
 import { Tokens } from './pages/Tokens'
 import { Users } from './pages/Users'
@@ -222,6 +223,7 @@ const routes: RouteObject[] = [
       { path: '/p/:project/environments', element: <Environments /> },
       { path: '/p/:project/debugger', element: <Debugger /> },
       { path: '/p/:project/alerts', element: <Alerts /> },
+      { path: '/p/:project/scheduled', element: <Scheduled /> },
       { path: '/p/:project/audit', element: <AuditLog /> },
       { path: '/tokens', element: <Tokens /> },
       { path: '/users', element: <Users /> },

@@ -33,6 +33,8 @@ import { VariantTable } from '../components/VariantTable'
 import { useLive } from '../stores/live'
 import { useSession } from '../stores/session'
 import { useAsync } from '../stores/useAsync'
+import { localInputToUtc, showTime } from '../api/schedule'
+import { ScheduledList } from './Scheduled'
 
 interface Conflict {
   mine: FlagView
@@ -110,9 +112,22 @@ export function FlagPage() {
   const [pendingToggle, setPendingToggle] = useState<boolean>()
   const [reviewSave, setReviewSave] = useState<string>()
   const [changedUnderneath, setChangedUnderneath] = useState(false)
+  // The "Schedule…" form: the draft of the open environment, for a time in the viewer's zone.
+  const [scheduling, setScheduling] = useState(false)
+  const [scheduleAt, setScheduleAt] = useState('')
+  const scheduled = useAsync(
+    () =>
+      call(
+        api.GET('/api/v1/projects/{project}/flags/{flag}/scheduled-changes', {
+          params: { path: { project, flag } },
+        }),
+      ),
+    [project, flag],
+  )
 
   useLive(project, () => {
     void history.reload()
+    void scheduled.reload()
     if (Object.keys(drafts).length) setChangedUnderneath(true)
     void view.reload()
   })
@@ -216,6 +231,48 @@ export function FlagPage() {
         Object.fromEntries(
           Object.entries(fields).map(([k, v]) => [
             k === 'config' ? `environments.${key}` : k.startsWith('config.') ? `environments.${key}.${k.slice(7)}` : k,
+            v,
+          ]),
+        ),
+      )
+      setMessage(messageOf(e))
+    }
+  }
+
+  /** Schedules the open environment's draft for `scheduleAt` (viewer's zone; sent as UTC). */
+  const schedule = async (key: string) => {
+    const d = drafts[key]
+    const at = localInputToUtc(scheduleAt)
+    if (!d) return
+    if (!at) {
+      setErrors({ at: 'Pick a date and time.' })
+      setMessage('Pick a date and time.')
+      return
+    }
+    setErrors({})
+    setMessage(undefined)
+    try {
+      const created = await call(
+        api.POST('/api/v1/projects/{project}/flags/{flag}/environments/{env}/scheduled-changes', {
+          params: { path: { project, flag, env: key } },
+          body: {
+            at,
+            config: d as never,
+            version: bases[key]?.version ?? f.version,
+            comment: 'Scheduled in the dashboard',
+          },
+        }),
+      )
+      discard(key)
+      setScheduling(false)
+      setMessage(`Scheduled for ${showTime(created.at)}.`)
+      void scheduled.reload()
+    } catch (e) {
+      const fields = fieldErrors(e)
+      setErrors(
+        Object.fromEntries(
+          Object.entries(fields).map(([k, v]) => [
+            k.startsWith('config.') ? `environments.${key}.${k.slice(7)}` : k,
             v,
           ]),
         ),
@@ -359,6 +416,25 @@ export function FlagPage() {
                 <button type="button" disabled={!dirty} onClick={() => discard(activeEnv)}>
                   Discard changes
                 </button>
+                <button type="button" disabled={!dirty} onClick={() => setScheduling((s) => !s)}>
+                  Schedule…
+                </button>
+                {scheduling && dirty && (
+                  <span className="schedule-form">
+                    <label>
+                      Apply at (your time){' '}
+                      <input
+                        type="datetime-local"
+                        aria-label="Apply at"
+                        value={scheduleAt}
+                        onChange={(e) => setScheduleAt(e.target.value)}
+                      />
+                    </label>{' '}
+                    <button type="button" className="primary" onClick={() => void schedule(activeEnv)}>
+                      Schedule change
+                    </button>
+                  </span>
+                )}
                 {message && (
                   <span role="status" className={Object.keys(errors).length ? 'field-error' : 'ok'}>
                     {message}
@@ -373,6 +449,22 @@ export function FlagPage() {
       {dirtyEnvs.length > 0 && (
         <UnsavedBar envs={dirtyEnvs} envName={envName} onSave={requestSave} onDiscard={discard} onOpen={setEnvKey} />
       )}
+
+      <section aria-label="Scheduled changes of this flag">
+        <h2>Scheduled changes</h2>
+        {/* The project's list is linked from here rather than the header, which must stay
+            on one row at 1280 px. */}
+        <p className="hint">
+          Make an edit, then "Schedule…" to apply it later. <Link to={`/p/${project}/scheduled`}>All scheduled changes in this project</Link>
+        </p>
+        {scheduled.error ? (
+          <ErrorState error={scheduled.error} retry={scheduled.reload} />
+        ) : !scheduled.data ? (
+          <Loading what="scheduled changes" />
+        ) : (
+          <ScheduledList project={project} changes={scheduled.data} onChanged={() => void scheduled.reload()} />
+        )}
+      </section>
 
       <UseInCode project={project} flag={f.key} kind={f.kind} />
 
