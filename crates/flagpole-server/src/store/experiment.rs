@@ -2,6 +2,8 @@
 //! 0014): experiments, and the per-unit aggregates the ingest writer keeps up to date in
 //! the transaction that stores a group of batches ([`accumulate`]), which results read
 //! with one grouped query per metric ([`metric_sums`]) instead of scanning raw events.
+//! Events that arrive before their unit's exposure wait in `experiment_pending_event`
+//! (migration 0015) until it lands.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -223,7 +225,11 @@ pub(crate) async fn set_stopped(
 /// Forgets every unit of experiment `id` (a restart: the old split's units would bias
 /// the new one's results).
 pub(crate) async fn clear_units(conn: &mut Conn, id: i64) -> StoreResult<()> {
-    for table in ["experiment_unit_metric", "experiment_unit"] {
+    for table in [
+        "experiment_pending_event",
+        "experiment_unit_metric",
+        "experiment_unit",
+    ] {
         sqlx::query(AssertSqlSafe(format!(
             "delete from {table} where experiment_id = $1"
         )))
@@ -281,8 +287,10 @@ const MAX_PARAMS: usize = 30_000;
 ///   the metric's window), adds to that unit's sums.
 ///
 /// Exposures are applied first, so an event in the same group as its unit's first
-/// exposure counts. An event stored before its unit's exposure is not counted: SDKs send
-/// the exposure when the flag is evaluated, before what the user then does.
+/// exposure counts. An event whose unit has no exposure yet is held in
+/// `experiment_pending_event` (migration 0015) and applied when the exposure is stored:
+/// the client that evaluates (a frontend) and the one that tracks (a backend) flush on
+/// their own clocks, so the event's batch is often stored first.
 pub(crate) async fn accumulate(
     conn: &mut Conn,
     exposures: &[ExposureRow],
@@ -302,8 +310,9 @@ pub(crate) async fn accumulate(
     if running.is_empty() {
         return Ok(());
     }
-    add_exposures(conn, &running, exposures).await?;
-    add_events(conn, &running, events).await
+    let exposed = add_exposures(conn, &running, exposures).await?;
+    let held = take_pending(conn, &exposed).await?;
+    add_events(conn, &running, events, &held).await
 }
 
 async fn running_in(conn: &mut Conn, envs: &[i64]) -> StoreResult<Vec<Running>> {
@@ -348,11 +357,12 @@ struct UnitAdd {
     multiple: bool,
 }
 
-async fn add_exposures(
+/// Upserts the units of `exposures`; the (experiment, unit) pairs it touched, sorted.
+async fn add_exposures<'a>(
     conn: &mut Conn,
     running: &[Running],
-    exposures: &[ExposureRow],
-) -> StoreResult<()> {
+    exposures: &'a [ExposureRow],
+) -> StoreResult<Vec<(i64, &'a str)>> {
     let by_flag: HashMap<(i64, &str), &Running> = running
         .iter()
         .map(|r| ((r.environment_id, r.flag_key.as_str()), r))
@@ -403,7 +413,53 @@ async fn add_exposures(
         }
         query.execute(&mut *conn).await?;
     }
-    Ok(())
+    Ok(units.into_iter().map(|(unit, _)| unit).collect())
+}
+
+/// An event held in `experiment_pending_event` until its unit's exposure.
+struct Held {
+    experiment: i64,
+    metric: String,
+    unit: String,
+    denominator: bool,
+    at_ms: i64,
+    value: f64,
+}
+
+/// Removes and returns the held events of `units` (experiment, unit), which now have an
+/// exposure: each is applied if it falls in its metric's window, dropped otherwise.
+async fn take_pending(conn: &mut Conn, units: &[(i64, &str)]) -> StoreResult<Vec<Held>> {
+    let mut held = Vec::new();
+    for group in units.chunk_by(|a, b| a.0 == b.0) {
+        let experiment = group[0].0;
+        for chunk in group.chunks(MAX_PARAMS - 1) {
+            let query =
+                sqlx::query_as::<_, (String, String, i64, i64, f64)>(AssertSqlSafe(format!(
+                    "delete from experiment_pending_event where experiment_id = $1 \
+                     and unit in ({}) returning metric, unit, denominator, at_ms, a",
+                    placeholders(2, chunk.len())
+                )))
+                .persistent(false)
+                .bind(experiment);
+            let rows = chunk
+                .iter()
+                .fold(query, |q, (_, unit)| q.bind(*unit))
+                .fetch_all(&mut *conn)
+                .await?;
+            held.extend(
+                rows.into_iter()
+                    .map(|(metric, unit, denominator, at_ms, value)| Held {
+                        experiment,
+                        metric,
+                        unit,
+                        denominator: denominator != 0,
+                        at_ms,
+                        value,
+                    }),
+            );
+        }
+    }
+    Ok(held)
 }
 
 /// One event as a metric of one experiment reads it: which side of the metric, when, how
@@ -417,7 +473,13 @@ struct Candidate<'a> {
     denominator: bool,
     at_ms: i64,
     value: f64,
+    /// Taken from `experiment_pending_event`: dropped, not held again, when it does not
+    /// count.
+    held: bool,
 }
+
+/// How long an event waits for its unit's exposure when its metric has no window.
+const HOLD_WITHOUT_WINDOW_MS: i64 = 72 * 3_600_000;
 
 /// A metric of a running experiment that reads an event; true for a ratio's denominator.
 type Reader<'a> = (&'a Running, &'a crate::experiment::Metric, bool);
@@ -425,7 +487,12 @@ type Reader<'a> = (&'a Running, &'a crate::experiment::Metric, bool);
 /// (experiment, metric key, unit).
 type UnitMetric<'a> = (i64, &'a str, &'a str);
 
-async fn add_events(conn: &mut Conn, running: &[Running], events: &[EventRow]) -> StoreResult<()> {
+async fn add_events(
+    conn: &mut Conn,
+    running: &[Running],
+    events: &[EventRow],
+    held: &[Held],
+) -> StoreResult<()> {
     // (environment, event name) → the metrics that read it.
     let mut readers: HashMap<(i64, &str), Vec<Reader<'_>>> = HashMap::new();
     for x in running {
@@ -458,8 +525,28 @@ async fn add_events(conn: &mut Conn, running: &[Running], events: &[EventRow]) -
                 at_ms: e.at_ms,
                 // An event without a value counts as 1 wherever a value is read.
                 value: e.value.unwrap_or(1.0),
+                held: false,
             });
         }
+    }
+    for h in held {
+        let metric = running
+            .iter()
+            .find(|x| x.id == h.experiment)
+            .and_then(|x| x.metrics.all().map(|(_, m)| m).find(|m| m.key == h.metric));
+        // A restart cleared the held events; a metric cannot change while running.
+        let Some(m) = metric else { continue };
+        candidates.push(Candidate {
+            experiment: h.experiment,
+            metric: &m.key,
+            kind: m.kind,
+            window_ms: m.window_ms(),
+            unit: &h.unit,
+            denominator: h.denominator,
+            at_ms: h.at_ms,
+            value: h.value,
+            held: true,
+        });
     }
     if candidates.is_empty() {
         return Ok(());
@@ -495,8 +582,12 @@ async fn add_events(conn: &mut Conn, running: &[Running], events: &[EventRow]) -
     // Sums per (experiment, metric, unit), binomial ones apart (they take a maximum).
     let mut additive: BTreeMap<(i64, &str, &str), (f64, f64)> = BTreeMap::new();
     let mut converted: BTreeMap<(i64, &str, &str), (f64, f64)> = BTreeMap::new();
+    let mut hold = Vec::new();
     for c in &candidates {
         let Some(&exposed) = first.get(&(c.experiment, c.unit)) else {
+            if !c.held {
+                hold.push(c);
+            }
             continue;
         };
         if c.at_ms < exposed || c.window_ms.is_some_and(|w| c.at_ms > exposed + w) {
@@ -526,7 +617,35 @@ async fn add_events(conn: &mut Conn, running: &[Running], events: &[EventRow]) -
         }
     }
     upsert_metric_values(conn, &additive.into_iter().collect::<Vec<_>>(), false).await?;
-    upsert_metric_values(conn, &converted.into_iter().collect::<Vec<_>>(), true).await
+    upsert_metric_values(conn, &converted.into_iter().collect::<Vec<_>>(), true).await?;
+    insert_pending(conn, &hold).await
+}
+
+/// Holds events whose unit has no exposure yet, until the metric's window (or
+/// [`HOLD_WITHOUT_WINDOW_MS`]) has passed since the event.
+async fn insert_pending(conn: &mut Conn, hold: &[&Candidate<'_>]) -> StoreResult<()> {
+    const COLS: usize = 7;
+    for chunk in hold.chunks(MAX_PARAMS / COLS) {
+        let sql = format!(
+            "insert into experiment_pending_event (experiment_id, metric, unit, denominator, \
+             at_ms, a, expires_at) values {}",
+            super::ingest::values(chunk.len(), COLS)
+        );
+        let mut query = sqlx::query(AssertSqlSafe(sql)).persistent(false);
+        for c in chunk {
+            let hold_ms = c.window_ms.unwrap_or(HOLD_WITHOUT_WINDOW_MS);
+            query = query
+                .bind(c.experiment)
+                .bind(c.metric)
+                .bind(c.unit)
+                .bind(i64::from(c.denominator))
+                .bind(c.at_ms)
+                .bind(c.value)
+                .bind(c.at_ms.saturating_add(hold_ms));
+        }
+        query.execute(&mut *conn).await?;
+    }
+    Ok(())
 }
 
 async fn upsert_metric_values(

@@ -122,6 +122,9 @@ pub async fn apply_retention(db: &Db, retention: &Retention, now: i64) -> StoreR
         now - retention.batch_ids_ms,
     )
     .await?;
+    // Events held for an exposure that did not come within their metric's window
+    // (migration 0015).
+    removed.rows += delete_before(db, "experiment_pending_event", "expires_at", now).await?;
     // Applications silent for as long as hourly counters are kept are no longer connected.
     removed.rows += delete_before(db, "sdk_app", "last_seen", now - retention.hourly_ms).await?;
     Ok(removed)

@@ -8,6 +8,7 @@ use std::net::SocketAddr;
 use axum::http::{Method, StatusCode};
 use flagpole_core::model::Serve;
 use flagpole_server::db::{Backend, now_ms};
+use flagpole_server::store::rollup::{self, Retention};
 use flagpole_server::testing::fresh_db;
 use serde_json::{Value, json};
 
@@ -19,6 +20,7 @@ backends! {
     an_experiment_runs_from_draft_to_decision => lifecycle_postgres, lifecycle_sqlite;
     bad_input_names_the_field_and_writes_nothing => bad_input_postgres, bad_input_sqlite;
     results_come_from_reported_exposures_and_events => results_postgres, results_sqlite;
+    an_event_stored_before_its_exposure_counts => event_first_postgres, event_first_sqlite;
 }
 
 const BASE: &str = "/api/v1/projects/shop/experiments";
@@ -432,4 +434,109 @@ async fn results_come_from_reported_exposures_and_events(backend: Backend) {
         count(&server.db, "select count(*) from experiment_unit").await,
         401
     );
+}
+
+/// A backend tracks, a frontend evaluates: the batch with the events is stored before the
+/// one with their units' exposures (both timestamps valid, the event after the exposure).
+/// The events wait for the exposure and count then, with the same rules as in one batch:
+/// an event before its unit's exposure or past the conversion window does not convert;
+/// what no exposure claims is deleted by the upkeep once the window has passed.
+async fn an_event_stored_before_its_exposure_counts(backend: Backend) {
+    let (server, seeded) = started(backend).await;
+    server.toggle("switch", true).await;
+    let (_, created) = server
+        .call(Method::POST, BASE, Some(experiment(halves())))
+        .await;
+    let id = created["id"].as_i64().unwrap();
+    let (s, body) = server
+        .call(Method::POST, &format!("{BASE}/{id}/start"), None)
+        .await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+
+    let now = now_ms();
+    let purchase = |unit: &str, at_ms: i64| json!({"name": "purchase", "context_key": unit, "value": 10.0, "at_ms": at_ms});
+    let exposure = |unit: &str, variant: &str, at_ms: i64| {
+        json!({"flag": "switch", "flag_version": 1, "variant": variant,
+            "context_key": unit, "at_ms": at_ms})
+    };
+    // The backend's batch: 10 purchases in off, 20 in on, one before its unit's exposure,
+    // one 80 hours after it (outside the binomial's 72 hours, inside the sum's no window),
+    // one of a unit never exposed.
+    let mut events = Vec::new();
+    for (variant, buyers) in [("off", 10), ("on", 20)] {
+        events.extend((0..buyers).map(|i| purchase(&format!("{variant}-{i}"), now - 500)));
+    }
+    events.push(purchase("off-90", now - 5000));
+    events.push(purchase("off-late", now - 500));
+    events.push(purchase("stranger", now - 500));
+    let backend_batch = json!({"id": "01890a5d-ac96-774b-bcce-b30209900011", "sdk": "test/1",
+        "events": events});
+    assert_eq!(
+        report(server.addr, &seeded.sdk_key, &backend_batch).await,
+        202
+    );
+    let (_, r) = server
+        .call(Method::GET, &format!("{BASE}/{id}/results"), None)
+        .await;
+    assert_eq!(r["arms"][0]["units"], 0, "no exposure yet: {r}");
+
+    // The frontend's batch, stored after: 100 units per arm.
+    let mut exposures = Vec::new();
+    for variant in ["off", "on"] {
+        exposures
+            .extend((0..100).map(|i| exposure(&format!("{variant}-{i}"), variant, now - 1000)));
+    }
+    exposures.push(exposure("off-late", "off", now - 80 * 3_600_000));
+    let frontend_batch = json!({"id": "01890a5d-ac96-774b-bcce-b30209900012", "sdk": "test/1",
+        "exposures": exposures});
+    assert_eq!(
+        report(server.addr, &seeded.sdk_key, &frontend_batch).await,
+        202
+    );
+
+    let (s, r) = server
+        .call(Method::GET, &format!("{BASE}/{id}/results"), None)
+        .await;
+    assert_eq!(s, StatusCode::OK, "{r}");
+    assert_eq!(r["arms"][0]["units"], 101, "{r}");
+    assert_eq!(r["arms"][1]["units"], 100, "{r}");
+    let bought = &r["metrics"][0];
+    assert_eq!(bought["arms"][0]["conversions"], 10.0, "{bought}");
+    assert_eq!(bought["arms"][1]["conversions"], 20.0, "{bought}");
+    let revenue = &r["metrics"][1];
+    assert!(
+        (revenue["arms"][0]["mean"].as_f64().unwrap() - 110.0 / 101.0).abs() < 1e-12,
+        "{revenue}"
+    );
+    assert!((revenue["arms"][1]["mean"].as_f64().unwrap() - 2.0).abs() < 1e-12);
+    // Applied or dropped once the exposure came; the stranger's purchase still waits,
+    // once per metric that reads it (bought, revenue).
+    let pending = "select count(*) from experiment_pending_event";
+    assert_eq!(count(&server.db, pending).await, 2);
+
+    // Applied once: the same exposures again add nothing.
+    let again = json!({"id": "01890a5d-ac96-774b-bcce-b30209900013", "sdk": "test/1",
+        "exposures": [exposure("on-0", "on", now - 900)]});
+    assert_eq!(report(server.addr, &seeded.sdk_key, &again).await, 202);
+    let (_, r) = server
+        .call(Method::GET, &format!("{BASE}/{id}/results"), None)
+        .await;
+    assert_eq!(r["metrics"][0]["arms"][1]["conversions"], 20.0, "{r}");
+    assert!((r["metrics"][1]["arms"][1]["mean"].as_f64().unwrap() - 2.0).abs() < 1e-12);
+
+    // The upkeep keeps a held event while its window lasts and deletes it after.
+    let retention = Retention {
+        raw_ms: 30 * 24 * 3_600_000,
+        hourly_ms: 30 * 24 * 3_600_000,
+        daily_ms: 400 * 24 * 3_600_000,
+        batch_ids_ms: 2 * 24 * 3_600_000,
+    };
+    rollup::apply_retention(&server.db, &retention, now + 71 * 3_600_000)
+        .await
+        .unwrap();
+    assert_eq!(count(&server.db, pending).await, 2);
+    rollup::apply_retention(&server.db, &retention, now + 73 * 3_600_000)
+        .await
+        .unwrap();
+    assert_eq!(count(&server.db, pending).await, 0);
 }
