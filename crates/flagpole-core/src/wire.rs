@@ -11,11 +11,13 @@ use crate::Snapshot;
 use crate::model::{EnvironmentSnapshot, FlagState, Segment};
 
 mod decode;
+pub mod latency;
 mod telemetry;
 
 pub use telemetry::{
     BatchError, EvalCount, Exposure, MAX_AGE_MS, MAX_BATCH_BYTES, MAX_BATCH_ITEMS,
-    MAX_EVENT_PROPERTIES, MAX_NAME_LEN, MAX_SKEW_MS, TelemetryBatch, TrackedEvent,
+    MAX_EVENT_PROPERTIES, MAX_NAME_LEN, MAX_SKEW_MS, OutcomeCount, OutcomeKind, TelemetryBatch,
+    TrackedEvent,
 };
 
 /// Response header on the stream's upgrade (value `v1`) from a server that accepts

@@ -54,6 +54,9 @@ pub struct TelemetryBatch {
     /// Events from `track`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub events: Vec<TrackedEvent>,
+    /// Outcomes of flag-controlled code paths (`guard`, `shadow`) over a window.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub outcomes: Vec<OutcomeCount>,
     /// Exposures and events the SDK dropped because its buffer was full, since its last
     /// acknowledged batch.
     #[serde(default, skip_serializing_if = "is_zero")]
@@ -87,6 +90,93 @@ pub struct EvalCount {
     pub end_ms: i64,
     /// Evaluations in the window; never 0.
     pub count: u64,
+}
+
+/// Which code path an [`OutcomeCount`] is about.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum OutcomeKind {
+    /// The code path `guard` ran for the variant evaluated.
+    #[default]
+    Guard,
+    /// `shadow`'s current path, the one whose result the user gets.
+    ShadowCurrent,
+    /// `shadow`'s candidate, run beside it, its result only compared.
+    ShadowNew,
+    /// A kind this version does not know; refused by [`TelemetryBatch::validate`].
+    #[serde(other)]
+    Unknown,
+}
+
+impl OutcomeKind {
+    /// The wire name (`guard`, `shadow_current`, `shadow_new`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OutcomeKind::Guard => "guard",
+            OutcomeKind::ShadowCurrent => "shadow_current",
+            OutcomeKind::ShadowNew => "shadow_new",
+            OutcomeKind::Unknown => "unknown",
+        }
+    }
+
+    /// The kind of a wire name, `None` for a name this version does not know.
+    pub fn parse(name: &str) -> Option<Self> {
+        [
+            OutcomeKind::Guard,
+            OutcomeKind::ShadowCurrent,
+            OutcomeKind::ShadowNew,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == name)
+    }
+}
+
+/// What one flag-controlled code path did for one variant in a window: how often it ran,
+/// failed and (for a shadow candidate) disagreed with the current path, and how long it
+/// took, as a sum and a [`super::latency`] histogram. Identified by (flag, flag version,
+/// variant, kind); the server adds outcomes with the same identity together, bucket by
+/// bucket.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct OutcomeCount {
+    /// Flag key as asked for.
+    pub flag: String,
+    /// The flag's version the evaluation ran on (0 when unknown).
+    #[serde(default)]
+    pub flag_version: u64,
+    /// The variant evaluated (`""` when the evaluation failed and the default was used).
+    #[serde(default)]
+    pub variant: String,
+    /// Which path.
+    pub kind: OutcomeKind,
+    /// Window start, Unix milliseconds.
+    pub start_ms: i64,
+    /// Window end (exclusive), Unix milliseconds.
+    pub end_ms: i64,
+    /// Runs of the path (finished or timed out).
+    #[serde(default)]
+    pub calls: u64,
+    /// Runs that returned an error (or, for `shadow_new`, timed out).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub errors: u64,
+    /// `shadow_new` only: runs whose result differed from the current path's.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub mismatches: u64,
+    /// `shadow_new` only: runs stopped at the time limit (also counted in `errors`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub timeouts: u64,
+    /// `shadow_new` only: candidates not run because the concurrency bound was full (not
+    /// counted in `calls`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub skipped: u64,
+    /// Sum of the runs' durations, microseconds.
+    #[serde(default)]
+    pub duration_us: u64,
+    /// The runs' durations as (bucket, count) pairs of [`super::latency`], buckets
+    /// increasing, counts adding up to `calls`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub latency: Vec<(u32, u64)>,
 }
 
 /// A context saw a flag's variant (sent once per flag, variant and context key per hour).
@@ -147,7 +237,7 @@ impl BatchError {
 impl TelemetryBatch {
     /// Items in the batch, as limited by [`MAX_BATCH_ITEMS`].
     pub fn len(&self) -> usize {
-        self.counts.len() + self.exposures.len() + self.events.len()
+        self.counts.len() + self.exposures.len() + self.events.len() + self.outcomes.len()
     }
 
     /// True when the batch carries nothing (not even a dropped count).
@@ -162,7 +252,7 @@ impl TelemetryBatch {
             return Err(BatchError {
                 field: "counts".into(),
                 message: format!(
-                    "{} items (counts, exposures and events) is over the limit of {MAX_BATCH_ITEMS}",
+                    "{} items (counts, exposures, events and outcomes) is over the limit of {MAX_BATCH_ITEMS}",
                     self.len()
                 ),
                 too_large: true,
@@ -222,8 +312,88 @@ impl TelemetryBatch {
             }
             time(at("at_ms"), e.at_ms)?;
         }
+        for (i, o) in self.outcomes.iter().enumerate() {
+            validate_outcome(i, o, now_ms)?;
+        }
         Ok(())
     }
+}
+
+fn validate_outcome(i: usize, o: &OutcomeCount, now_ms: i64) -> Result<(), BatchError> {
+    let at = |f: &str| format!("outcomes[{i}].{f}");
+    name(&at("flag"), &o.flag, false)?;
+    name(&at("variant"), &o.variant, true)?;
+    if o.kind == OutcomeKind::Unknown {
+        return Err(BatchError::invalid(
+            at("kind"),
+            "must be guard, shadow_current or shadow_new",
+        ));
+    }
+    timestamp(at("start_ms"), o.start_ms, now_ms)?;
+    timestamp(at("end_ms"), o.end_ms, now_ms)?;
+    if o.end_ms < o.start_ms {
+        return Err(BatchError::invalid(at("end_ms"), "is before start_ms"));
+    }
+    if o.calls == 0 && o.skipped == 0 {
+        return Err(BatchError::invalid(
+            at("calls"),
+            "must be at least 1 (or `skipped` must be)",
+        ));
+    }
+    if o.errors > o.calls {
+        return Err(BatchError::invalid(at("errors"), "is more than `calls`"));
+    }
+    if o.kind != OutcomeKind::ShadowNew {
+        for (field, n) in [
+            ("mismatches", o.mismatches),
+            ("timeouts", o.timeouts),
+            ("skipped", o.skipped),
+        ] {
+            if n != 0 {
+                return Err(BatchError::invalid(
+                    at(field),
+                    "is for kind shadow_new only",
+                ));
+            }
+        }
+    }
+    if o.mismatches > o.calls {
+        return Err(BatchError::invalid(
+            at("mismatches"),
+            "is more than `calls`",
+        ));
+    }
+    if o.timeouts > o.errors {
+        return Err(BatchError::invalid(at("timeouts"), "is more than `errors`"));
+    }
+    let mut previous: Option<u32> = None;
+    let mut total: u64 = 0;
+    for &(bucket, n) in &o.latency {
+        if bucket >= super::latency::BUCKETS || previous.is_some_and(|p| p >= bucket) {
+            return Err(BatchError::invalid(
+                at("latency"),
+                format!(
+                    "buckets must increase and be below {}",
+                    super::latency::BUCKETS
+                ),
+            ));
+        }
+        if n == 0 {
+            return Err(BatchError::invalid(
+                at("latency"),
+                "counts must be at least 1",
+            ));
+        }
+        previous = Some(bucket);
+        total = total.saturating_add(n);
+    }
+    if total != o.calls {
+        return Err(BatchError::invalid(
+            at("latency"),
+            format!("counts add up to {total}, not `calls` ({})", o.calls),
+        ));
+    }
+    Ok(())
 }
 
 fn name(field: &str, value: &str, may_be_empty: bool) -> Result<(), BatchError> {
@@ -304,6 +474,21 @@ mod tests {
                 at_ms: NOW - 1_000,
                 ..TrackedEvent::default()
             }],
+            outcomes: vec![OutcomeCount {
+                flag: "checkout".into(),
+                flag_version: 3,
+                variant: "on".into(),
+                kind: OutcomeKind::ShadowNew,
+                start_ms: NOW - 10_000,
+                end_ms: NOW,
+                calls: 10,
+                errors: 2,
+                mismatches: 1,
+                timeouts: 1,
+                skipped: 4,
+                duration_us: 12_000,
+                latency: vec![(30, 4), (41, 6)],
+            }],
             ..TelemetryBatch::default()
         }
     }
@@ -340,6 +525,27 @@ mod tests {
                 Box::new(|b| b.events[0].value = Some(f64::NAN)),
             ),
             (
+                "outcomes[0].latency",
+                Box::new(|b| b.outcomes[0].latency[1].1 = 5),
+            ),
+            (
+                "outcomes[0].latency",
+                Box::new(|b| b.outcomes[0].latency[1].0 = 30),
+            ),
+            (
+                "outcomes[0].errors",
+                Box::new(|b| b.outcomes[0].errors = 11),
+            ),
+            (
+                "outcomes[0].kind",
+                Box::new(|b| b.outcomes[0].kind = OutcomeKind::Unknown),
+            ),
+            (
+                "outcomes[0].mismatches",
+                Box::new(|b| b.outcomes[0].kind = OutcomeKind::Guard),
+            ),
+            ("outcomes[0].flag", Box::new(|b| b.outcomes[0].flag.clear())),
+            (
                 "events[0].name",
                 Box::new(|b| b.events[0].name = "x".repeat(MAX_NAME_LEN + 1)),
             ),
@@ -351,6 +557,17 @@ mod tests {
             assert_eq!(error.field, field, "{error}");
             assert!(!error.too_large);
         }
+    }
+
+    #[test]
+    fn an_unknown_outcome_kind_parses_and_is_refused_by_name() {
+        let mut value = serde_json::to_value(batch()).unwrap();
+        value["outcomes"][0]["kind"] = "shadow_sideways".into();
+        let b: TelemetryBatch = serde_json::from_value(value).unwrap();
+        assert_eq!(b.validate(NOW).unwrap_err().field, "outcomes[0].kind");
+        let text = serde_json::to_string(&batch()).unwrap();
+        assert!(text.contains(r#""kind":"shadow_new""#), "{text}");
+        assert!(text.contains(r#""latency":[[30,4],[41,6]]"#), "{text}");
     }
 
     #[test]
