@@ -12,6 +12,7 @@ use crate::snapshots::CompiledEnvironment;
 use crate::store::ingest::{
     AppAdd, AppKey, CountAdd, CountKey, EventRow, ExposureRow, HOUR_MS, Rows,
 };
+use crate::store::outcomes::{self, OutcomeAdd, OutcomeKey};
 
 /// One batch of the group, with its environment.
 pub(crate) struct Entry<'a> {
@@ -30,6 +31,7 @@ pub(crate) fn rows(
 ) -> Rows {
     let mut counts: HashMap<CountKey, CountAdd> = HashMap::new();
     let mut apps: HashMap<AppKey, AppAdd> = HashMap::new();
+    let mut outcomes: HashMap<OutcomeKey, OutcomeAdd> = HashMap::new();
     let mut rows = Rows::default();
     for (entry, _) in entries.iter().zip(fresh).filter(|(_, fresh)| **fresh) {
         let env = entry.environment_id;
@@ -106,6 +108,7 @@ pub(crate) fn rows(
         add.batches += 1;
         add.evaluations = add.evaluations.saturating_add(evaluations);
         add.dropped = add.dropped.saturating_add(dropped);
+        add_outcomes(&mut outcomes, env, batch, &is_known, caps);
     }
     rows.counts = counts.into_iter().collect();
     // A stable order: concurrent writers (replicas) then lock rows in the same order and
@@ -113,7 +116,47 @@ pub(crate) fn rows(
     rows.counts.sort_unstable_by(|a, b| a.0.cmp(&b.0));
     rows.apps = apps.into_iter().collect();
     rows.apps.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    rows.outcomes = outcomes.into_iter().collect();
+    rows.outcomes.sort_unstable_by(|a, b| a.0.cmp(&b.0));
     rows
+}
+
+/// Adds a batch's outcomes into `into`, one entry per (flag, version, variant, kind, hour).
+fn add_outcomes(
+    into: &mut HashMap<OutcomeKey, OutcomeAdd>,
+    env: i64,
+    batch: &TelemetryBatch,
+    is_known: &dyn Fn(&str) -> bool,
+    caps: &mut Caps,
+) {
+    let int = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+    for o in &batch.outcomes {
+        let flag_key = if is_known(&o.flag) || caps.admit_unknown_flag(env, &o.flag) {
+            o.flag.clone()
+        } else {
+            OTHER.to_owned()
+        };
+        let key = OutcomeKey {
+            environment_id: env,
+            flag_key,
+            flag_version: int(o.flag_version),
+            variant: o.variant.clone(),
+            kind: o.kind.as_str().to_owned(),
+            hour: outcomes::hour_of(o.start_ms),
+        };
+        let add = into.entry(key).or_default();
+        add.calls = add.calls.saturating_add(int(o.calls));
+        add.errors = add.errors.saturating_add(int(o.errors));
+        add.mismatches = add.mismatches.saturating_add(int(o.mismatches));
+        add.timeouts = add.timeouts.saturating_add(int(o.timeouts));
+        add.skipped = add.skipped.saturating_add(int(o.skipped));
+        add.duration_us = add.duration_us.saturating_add(int(o.duration_us));
+        add.last_at = add.last_at.max(o.end_ms);
+        for &(bucket, n) in &o.latency {
+            let slot = add.latency.entry(bucket).or_default();
+            *slot = slot.saturating_add(int(n));
+        }
+    }
 }
 
 #[cfg(test)]

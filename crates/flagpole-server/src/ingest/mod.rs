@@ -248,6 +248,10 @@ pub fn check_storable(batch: &TelemetryBatch) -> Result<(), BatchError> {
         nul(format!("events[{i}].name"), &e.name)?;
         nul(format!("events[{i}].context_key"), &e.context_key)?;
     }
+    for (i, o) in batch.outcomes.iter().enumerate() {
+        nul(format!("outcomes[{i}].flag"), &o.flag)?;
+        nul(format!("outcomes[{i}].variant"), &o.variant)?;
+    }
     Ok(())
 }
 

@@ -115,6 +115,8 @@ pub struct Rows {
     pub events: Vec<EventRow>,
     /// Application increments, one per distinct application.
     pub apps: Vec<(AppKey, AppAdd)>,
+    /// Outcome increments of `guard` and `shadow` (migration 0015), one per distinct key.
+    pub outcomes: Vec<(super::outcomes::OutcomeKey, super::outcomes::OutcomeAdd)>,
 }
 
 /// Most bound parameters per statement: under Postgres's 65,535 and SQLite's 32,766.
@@ -138,6 +140,7 @@ where
     // acknowledged batch is in the results as soon as it is committed.
     super::experiment::accumulate(&mut tx, &rows.exposures, &rows.events).await?;
     upsert_apps(&mut tx, &rows.apps, now).await?;
+    super::outcomes::upsert(&mut tx, &rows.outcomes, now).await?;
     tx.commit().await?;
     Ok(fresh)
 }

@@ -20,6 +20,7 @@ pub mod flag;
 pub mod flag_version;
 pub mod ingest;
 pub mod insights;
+pub mod outcomes;
 pub mod project;
 pub mod project_data;
 pub mod rollup;

@@ -57,6 +57,7 @@ pub async fn roll_up(db: &Db) -> StoreResult<usize> {
         .bind(day + DAY_MS)
         .execute(&mut *tx)
         .await?;
+        super::outcomes::roll_up_day(&mut tx, environment_id, day).await?;
         sqlx::query("delete from eval_rollup_pending where environment_id = $1 and day = $2")
             .bind(environment_id)
             .bind(day)
@@ -115,6 +116,14 @@ pub async fn apply_retention(db: &Db, retention: &Retention, now: i64) -> StoreR
     }
     removed.rows += delete_before(db, "eval_count_hour", "hour", now - retention.hourly_ms).await?;
     removed.rows += delete_before(db, "eval_count_day", "day", now - retention.daily_ms).await?;
+    for (table, column, hourly) in super::outcomes::TABLES {
+        let keep = if hourly {
+            retention.hourly_ms
+        } else {
+            retention.daily_ms
+        };
+        removed.rows += delete_before(db, table, column, now - keep).await?;
+    }
     removed.rows += delete_before(
         db,
         "telemetry_batch",

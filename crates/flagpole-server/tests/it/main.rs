@@ -14,6 +14,7 @@ mod lifecycle;
 mod migrations;
 mod ofrep;
 mod ops;
+mod outcomes;
 mod scheduled_changes;
 mod store;
 mod stream;

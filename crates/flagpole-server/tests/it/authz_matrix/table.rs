@@ -236,6 +236,13 @@ pub(crate) fn table() -> Vec<Op> {
             Project(Reader),
         )
         .query("?environment=production"),
+        // What guard and shadow reported about a flag.
+        op(
+            "get",
+            "/api/v1/projects/{project}/flags/{flag}/outcomes",
+            Project(Reader),
+        )
+        .query("?environment=production"),
         // Segments.
         op(
             "get",
