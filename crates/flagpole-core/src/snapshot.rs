@@ -282,6 +282,11 @@ impl Snapshot {
         self.find(key).map(|(_, flag)| flag.kind)
     }
 
+    /// The version of a flag (what telemetry reports against), if it exists.
+    pub fn flag_version(&self, key: &str) -> Option<u64> {
+        self.find(key).map(|(_, flag)| flag.version)
+    }
+
     /// The flag with this key, and its first counting slot (see [`crate::counting`]).
     #[inline(always)]
     pub(crate) fn find(&self, key: &str) -> Option<(usize, &CompiledFlag)> {

@@ -98,6 +98,16 @@ impl ClientBuilder {
         self
     }
 
+    /// Bounds of [`crate::Client::shadow`]'s candidates: at most `concurrency` running at
+    /// once (default 16; beyond, a candidate is skipped and counted) and each stopped
+    /// after `timeout` (default 1 s; counted as a timeout).
+    #[must_use]
+    pub fn shadow_limits(mut self, concurrency: usize, timeout: Duration) -> Self {
+        self.telemetry.shadow_concurrency = concurrency.max(1);
+        self.telemetry.shadow_timeout = timeout;
+        self
+    }
+
     /// The application's name and version, sent with telemetry so the dashboard can say
     /// which applications evaluate a flag.
     #[must_use]

@@ -19,6 +19,10 @@ use crate::error::{NotReady, OfflineError};
 use crate::shared::{ConnectionState, Shared, Source, State, Status};
 use crate::telemetry::{self, Recorder, Telemetry, TrackError};
 
+mod guard;
+
+pub(crate) use guard::{SHADOW_CONCURRENCY, SHADOW_TIMEOUT, Shadows};
+
 /// A Flagpole client for one environment. Cheap to clone; all clones share one connection.
 ///
 /// Evaluations read the current compiled flags lock-free and never touch the network. The

@@ -10,7 +10,9 @@
 
 use std::collections::VecDeque;
 
-use flagpole_core::wire::{EvalCount, Exposure, MAX_BATCH_ITEMS, TelemetryBatch, TrackedEvent};
+use flagpole_core::wire::{
+    EvalCount, Exposure, MAX_BATCH_ITEMS, OutcomeCount, TelemetryBatch, TrackedEvent,
+};
 
 use super::buffer::{Taken, encoded_len};
 
@@ -50,7 +52,34 @@ impl Pending {
     /// No counts, exposures or events (a `dropped` number alone does not count).
     fn holds_nothing(&self) -> bool {
         let b = &self.batch;
-        b.counts.is_empty() && b.exposures.is_empty() && b.events.is_empty()
+        b.counts.is_empty()
+            && b.exposures.is_empty()
+            && b.events.is_empty()
+            && b.outcomes.is_empty()
+    }
+
+    /// Adds an outcome into an equal one (same flag, version, variant, kind), or appends
+    /// it if there is room. False if there is none.
+    fn merge_outcome(&mut self, outcome: &OutcomeCount, max_bytes: usize) -> bool {
+        if let Some(held) = self
+            .batch
+            .outcomes
+            .iter_mut()
+            .find(|o| super::outcomes::same_identity(o, outcome))
+        {
+            let before = encoded_len(held);
+            super::outcomes::merge(held, outcome);
+            // A merged histogram may gain buckets: count the growth.
+            self.bytes += encoded_len(held).saturating_sub(before);
+            return true;
+        }
+        let len = encoded_len(outcome);
+        if !self.fits(len, max_bytes) {
+            return false;
+        }
+        self.bytes += len + 1;
+        self.batch.outcomes.push(outcome.clone());
+        true
     }
 
     fn fits(&self, len: usize, max_bytes: usize) -> bool {
@@ -173,6 +202,26 @@ impl Outbox {
         self.queue.push_back(batch);
     }
 
+    /// Adds a flush's outcomes (`guard`, `shadow`) into the newest batch when it is still
+    /// open, else into new ones, each within `max_bytes` and [`MAX_BATCH_ITEMS`].
+    pub(crate) fn fill_outcomes(&mut self, outcomes: Vec<OutcomeCount>, max_bytes: usize) {
+        if outcomes.is_empty() {
+            return;
+        }
+        let mut batch = match self.queue.back() {
+            Some(last) if !last.sealed => self.queue.pop_back().expect("just seen"),
+            _ => Pending::new(&self.header),
+        };
+        for outcome in &outcomes {
+            if !batch.merge_outcome(outcome, max_bytes) {
+                self.queue
+                    .push_back(std::mem::replace(&mut batch, Pending::new(&self.header)));
+                batch.merge_outcome(outcome, usize::MAX);
+            }
+        }
+        self.queue.push_back(batch);
+    }
+
     /// The oldest batch, to deliver next.
     #[cfg(test)]
     pub(crate) fn front(&self) -> Option<&Pending> {
@@ -213,6 +262,11 @@ impl Outbox {
         for count in &b.counts {
             let to = if n < half { &mut first } else { &mut second };
             to.merge_count(count, usize::MAX);
+            n += 1;
+        }
+        for outcome in &b.outcomes {
+            let to = if n < half { &mut first } else { &mut second };
+            to.merge_outcome(outcome, usize::MAX);
             n += 1;
         }
         let items = (b.exposures.into_iter().map(Item::Exposure))

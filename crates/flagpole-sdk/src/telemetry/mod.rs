@@ -15,6 +15,7 @@ mod buffer;
 mod counts;
 mod exposure;
 mod http;
+mod outcomes;
 mod task;
 mod track;
 mod uplink;
@@ -35,6 +36,7 @@ pub(crate) use buffer::Limits;
 pub(crate) use counts::{Retired, SnapshotCounts};
 pub(crate) use exposure::MarkedFlags;
 pub(crate) use http::EventsEndpoint;
+pub(crate) use outcomes::{Outcomes, Run};
 pub(crate) use uplink::{Attached, Reply, Uplink};
 
 use buffer::{Buffer, Pushed};
@@ -67,6 +69,9 @@ pub(crate) struct Settings {
     pub(crate) close_deadline: Duration,
     pub(crate) app: String,
     pub(crate) app_version: String,
+    /// `shadow`'s bound on candidates running at once, and their time limit.
+    pub(crate) shadow_concurrency: usize,
+    pub(crate) shadow_timeout: Duration,
 }
 
 impl Default for Settings {
@@ -78,6 +83,8 @@ impl Default for Settings {
             close_deadline: CLOSE_DEADLINE,
             app: String::new(),
             app_version: String::new(),
+            shadow_concurrency: crate::client::SHADOW_CONCURRENCY,
+            shadow_timeout: crate::client::SHADOW_TIMEOUT,
         }
     }
 }
@@ -111,6 +118,8 @@ pub(crate) struct Recorder {
     dedupe: ExposureDedupe,
     /// Wakes the task when the buffer reaches its flush threshold.
     flush: Notify,
+    /// What `guard` and `shadow` recorded since the last flush.
+    pub(crate) outcomes: Outcomes,
 }
 
 impl Recorder {
@@ -119,6 +128,7 @@ impl Recorder {
             buffer: Mutex::new(Buffer::new(limits)),
             dedupe: ExposureDedupe::new(DEDUPE_CAPACITY, DEDUPE_TTL, DEDUPE_SHARDS),
             flush: Notify::new(),
+            outcomes: Outcomes::default(),
         }
     }
 
@@ -193,6 +203,8 @@ pub(crate) fn check_event(
 /// A client's telemetry: the recorder and the task delivering what it records.
 pub(crate) struct Telemetry {
     pub(crate) recorder: Arc<Recorder>,
+    /// Where `shadow` runs its candidates.
+    pub(crate) shadows: crate::client::Shadows,
     stop: CancellationToken,
     tasks: TaskTracker,
 }
@@ -207,6 +219,8 @@ impl Telemetry {
         shutdown: CancellationToken,
     ) -> Telemetry {
         let recorder = Arc::new(Recorder::new(settings.limits));
+        let shadows =
+            crate::client::Shadows::new(settings.shadow_concurrency, settings.shadow_timeout);
         let stop = CancellationToken::new();
         let tasks = TaskTracker::new();
         let task = task::Task {
@@ -228,6 +242,7 @@ impl Telemetry {
         tasks.close();
         Telemetry {
             recorder,
+            shadows,
             stop,
             tasks,
         }
@@ -235,6 +250,9 @@ impl Telemetry {
 
     /// Final flush (within the close deadline) and the task's end.
     pub(crate) async fn close(&self) {
+        // Candidates still running are stopped first (unrecorded), so the final flush
+        // does not wait for them.
+        self.shadows.close().await;
         self.stop.cancel();
         self.tasks.wait().await;
     }

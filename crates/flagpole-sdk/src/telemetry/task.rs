@@ -134,6 +134,7 @@ impl<C: CountSource> Task<C> {
         let now = now_ms();
         let mut counts = Vec::new();
         self.counts.drain(self.window_start_ms, now, &mut counts);
+        let outcomes_start_ms = self.window_start_ms;
         self.window_start_ms = now;
         let taken = self.recorder.buffer().take();
         let max_bytes = if *self.shared.telemetry.uplink.watch().borrow() {
@@ -142,6 +143,8 @@ impl<C: CountSource> Task<C> {
             MAX_BATCH_BYTES
         };
         self.outbox.fill(counts, taken, max_bytes);
+        let outcomes = self.recorder.outcomes.drain(outcomes_start_ms, now);
+        self.outbox.fill_outcomes(outcomes, max_bytes);
         if let Some(refused_in) = self.paused {
             if *self.shared.telemetry.connections.borrow() <= refused_in {
                 return;
