@@ -593,6 +593,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/projects/{project}/flags/{flag}/outcomes": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Error rates, mismatch rates and latencies of a flag's guarded and shadowed code paths
+         *     per variant over time, as the SDKs' `guard` and `shadow` reported them (reader).
+         */
+        get: operations["flag_outcomes"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/projects/{project}/flags/{flag}/revert": {
         parameters: {
             query?: never;
@@ -2096,6 +2116,27 @@ export interface components {
             /** @description Position of the matching rule, from 0. */
             ruleIndex?: number | null;
         };
+        /** @description What `guard` and `shadow` reported about a flag in one environment. */
+        FlagOutcomes: {
+            /** @description Environment key. */
+            environment: string;
+            /** @description Flag key. */
+            flag: string;
+            /**
+             * Format: int64
+             * @description Range start (epoch ms).
+             */
+            from: number;
+            /** @description Bucket size. */
+            granularity: components["schemas"]["Granularity"];
+            /** @description Per variant and kind. */
+            series: components["schemas"]["OutcomeSeries"][];
+            /**
+             * Format: int64
+             * @description Range end (epoch ms).
+             */
+            to: number;
+        };
         /**
          * @description Everything about a flag at one version: what history shows, diff compares and revert
          *     writes back.
@@ -2311,6 +2352,75 @@ export interface components {
          * @enum {string}
          */
         Mode: "frequentist" | "sequential" | "bayesian";
+        /** @description Outcomes of one variant and kind over time. */
+        OutcomeSeries: {
+            /** @description `guard`, `shadow_current` or `shadow_new`. */
+            kind: string;
+            /** @description One per bucket with runs, oldest first. */
+            points: components["schemas"]["OutcomeStats"][];
+            /** @description Over the whole range. */
+            total: components["schemas"]["OutcomeStats"];
+            /** @description Variant evaluated (`""` when the evaluation failed). */
+            variant: string;
+        };
+        /** @description One variant's and kind's outcomes, in one bucket or over the whole range. */
+        OutcomeStats: {
+            /**
+             * Format: int64
+             * @description Bucket start (epoch ms); absent on a series' total.
+             */
+            at?: number | null;
+            /**
+             * Format: int64
+             * @description Runs of the path.
+             */
+            calls: number;
+            /**
+             * Format: double
+             * @description `errors / calls`; absent without calls.
+             */
+            error_rate?: number | null;
+            /**
+             * Format: int64
+             * @description Runs that failed (for `shadow_new`, timeouts included).
+             */
+            errors: number;
+            /**
+             * Format: double
+             * @description Mean duration (ms, exact: from the sum).
+             */
+            mean_ms?: number | null;
+            /**
+             * Format: double
+             * @description `mismatches / calls`, for `shadow_new`; absent otherwise or without calls.
+             */
+            mismatch_rate?: number | null;
+            /**
+             * Format: int64
+             * @description `shadow_new`: runs whose result differed from the current path's.
+             */
+            mismatches: number;
+            /**
+             * Format: double
+             * @description Median duration (ms, read from the histogram: within one bucket, ≤ 25%).
+             */
+            p50_ms?: number | null;
+            /**
+             * Format: double
+             * @description 99th percentile duration (ms, from the histogram).
+             */
+            p99_ms?: number | null;
+            /**
+             * Format: int64
+             * @description `shadow_new`: candidates not run because the concurrency bound was full.
+             */
+            skipped: number;
+            /**
+             * Format: int64
+             * @description `shadow_new`: runs stopped at the time limit.
+             */
+            timeouts: number;
+        };
         /** @description Evaluations in one bucket. */
         Point: {
             /**
@@ -4925,6 +5035,66 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["FlagInsights"];
+                };
+            };
+            /** @description A query parameter does not parse */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such project, flag or environment */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `from`/`to` out of order or spanning too many buckets */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    flag_outcomes: {
+        parameters: {
+            query: {
+                /** @description Environment key. */
+                environment: string;
+                /** @description `hour` (default) or `day`. */
+                granularity?: components["schemas"]["Granularity"];
+                /** @description Start (epoch ms, inclusive); default: 24 hours (hour) or 30 days (day) before `to`. */
+                from?: number;
+                /** @description End (epoch ms, exclusive); default: now. */
+                to?: number;
+            };
+            header?: never;
+            path: {
+                /** @description Project key */
+                project: string;
+                /** @description Flag key */
+                flag: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["FlagOutcomes"];
                 };
             };
             /** @description A query parameter does not parse */
