@@ -115,7 +115,7 @@ pub struct Rows {
     pub events: Vec<EventRow>,
     /// Application increments, one per distinct application.
     pub apps: Vec<(AppKey, AppAdd)>,
-    /// Outcome increments of `guard` and `shadow` (migration 0015), one per distinct key.
+    /// Outcome increments of `guard` and `shadow` (migration 0016), one per distinct key.
     pub outcomes: Vec<(super::outcomes::OutcomeKey, super::outcomes::OutcomeAdd)>,
 }
 

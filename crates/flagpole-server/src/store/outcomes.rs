@@ -1,4 +1,4 @@
-//! Outcomes of flag-controlled code paths (migration 0015): writing what `guard` and
+//! Outcomes of flag-controlled code paths (migration 0016): writing what `guard` and
 //! `shadow` report, rolling the hours up into days, and reading them back. Kept apart from
 //! [`super::ingest`]'s statements; [`super::ingest::commit`] calls [`upsert`] in its
 //! transaction.

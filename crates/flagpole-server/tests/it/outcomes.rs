@@ -1,4 +1,4 @@
-//! Outcomes of flag-controlled code paths (`guard`, `shadow`; migration 0015) through a
+//! Outcomes of flag-controlled code paths (`guard`, `shadow`; migration 0016) through a
 //! real socket into the database: exact totals, redelivery counted once, histograms
 //! added bucket by bucket and read back as p50/p99, rollup and retention, bad input.
 

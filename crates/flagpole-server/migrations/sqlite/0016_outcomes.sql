@@ -1,5 +1,5 @@
 -- Outcomes of flag-controlled code paths (issues 17 and 18): the same tables as on
--- Postgres (see migrations/postgres/0015_outcomes.sql for the reasoning).
+-- Postgres (see migrations/postgres/0016_outcomes.sql for the reasoning).
 
 create table outcome_hour (
   environment_id bigint not null references environment (id) on delete cascade,
