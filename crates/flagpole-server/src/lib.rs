@@ -108,7 +108,7 @@ impl App {
         );
         // After the warm-up's subscriptions: a change applied by the first pass (one that
         // fell due while no replica ran) reaches the caches like any other write.
-        state.scheduler.start(&state);
+        scheduler::start(&state);
         match state.snapshots.warm().await {
             Ok(n) => tracing::info!(environments = n, "snapshot cache warmed"),
             // Not fatal: /readyz reports it and retries; evaluations load on demand.

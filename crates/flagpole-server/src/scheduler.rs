@@ -2,7 +2,7 @@
 //! (`domain::scheduled_changes::apply_due`, one claimed change per transaction).
 //!
 //! It sleeps until the earliest waiting change is due, and wakes earlier when a change is
-//! scheduled or rebased: on this replica through [`Scheduler::wake`], on the others
+//! scheduled or rebased: on this replica through `AppState::scheduler`, on the others
 //! through Postgres `NOTIFY flagpole_scheduled`, which a second task listens for. A poll
 //! every [`POLL`] is the safety net for a lost notification or a listener that is
 //! reconnecting. After downtime the first pass applies every overdue change once, in due
@@ -32,34 +32,15 @@ const HELD_RETRY: Duration = Duration::from_millis(200);
 /// Pause after a database error.
 const ERROR_RETRY: Duration = Duration::from_secs(1);
 
-/// The handle every write that schedules a change wakes the loop through.
-#[derive(Debug, Clone, Default)]
-pub struct Scheduler {
-    wake: Arc<Notify>,
-}
-
-impl Scheduler {
-    pub(crate) fn new() -> Scheduler {
-        Scheduler::default()
-    }
-
-    /// Makes the loop look at the table now (a change was scheduled or rebased). A wake
-    /// while it is busy is kept for its next sleep.
-    pub(crate) fn wake(&self) {
-        self.wake.notify_one();
-    }
-
-    /// Spawns the loop, and on Postgres the listener, on the state's task tracker; both
-    /// stop when the state's shutdown token is cancelled.
-    pub(crate) fn start(&self, state: &AppState) {
-        state.tasks.spawn(run(state.clone(), self.wake.clone()));
-        if state.db.backend == Backend::Postgres {
-            state.tasks.spawn(listen(
-                state.db.clone(),
-                self.wake.clone(),
-                state.shutdown.clone(),
-            ));
-        }
+/// Spawns the loop, and on Postgres the listener, on the state's task tracker; both stop
+/// when the state's shutdown token is cancelled.
+pub(crate) fn start(state: &AppState) {
+    let wake = state.scheduler.notify();
+    state.tasks.spawn(run(state.clone(), wake.clone()));
+    if state.db.backend == Backend::Postgres {
+        state
+            .tasks
+            .spawn(listen(state.db.clone(), wake, state.shutdown.clone()));
     }
 }
 

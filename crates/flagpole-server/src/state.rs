@@ -47,7 +47,26 @@ pub struct SharedState {
     /// The queue of SDK telemetry and its writer.
     pub ingest: crate::ingest::Ingest,
     /// Wakes this replica's scheduler loop (scheduled changes).
-    pub scheduler: crate::scheduler::Scheduler,
+    pub scheduler: SchedulerWake,
+}
+
+/// The handle every write that schedules a change wakes this replica's scheduler loop
+/// through. It lives here rather than in `crate::scheduler` because that loop calls the
+/// domain, which holds the state: the state must not depend on the loop.
+#[derive(Debug, Clone, Default)]
+pub struct SchedulerWake(Arc<tokio::sync::Notify>);
+
+impl SchedulerWake {
+    /// Makes the loop look at the table now (a change was scheduled or rebased). A wake
+    /// while it is busy is kept for its next sleep.
+    pub(crate) fn wake(&self) {
+        self.0.notify_one();
+    }
+
+    /// What the loop waits on.
+    pub(crate) fn notify(&self) -> Arc<tokio::sync::Notify> {
+        self.0.clone()
+    }
 }
 
 impl AppState {
@@ -74,7 +93,7 @@ impl AppState {
                 tasks.clone(),
             ),
             ingest: crate::ingest::Ingest::new(config.telemetry_queue_bytes),
-            scheduler: crate::scheduler::Scheduler::new(),
+            scheduler: SchedulerWake::default(),
             draining: std::sync::atomic::AtomicBool::new(false),
             shutdown,
             tasks,
