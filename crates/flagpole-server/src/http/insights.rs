@@ -123,22 +123,7 @@ async fn flag_insights(
         Role::Reader,
     )
     .await?;
-    let granularity = query.granularity.unwrap_or(Granularity::Hour);
-    let to = query.to.unwrap_or_else(now_ms);
-    let default_span = match granularity {
-        Granularity::Hour => 24,
-        Granularity::Day => 30,
-    } * granularity.millis();
-    let from = query.from.unwrap_or(to - default_span);
-    if from >= to {
-        return Err(ApiError::invalid("from", "must be before `to`"));
-    }
-    if (to - from) / granularity.millis() > MAX_BUCKETS {
-        return Err(ApiError::invalid(
-            "from",
-            format!("the range spans more than {MAX_BUCKETS} buckets; narrow it or use `day`"),
-        ));
-    }
+    let (granularity, from, to) = range(&query)?;
     let mut conn = state.db.pool.acquire().await?;
     flag::by_key(&mut conn, project.id, &flag_key)
         .await?
