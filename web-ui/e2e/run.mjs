@@ -1083,6 +1083,71 @@ try {
     await alertsContext.close()
   }
 
+  log('scheduled changes: an edit scheduled from the flag page, a conflict rebased and a change cancelled')
+  {
+    // Another zone than the server's UTC: the time is picked and shown in it, stored in UTC.
+    const schedContext = await browser.newContext({ viewport: { width: 1280, height: 900 }, timezoneId: 'Asia/Tokyo' })
+    const sp = await schedContext.newPage()
+    sp.on('requestfailed', (r) => {
+      if (!r.url().endsWith('/events')) failedRequests.push(`${r.method()} ${r.url()} ${r.failure()?.errorText}`)
+    })
+    sp.on('pageerror', (e) => failedRequests.push(`page error: ${e.message}`))
+    await signIn(sp, { email: EMAIL, password: NEW_PASSWORD })
+    await sp.getByLabel('Project', { exact: true }).selectOption(PROJECT)
+    await sp.getByRole('link', { name: 'Checkout v2' }).click()
+    await sp.getByRole('tab', { name: /staging/i }).click()
+    await sp.getByRole('tab', { name: /staging/i, selected: true }).waitFor()
+    const flagBefore = await rest('GET', `/api/v1/projects/${PROJECT}/flags/${FLAG}`)
+    const serving = flagBefore.environments.staging.default_serve.variant === 'on' ? 'off' : 'on'
+    await sp.getByLabel('Default serves', { exact: true }).selectOption(serving)
+    await sp.getByRole('button', { name: 'Schedule…' }).click()
+    // Ten minutes ahead in the page's zone (Tokyo), as the datetime-local input wants it.
+    const local = await sp.evaluate(() => {
+      const t = new Date(Date.now() + 10 * 60_000)
+      const p = (n) => String(n).padStart(2, '0')
+      return `${t.getFullYear()}-${p(t.getMonth() + 1)}-${p(t.getDate())}T${p(t.getHours())}:${p(t.getMinutes())}`
+    })
+    await sp.getByLabel('Apply at').fill(local)
+    await sp.getByRole('button', { name: 'Schedule change' }).click()
+    await sp.getByText(/^Scheduled for /).waitFor()
+    const mine = (await rest('GET', `/api/v1/projects/${PROJECT}/flags/${FLAG}/scheduled-changes?state=scheduled`))[0]
+    assert(mine && mine.environment === 'staging', `scheduled from the page: ${JSON.stringify(mine)}`)
+    assert(mine.change.config.default_serve.variant === serving, 'the edit is what was scheduled')
+    // Stored in UTC: the Tokyo wall-clock time the person typed, 9 hours ahead of UTC.
+    const [d, t] = local.split('T')
+    assert(Date.parse(mine.at) === Date.parse(`${d}T${t}:00+09:00`), `stored ${mine.at} for Tokyo ${local}`)
+    await sp.getByTestId(`scheduled-${mine.id}`).getByText('scheduled').waitFor()
+    await shot(sp, '40-flag-scheduled')
+
+    // A change the flag moves past before it is due: a conflict, rebased from the list.
+    const other = await rest('POST', `/api/v1/projects/${PROJECT}/flags/${FLAG}/environments/staging/scheduled-changes`, {
+      at: new Date(Date.now() + 1500).toISOString(),
+      enabled: !flagBefore.environments.staging.enabled,
+      comment: 'e2e: soon',
+    })
+    const moved = await rest('POST', `/api/v1/projects/${PROJECT}/flags/${FLAG}/environments/development/toggle`, {
+      enabled: !flagBefore.environments.development.enabled,
+      comment: 'e2e: someone else',
+    })
+    assert(moved.version > flagBefore.version, 'the flag moved on')
+    await sp.getByRole('link', { name: 'All scheduled changes in this project' }).click()
+    await sp.getByRole('heading', { name: 'Scheduled changes' }).waitFor()
+    const otherRow = sp.getByTestId(`scheduled-${other.id}`)
+    await otherRow.getByText('conflict', { exact: true }).waitFor({ timeout: 15_000 })
+    await shot(sp, '41-scheduled-conflict')
+    await otherRow.getByRole('button', { name: 'Rebase' }).click()
+    await otherRow.getByText('applied', { exact: true }).waitFor({ timeout: 15_000 })
+    // The change scheduled from the flag page is now based on an old version: cancel it.
+    const mineRow = sp.getByTestId(`scheduled-${mine.id}`)
+    await mineRow.getByRole('button', { name: 'Cancel' }).click()
+    await mineRow.getByText('cancelled', { exact: true }).waitFor()
+    const audit = await rest('GET', `/api/v1/audit?project=${PROJECT}&action=scheduled_change&limit=20`)
+    const actions = audit.items.map((e) => `${e.action} by ${e.actor}`)
+    assert(actions.some((a) => a === 'scheduled_change.apply by system:scheduler'), `audit: ${actions}`)
+    assert(actions.some((a) => a.startsWith('scheduled_change.create by user:')), `audit: ${actions}`)
+    await schedContext.close()
+  }
+
   assert(failedRequests.length === 0, `failed requests or page errors: ${failedRequests.join('; ')}`)
   console.log(`e2e: passed; screenshots:\n${shots.map((s) => '  ' + s).join('\n')}`)
 } catch (err) {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { canCancel, canRebase, changeWords, localInputToUtc, utcToLocalInput } from './schedule'
+import { canCancel, canRebase, changeWords, localInputToUtc, showTime, utcToLocalInput } from './schedule'
 
 describe('scheduled change times', () => {
   it('reads a local input in the viewer zone and stores UTC', () => {
@@ -7,6 +7,11 @@ describe('scheduled change times', () => {
     expect(iso.endsWith('Z')).toBe(true)
     expect(new Date(iso).getTime()).toBe(new Date(2026, 11, 24, 9, 30).getTime())
     expect(utcToLocalInput(iso)).toBe('2026-12-24T09:30')
+  })
+  it('shows a time with its zone (Intl refuses dateStyle with timeZoneName)', () => {
+    const shown = showTime('2026-12-24T09:30:00Z')
+    expect(shown).toMatch(/2026/)
+    expect(shown).toMatch(/[A-Z]{2,}|[+-]\d/)
   })
   it('refuses what is not a time', () => {
     expect(localInputToUtc('')).toBeUndefined()

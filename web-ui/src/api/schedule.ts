@@ -23,7 +23,16 @@ export function utcToLocalInput(iso: string): string {
 
 /** A UTC instant in the viewer's zone, with the zone's name. */
 export function showTime(iso: string): string {
-  return new Date(iso).toLocaleString(undefined, { dateStyle: 'medium', timeStyle: 'short', timeZoneName: 'short' })
+  // Field by field: `dateStyle`/`timeStyle` cannot be combined with `timeZoneName`
+  // (Intl throws "Invalid option"), and the zone must show, as times are the viewer's.
+  return new Date(iso).toLocaleString(undefined, {
+    year: 'numeric',
+    month: 'short',
+    day: 'numeric',
+    hour: '2-digit',
+    minute: '2-digit',
+    timeZoneName: 'short',
+  })
 }
 
 /** What a change does, in words. */
