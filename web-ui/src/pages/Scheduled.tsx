@@ -2,7 +2,7 @@
 // needs a person: a conflict (the flag changed after the change was scheduled) is rebased
 // on the flag's current version or cancelled. Times are shown in the viewer's zone; the
 // server stores UTC. `ScheduledList` is also the flag page's list.
-import { useState } from 'react'
+import { useEffect, useState } from 'react'
 import { Link, useParams } from 'react-router'
 import { api, call, messageOf } from '../api/client'
 import { type ScheduledChange, type ScheduledState, canCancel, canRebase, changeWords, showTime } from '../api/schedule'
@@ -10,6 +10,9 @@ import { Empty, ErrorState, Loading } from '../components/common'
 import { useLive } from '../stores/live'
 import { useSession } from '../stores/session'
 import { useAsync } from '../stores/useAsync'
+
+/** How often the list is fetched again while open. */
+const REFRESH_MS = 5_000
 
 const STATES: ScheduledState[] = ['scheduled', 'conflict', 'failed', 'applied', 'cancelled']
 
@@ -26,6 +29,13 @@ export function Scheduled() {
     [project, state],
   )
   useLive(project, () => void list.reload())
+  // A change that turns into a conflict or fails changes no flag, so no live event says
+  // so: look again every few seconds while the page is open.
+  const { reload } = list
+  useEffect(() => {
+    const every = window.setInterval(() => void reload(), REFRESH_MS)
+    return () => window.clearInterval(every)
+  }, [reload])
   return (
     <>
       <h1>Scheduled changes</h1>
