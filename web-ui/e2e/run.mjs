@@ -1116,7 +1116,7 @@ try {
     // Stored in UTC: the Tokyo wall-clock time the person typed, 9 hours ahead of UTC.
     const [d, t] = local.split('T')
     assert(Date.parse(mine.at) === Date.parse(`${d}T${t}:00+09:00`), `stored ${mine.at} for Tokyo ${local}`)
-    await sp.getByTestId(`scheduled-${mine.id}`).getByText('scheduled').waitFor()
+    await sp.getByTestId(`scheduled-${mine.id}`).getByText('scheduled', { exact: true }).waitFor()
     await shot(sp, '40-flag-scheduled')
 
     // A change the flag moves past before it is due: a conflict, rebased from the list.
